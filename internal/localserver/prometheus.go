@@ -23,6 +23,9 @@ type ScrapeConfig struct {
 	ScrapeInterval time.Duration
 	// ScrapeTimeout overrides the default timeout when non-zero.
 	ScrapeTimeout time.Duration
+	// HonorLabels keeps the target's own job and instance labels (a
+	// simulator that exposes instance="mock-app-1" wants that).
+	HonorLabels bool
 }
 
 // PrometheusConfig describes a Prometheus server to start. The zero value of
@@ -68,6 +71,7 @@ func PrometheusConfigJSON(cfg PrometheusConfig) ([]byte, error) {
 		MetricsPath    string         `json:"metrics_path"`
 		ScrapeInterval string         `json:"scrape_interval,omitempty"`
 		ScrapeTimeout  string         `json:"scrape_timeout,omitempty"`
+		HonorLabels    bool           `json:"honor_labels,omitempty"`
 		StaticConfigs  []staticConfig `json:"static_configs"`
 	}
 	doc := map[string]any{
@@ -82,7 +86,7 @@ func PrometheusConfigJSON(cfg PrometheusConfig) ([]byte, error) {
 		if sc.JobName == "" {
 			return nil, fmt.Errorf("localserver: scrape config without job name")
 		}
-		s := scrape{JobName: sc.JobName, MetricsPath: sc.MetricsPath, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
+		s := scrape{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
 		if s.MetricsPath == "" {
 			s.MetricsPath = "/metrics"
 		}

@@ -1,0 +1,507 @@
+package broadcast
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// BenchmarkFanout measures one 2 KB publish reaching every connected client
+// over loopback, for this package's Hub ("promflow") and for the pattern of
+// coder/websocket's chat example ("chat_pattern": one goroutine and a
+// 16-message channel per client, CloseRead, each write with a 5 s timeout).
+//
+// The clients run in a child process (this test binary re-executed), so
+// that bytes/client is the server side only: the heap in use plus goroutine
+// stacks of this process per connected idle client, after GC. Latency is
+// publish → received, over all deliveries, with wall clocks of the same
+// machine. Each op publishes one message and waits until every client has it.
+//
+//	go test -run '^$' -bench BenchmarkFanout -benchtime 20x -count 1 ./broadcast
+func BenchmarkFanout(b *testing.B) {
+	counts := []int{1000, 10000}
+	impls := []struct {
+		name string
+		new  func() fanoutServer
+	}{
+		{"promflow", newPromflowServer},
+		{"chat_pattern", newChatServer},
+	}
+	for _, impl := range impls {
+		b.Run(impl.name, func(b *testing.B) {
+			for _, n := range counts {
+				var env *fanoutEnv
+				b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
+					if env == nil {
+						env = newFanoutEnv(b, impl.new(), n)
+					}
+					env.run(b)
+				})
+				if env != nil {
+					env.close(b)
+				}
+			}
+		})
+	}
+}
+
+// fanoutServer is one implementation under benchmark.
+type fanoutServer interface {
+	http.Handler
+	publish(msg []byte)
+	clients() int
+	shutdown()
+}
+
+type promflowServer struct{ *Hub }
+
+func newPromflowServer() fanoutServer {
+	return promflowServer{NewHub(HubOptions{
+		Topics:     []Topic{{Name: "bench", Kind: EventTopic}},
+		MaxClients: -1,
+		Logger:     slog.New(slog.DiscardHandler),
+	})}
+}
+
+func (s promflowServer) publish(msg []byte) {
+	if err := s.PublishRaw("bench", msg); err != nil {
+		panic(err)
+	}
+}
+func (s promflowServer) clients() int { return s.Clients() }
+func (s promflowServer) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_ = s.Shutdown(ctx)
+}
+
+// chatServer is the baseline: the fan-out of coder/websocket's chat
+// example, re-written here.
+type chatServer struct {
+	mu          sync.Mutex
+	subscribers map[*chatSubscriber]struct{}
+	wg          sync.WaitGroup
+}
+
+type chatSubscriber struct {
+	msgs      chan []byte
+	closeSlow func()
+}
+
+func newChatServer() fanoutServer {
+	return &chatServer{subscribers: map[*chatSubscriber]struct{}{}}
+}
+
+func (cs *chatServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	cs.wg.Add(1)
+	defer cs.wg.Done()
+	var mu sync.Mutex
+	var conn *websocket.Conn
+	closed := false
+	s := &chatSubscriber{
+		msgs: make(chan []byte, 16),
+		closeSlow: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			closed = true
+			if conn != nil {
+				_ = conn.Close(websocket.StatusPolicyViolation, "connection too slow to keep up with messages")
+			}
+		},
+	}
+	cs.mu.Lock()
+	cs.subscribers[s] = struct{}{}
+	cs.mu.Unlock()
+	defer func() {
+		cs.mu.Lock()
+		delete(cs.subscribers, s)
+		cs.mu.Unlock()
+	}()
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	mu.Lock()
+	if closed {
+		mu.Unlock()
+		return
+	}
+	conn = c
+	mu.Unlock()
+	defer c.CloseNow()
+	ctx := c.CloseRead(context.Background())
+	for {
+		select {
+		case msg := <-s.msgs:
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			err := c.Write(wctx, websocket.MessageText, msg)
+			cancel()
+			if err != nil {
+				return
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (cs *chatServer) publish(msg []byte) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for s := range cs.subscribers {
+		select {
+		case s.msgs <- msg:
+		default:
+			go s.closeSlow()
+		}
+	}
+}
+
+func (cs *chatServer) clients() int {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return len(cs.subscribers)
+}
+
+func (cs *chatServer) shutdown() { cs.wg.Wait() }
+
+// fanoutEnv is a server with n clients connected from a child process.
+type fanoutEnv struct {
+	srv       fanoutServer
+	http      *httptest.Server
+	n         int
+	cmd       *exec.Cmd
+	stdin     io.WriteCloser
+	lines     chan string
+	seq       int
+	perClient float64
+}
+
+const (
+	benchDriverEnv  = "BROADCAST_BENCH_DRIVER"
+	benchURLEnv     = "BROADCAST_BENCH_URL"
+	benchClientsEnv = "BROADCAST_BENCH_CLIENTS"
+	benchMsgSize    = 2048
+	benchPrefix     = `{"type":"bench","seq":"`
+)
+
+func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
+	b.Helper()
+	if err := raiseFileLimit(uint64(n) + 1000); err != nil {
+		b.Skipf("need %d file descriptors: %v", n+1000, err)
+	}
+	e := &fanoutEnv{srv: srv, n: n, lines: make(chan string, 16)}
+	e.http = httptest.NewServer(srv)
+
+	before := serverMemory()
+	e.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	e.cmd.Env = append(os.Environ(), benchDriverEnv+"=1",
+		benchURLEnv+"=ws"+strings.TrimPrefix(e.http.URL, "http"),
+		benchClientsEnv+"="+strconv.Itoa(n))
+	e.cmd.Stderr = os.Stderr
+	var err error
+	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := e.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			e.lines <- sc.Text()
+		}
+		close(e.lines)
+	}()
+	if line := e.expect(b, "ready", 5*time.Minute); line == "" {
+		return e
+	}
+	deadline := time.Now().Add(time.Minute)
+	for srv.clients() != n {
+		if time.Now().After(deadline) {
+			b.Fatalf("%d clients connected, want %d", srv.clients(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	settle()
+	e.perClient = float64(serverMemory()-before) / float64(n)
+	return e
+}
+
+// settle waits until the number of goroutines stops changing (writers of
+// the connection messages gone).
+func settle() {
+	last := runtime.NumGoroutine()
+	for stable := 0; stable < 5; {
+		time.Sleep(20 * time.Millisecond)
+		if g := runtime.NumGoroutine(); g == last {
+			stable++
+		} else {
+			last, stable = g, 0
+		}
+	}
+}
+
+// serverMemory is heap in use plus goroutine stacks after a full GC.
+func serverMemory() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+// expect waits for a line of the driver starting with prefix.
+func (e *fanoutEnv) expect(b *testing.B, prefix string, timeout time.Duration) string {
+	b.Helper()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case line, ok := <-e.lines:
+			if !ok {
+				b.Fatalf("client driver exited while waiting for %q", prefix)
+				return ""
+			}
+			if strings.HasPrefix(line, prefix) {
+				return line
+			}
+		case <-t.C:
+			b.Fatalf("client driver: no %q within %v", prefix, timeout)
+			return ""
+		}
+	}
+}
+
+func (e *fanoutEnv) send(b *testing.B, cmd string) {
+	b.Helper()
+	if _, err := io.WriteString(e.stdin, cmd+"\n"); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func (e *fanoutEnv) run(b *testing.B) {
+	e.send(b, "reset")
+	e.expect(b, "reset", time.Minute)
+	pad := strings.Repeat("x", benchMsgSize)
+	b.ResetTimer()
+	for range b.N {
+		e.seq++
+		msg := fmt.Appendf(nil, `%s%010d","sent":"%019d","pad":"`, benchPrefix, e.seq, time.Now().UnixNano())
+		msg = append(msg, pad[:benchMsgSize-len(msg)-2]...)
+		msg = append(msg, `"}`...)
+		e.srv.publish(msg)
+		e.expect(b, "done "+strconv.Itoa(e.seq), time.Minute)
+	}
+	b.StopTimer()
+	e.send(b, "report")
+	var p50, p99 float64
+	var count int
+	line := e.expect(b, "report", time.Minute)
+	if _, err := fmt.Sscanf(line, "report %g %g %d", &p50, &p99, &count); err != nil {
+		b.Fatalf("driver report %q: %v", line, err)
+	}
+	if count != b.N*e.n {
+		b.Fatalf("%d deliveries, want %d", count, b.N*e.n)
+	}
+	b.ReportMetric(p50, "p50-ms")
+	b.ReportMetric(p99, "p99-ms")
+	b.ReportMetric(e.perClient, "bytes/client")
+}
+
+func (e *fanoutEnv) close(b *testing.B) {
+	if e.cmd.Process != nil {
+		_, _ = io.WriteString(e.stdin, "quit\n")
+		_ = e.stdin.Close()
+		done := make(chan error, 1)
+		go func() { done <- e.cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			_ = e.cmd.Process.Kill()
+			<-done
+		}
+		for range e.lines {
+		}
+	}
+	e.srv.shutdown()
+	e.http.Close()
+}
+
+// raiseFileLimit makes sure the process may open at least n files.
+func raiseFileLimit(n uint64) error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return err
+	}
+	if rl.Cur >= n {
+		return nil
+	}
+	rl.Cur = n
+	if rl.Max < n {
+		rl.Max = n
+	}
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return fmt.Errorf("raise RLIMIT_NOFILE to %d: %w", n, err)
+	}
+	return nil
+}
+
+// runBenchDriver is the child process of BenchmarkFanout: it connects the
+// clients, records when each benchmark message arrives, and answers the
+// commands "reset", "report" and "quit" on stdin.
+func runBenchDriver() int {
+	url := os.Getenv(benchURLEnv)
+	n, err := strconv.Atoi(os.Getenv(benchClientsEnv))
+	if err != nil || url == "" {
+		fmt.Fprintln(os.Stderr, "bench driver: bad environment")
+		return 2
+	}
+	if err := raiseFileLimit(uint64(n) + 1000); err != nil {
+		fmt.Fprintln(os.Stderr, "bench driver:", err)
+		return 2
+	}
+	out := bufio.NewWriter(os.Stdout)
+	var outMu sync.Mutex
+	println := func(s string) {
+		outMu.Lock()
+		defer outMu.Unlock()
+		out.WriteString(s + "\n")
+		out.Flush()
+	}
+
+	type clientLat struct{ lat []int64 }
+	lats := make([]clientLat, n)
+	var counts [1 << 12]atomic.Int32
+	conns := make([]*websocket.Conn, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 100)
+	var failed atomic.Int32
+	for i := range n {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			var c *websocket.Conn
+			for attempt := 0; ; attempt++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				c, _, err = websocket.Dial(ctx, url, nil)
+				cancel()
+				if err == nil {
+					break
+				}
+				if attempt == 20 {
+					fmt.Fprintln(os.Stderr, "bench driver: dial:", err)
+					failed.Add(1)
+					return
+				}
+				time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
+			}
+			c.SetReadLimit(-1)
+			conns[i] = c
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return 1
+	}
+	var readers sync.WaitGroup
+	for i, c := range conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, benchMsgSize+512)
+			for {
+				// A reusable buffer per client keeps the driver's own CPU
+				// cost low: it shares the machine with the server.
+				_, r, err := c.Reader(context.Background())
+				if err != nil {
+					return
+				}
+				nb, err := io.ReadFull(r, buf)
+				if err == nil {
+					// longer than any benchmark message: not one of ours
+					_, _ = io.Copy(io.Discard, r)
+					continue
+				}
+				if err != io.ErrUnexpectedEOF && err != io.EOF {
+					return
+				}
+				b := buf[:nb]
+				now := time.Now().UnixNano()
+				if len(b) < len(benchPrefix)+39 || string(b[:len(benchPrefix)]) != benchPrefix {
+					continue
+				}
+				p := b[len(benchPrefix):]
+				seq, _ := strconv.Atoi(string(p[:10]))
+				sent, _ := strconv.ParseInt(string(p[20:39]), 10, 64)
+				lats[i].lat = append(lats[i].lat, now-sent)
+				slot := &counts[seq%len(counts)]
+				if slot.Add(1) == int32(n) {
+					slot.Store(0)
+					println("done " + strconv.Itoa(seq))
+				}
+			}
+		}()
+	}
+	println("ready")
+
+	sc := bufio.NewScanner(os.Stdin)
+	for sc.Scan() {
+		switch sc.Text() {
+		case "reset":
+			for i := range lats {
+				lats[i].lat = lats[i].lat[:0]
+			}
+			println("reset")
+		case "report":
+			var all []int64
+			for i := range lats {
+				all = append(all, lats[i].lat...)
+			}
+			slices.Sort(all)
+			q := func(f float64) float64 {
+				if len(all) == 0 {
+					return 0
+				}
+				return float64(all[min(len(all)-1, int(f*float64(len(all))))]) / 1e6
+			}
+			println(fmt.Sprintf("report %g %g %d", q(0.50), q(0.99), len(all)))
+		case "quit":
+			for _, c := range conns {
+				_ = c.CloseNow()
+			}
+			readers.Wait()
+			return 0
+		}
+	}
+	for _, c := range conns {
+		_ = c.CloseNow()
+	}
+	return 0
+}
+
+var _ = errors.New

@@ -1,0 +1,295 @@
+package broadcast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Reasons a client is disconnected, the values of the reason label of
+// broadcast_clients_disconnected_total.
+const (
+	reasonClientClosed = "client_closed"  // the client closed or the connection dropped
+	reasonReadLimit    = "read_limit"     // a client message exceeded ReadLimit (1009)
+	reasonProtocol     = "protocol_error" // binary or malformed client message (1003, 1007)
+	reasonSlow         = "slow_client"    // event queue overflow (1008)
+	reasonWriteError   = "write_error"    // a write failed
+	reasonWriteTimeout = "write_timeout"  // a write took longer than WriteTimeout
+	reasonPingTimeout  = "ping_timeout"   // no pong within PingTimeout
+	reasonShutdown     = "shutdown"       // Hub.Shutdown (1001)
+)
+
+// client is one connection. Its HTTP handler goroutine reads; writes are
+// done by a goroutine that exists only while messages are pending, so an
+// idle client costs one goroutine.
+type client struct {
+	hub  *Hub
+	conn *websocket.Conn
+
+	mu      sync.Mutex
+	subs    uint64 // topic bit set
+	custom  bool   // subs was chosen by the client (not the default "all")
+	queue   []*message
+	head    int        // queue[head:] is pending
+	events  int        // pending non-snapshot messages
+	slots   []*message // newest pending message per snapshot topic
+	writing bool       // a writeLoop goroutine is running
+	closing bool
+
+	writeStart atomic.Int64 // UnixNano when the current write began, 0 if none
+}
+
+// enqueue queues m if the client is subscribed to bit (0: always) and makes
+// sure a writer runs. It never blocks on the network.
+func (c *client) enqueue(m *message, bit uint64) {
+	h := c.hub
+	c.mu.Lock()
+	if c.closing || (bit != 0 && c.subs&bit == 0) {
+		c.mu.Unlock()
+		return
+	}
+	if m.snapshot {
+		if c.slots == nil {
+			c.slots = make([]*message, len(h.topics))
+		}
+		if c.slots[m.topic] != nil {
+			// A stale snapshot is still waiting: replace it in place.
+			c.slots[m.topic] = m
+			c.mu.Unlock()
+			h.metrics.skipped[m.topic].Add(1)
+			return
+		}
+		c.slots[m.topic] = m
+	} else {
+		if c.events >= h.opts.EventQueueSize {
+			c.mu.Unlock()
+			c.kick(websocket.StatusPolicyViolation, "event queue overflow: client too slow", reasonSlow)
+			return
+		}
+		c.events++
+	}
+	c.queue = append(c.queue, m)
+	start := !c.writing
+	c.writing = true
+	c.mu.Unlock()
+	if start {
+		h.wg.Add(1)
+		go c.writeLoop()
+	}
+}
+
+// nextLocked pops the next message to write, or returns nil when the queue
+// is empty. c.mu must be held.
+func (c *client) nextLocked() *message {
+	if c.head == len(c.queue) {
+		if cap(c.queue) > 32 {
+			c.queue = nil // release what a burst grew
+		} else {
+			c.queue = c.queue[:0]
+		}
+		c.head = 0
+		return nil
+	}
+	m := c.queue[c.head]
+	c.queue[c.head] = nil
+	c.head++
+	if c.head > 32 && c.head*2 > len(c.queue) {
+		n := copy(c.queue, c.queue[c.head:])
+		clear(c.queue[n:])
+		c.queue = c.queue[:n]
+		c.head = 0
+	}
+	if m.snapshot {
+		t := m.topic
+		m = c.slots[t]
+		c.slots[t] = nil
+	} else {
+		c.events--
+	}
+	return m
+}
+
+func (c *client) writeLoop() {
+	h := c.hub
+	defer h.wg.Done()
+	for {
+		c.mu.Lock()
+		var m *message
+		if !c.closing {
+			m = c.nextLocked()
+		}
+		if m == nil {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+
+		// No per-write context: Hub.maintain drops a client whose write has
+		// been in progress longer than WriteTimeout.
+		c.writeStart.Store(time.Now().UnixNano())
+		err := c.conn.Write(context.Background(), websocket.MessageText, m.data)
+		c.writeStart.Store(0)
+		if err != nil {
+			c.kick(0, "", reasonWriteError)
+			c.mu.Lock()
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		if m.topic >= 0 {
+			h.metrics.delivered[m.topic].Add(1)
+		}
+	}
+}
+
+// kick disconnects the client: with a close handshake (code, reason), or at
+// once when code is 0. Only the first call counts; it returns at once, the
+// closing is done by a goroutine of the hub.
+func (c *client) kick(code websocket.StatusCode, reason, why string) {
+	if !c.markClosing(why) {
+		return
+	}
+	h := c.hub
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		if code == 0 {
+			_ = c.conn.CloseNow()
+			return
+		}
+		if err := c.conn.Close(code, reason); err != nil {
+			h.log.Debug("broadcast: close client", "code", code, "err", err)
+		}
+	}()
+}
+
+// markClosing flags the client as going away and counts why, once. It
+// reports whether this call did it.
+func (c *client) markClosing(why string) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	c.closing = true
+	c.queue, c.head, c.events, c.slots = nil, 0, 0, nil
+	c.mu.Unlock()
+	c.hub.metrics.disconnected(why)
+	return true
+}
+
+// closeFromReader closes the connection for a protocol error, from the
+// handler goroutine, which is free to read the close handshake.
+func (c *client) closeFromReader(code websocket.StatusCode, reason string) {
+	if c.markClosing(reasonProtocol) {
+		_ = c.conn.Close(code, reason)
+	}
+}
+
+// clientRequest is a message from a client.
+type clientRequest struct {
+	Type   string   `json:"type"`
+	Topics []string `json:"topics"`
+}
+
+// readLoop reads client messages until the connection ends.
+func (c *client) readLoop() {
+	h := c.hub
+	for {
+		typ, data, err := c.conn.Read(context.Background())
+		if err != nil {
+			why := reasonClientClosed
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				why = reasonReadLimit
+			}
+			c.markClosing(why)
+			return
+		}
+		if typ != websocket.MessageText {
+			c.closeFromReader(websocket.StatusUnsupportedData, "binary messages are not supported")
+			return
+		}
+		var req clientRequest
+		if err := json.Unmarshal(data, &req); err != nil || req.Type == "" {
+			c.closeFromReader(websocket.StatusInvalidFramePayloadData, `malformed message: want a JSON object with a string "type"`)
+			return
+		}
+		switch req.Type {
+		case "subscribe", "unsubscribe":
+			c.changeSubscription(req)
+		default:
+			c.enqueue(h.direct(replyMsg{Type: "ack", RequestType: req.Type, Timestamp: now()}), 0)
+		}
+	}
+}
+
+// changeSubscription applies a subscribe or unsubscribe request. The first
+// subscribe replaces the default (all topics) with the topics listed; later
+// ones add to them. Unknown topics make the whole request fail with an
+// "error" reply, changing nothing.
+func (c *client) changeSubscription(req clientRequest) {
+	h := c.hub
+	if len(req.Topics) == 0 {
+		c.enqueue(h.direct(replyMsg{Type: "error", RequestType: req.Type, Error: `"topics" must list at least one topic`, Timestamp: now()}), 0)
+		return
+	}
+	var mask uint64
+	for _, name := range req.Topics {
+		i, ok := h.byName[name]
+		if !ok {
+			c.enqueue(h.direct(replyMsg{Type: "error", RequestType: req.Type, Error: "unknown topic " + quote(name), Timestamp: now()}), 0)
+			return
+		}
+		mask |= 1 << uint(i)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.mu.Lock()
+	old := c.subs
+	switch {
+	case req.Type == "unsubscribe":
+		c.subs &^= mask
+	case c.custom:
+		c.subs |= mask
+	default:
+		c.subs = mask
+	}
+	c.custom = true
+	added := c.subs &^ old
+	c.mu.Unlock()
+	c.enqueue(h.direct(replyMsg{Type: "ack", RequestType: req.Type, Timestamp: now()}), 0)
+	h.sendLatestLocked(c, added)
+}
+
+// ping checks that the peer still answers; a dead peer is dropped.
+func (c *client) ping() {
+	h := c.hub
+	defer h.wg.Done()
+	c.mu.Lock()
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.PingTimeout)
+	defer cancel()
+	if err := c.conn.Ping(ctx); err != nil && !errors.Is(err, net.ErrClosed) {
+		h.log.Debug("broadcast: client did not answer ping", "err", err)
+		c.kick(0, "", reasonPingTimeout)
+	}
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "…"
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,62 @@
+// Package broadcast pushes live data to browsers over WebSocket: a [Hub]
+// that fans published JSON messages out to its clients, and a [Poller] that
+// publishes Prometheus query results to it on an interval.
+//
+// Start with [NewHub], mount the hub on a route (it is an http.Handler; use
+// [IsWebSocketUpgrade] to serve a page on the same route), publish with
+// [Hub.Publish] or [Hub.PublishRaw], and call [Hub.Shutdown] when done:
+// http.Server.Shutdown does not close hijacked WebSocket connections.
+// [NewPoller] with a *promquery.Client and the hub, then [Poller.Run],
+// publishes instant_metrics and range_metrics snapshots.
+//
+// # Protocol
+//
+// A client first receives
+//
+//	{"type":"connection","message":"Connected to service-metrics","timestamp":"2026-01-02T15:04:05.000Z"}
+//
+// then at once the latest message of every snapshot topic it is subscribed
+// to. Every JSON message it sends is answered with
+// {"type":"ack","requestType":"<its type>","timestamp":...}.
+// {"type":"subscribe","topics":["incident"]} and
+// {"type":"unsubscribe","topics":[...]} change what it receives: all topics
+// by default; the first subscribe narrows that to the topics listed, later
+// ones add to them. A request naming an unknown topic is answered with
+// {"type":"error","requestType":...,"error":...} and changes nothing. A
+// binary message closes the client with 1003, a malformed one (not a JSON
+// object with a string "type") with 1007, one bigger than the read limit
+// with 1009.
+//
+// # Topics
+//
+// A topic is a [SnapshotTopic] (only the newest message matters: a slow
+// client skips stale ones and its queue never grows) or an [EventTopic]
+// (every message, in order: a client more than EventQueueSize messages
+// behind is disconnected with 1008 rather than silently missing one). Each
+// publish is encoded once; all clients share the same bytes.
+//
+// # Resources
+//
+// An idle client costs its HTTP handler goroutine (which reads) and its
+// connection buffers; a writer goroutine exists only while the client has
+// messages pending. Keepalive pings come from one hub goroutine. Upgrades
+// beyond MaxClients get 503, disallowed origins 403. The hub never holds its
+// lock while writing to or closing a connection.
+//
+// # Concurrency
+//
+// All Hub and Poller methods are safe for concurrent use. Publish never
+// blocks on clients. Shutdown is idempotent and returns when every goroutine
+// the hub started has exited; Poller.Run returns when its queries have.
+//
+// # Metrics
+//
+// Hub and Poller are prometheus.Collectors: register them to expose
+// broadcast_clients_connected, broadcast_messages_published_total{topic},
+// broadcast_messages_delivered_total{topic},
+// broadcast_snapshots_skipped_total{topic},
+// broadcast_clients_disconnected_total{reason},
+// broadcast_connections_refused_total{reason}, and the poller's
+// service_metrics_collected_total, service_metrics_errors_total and
+// service_metrics_poll_duration_seconds (const label source).
+package broadcast

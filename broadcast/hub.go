@@ -1,0 +1,581 @@
+package broadcast
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// TopicKind says how a topic's messages are delivered to a client that is
+// slower than the publisher.
+type TopicKind uint8
+
+const (
+	// SnapshotTopic is a topic where only the newest message matters (e.g.
+	// the latest query results). A client that has not yet received the
+	// previous message gets the new one in its place: its queue never grows
+	// beyond one message per snapshot topic. New clients receive the latest
+	// message on connect.
+	SnapshotTopic TopicKind = iota + 1
+	// EventTopic is a topic whose messages all matter, in order (e.g.
+	// incident changes). Each client has a bounded queue; a client that
+	// falls behind by more than [HubOptions.EventQueueSize] messages is
+	// disconnected with close code 1008 rather than silently losing one.
+	EventTopic
+)
+
+func (k TopicKind) String() string {
+	switch k {
+	case SnapshotTopic:
+		return "snapshot"
+	case EventTopic:
+		return "event"
+	default:
+		return fmt.Sprintf("TopicKind(%d)", uint8(k))
+	}
+}
+
+// Topic declares a topic of a [Hub].
+type Topic struct {
+	Name string
+	Kind TopicKind
+}
+
+// Names of the default topics (see [DefaultTopics]).
+const (
+	TopicInstantMetrics = "instant_metrics"
+	TopicRangeMetrics   = "range_metrics"
+	TopicIncident       = "incident"
+)
+
+// DefaultTopics returns the topics a Hub has when [HubOptions.Topics] is nil:
+// the poller's snapshot topics instant_metrics and range_metrics, and the
+// event topic incident.
+func DefaultTopics() []Topic {
+	return []Topic{
+		{Name: TopicInstantMetrics, Kind: SnapshotTopic},
+		{Name: TopicRangeMetrics, Kind: SnapshotTopic},
+		{Name: TopicIncident, Kind: EventTopic},
+	}
+}
+
+// maxTopics bounds the number of topics: subscriptions are a bit set.
+const maxTopics = 64
+
+// Defaults used when the corresponding HubOptions field is zero.
+const (
+	DefaultConnectMessage = "Connected to service-metrics"
+	DefaultWriteTimeout   = 5 * time.Second
+	DefaultPingInterval   = 30 * time.Second
+	DefaultPingTimeout    = 10 * time.Second
+	DefaultReadLimit      = 4096
+	DefaultEventQueueSize = 256
+	DefaultMaxClients     = 10000
+)
+
+// HubOptions configures a [Hub]. The zero value works: default topics,
+// defaults above, same-origin (or no Origin) clients only, no authorization.
+type HubOptions struct {
+	// Topics the hub serves. Nil means DefaultTopics(). At most 64.
+	Topics []Topic
+	// ConnectMessage is the "message" of the first message every client
+	// receives. Default DefaultConnectMessage.
+	ConnectMessage string
+	// EventQueueSize bounds the number of undelivered event messages
+	// (including acks) per client. Default DefaultEventQueueSize.
+	EventQueueSize int
+	// WriteTimeout bounds each write to a client; a client that does not
+	// take a message within it is disconnected. Default DefaultWriteTimeout.
+	WriteTimeout time.Duration
+	// PingInterval is how often every client is pinged; a client that does
+	// not answer within PingTimeout is dropped. Default DefaultPingInterval;
+	// negative disables keepalive pings.
+	PingInterval time.Duration
+	// PingTimeout is how long to wait for a pong. Default DefaultPingTimeout.
+	PingTimeout time.Duration
+	// ReadLimit is the largest client message in bytes; a bigger one closes
+	// the client with 1009. Default DefaultReadLimit.
+	ReadLimit int64
+	// MaxClients caps connected clients; beyond it the upgrade is refused
+	// with 503. Default DefaultMaxClients; negative means no cap.
+	MaxClients int
+	// AllowedOrigins lists extra origins allowed to connect, as host
+	// patterns matched with path.Match against the Origin's host (e.g.
+	// "dashboard.example.com", "*.example.com"). Clients that send no Origin
+	// and same-origin clients are always allowed.
+	AllowedOrigins []string
+	// Authorize, if set, is called before the upgrade. A non-nil error
+	// refuses the connection: with the error's status if it is an
+	// *HTTPError, else 403.
+	Authorize func(r *http.Request) error
+	// Logger receives connection-level logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Errors returned by the hub.
+var (
+	// ErrClosed is returned by Publish after Shutdown.
+	ErrClosed = errors.New("broadcast: hub is shut down")
+	// ErrUnknownTopic is returned when publishing to a topic the hub does
+	// not declare.
+	ErrUnknownTopic = errors.New("broadcast: unknown topic")
+	// ErrInvalidMessage is returned by PublishRaw for bytes that are not
+	// valid JSON.
+	ErrInvalidMessage = errors.New("broadcast: message is not valid JSON")
+)
+
+// HTTPError is an error with an HTTP status, which an Authorize hook can
+// return to choose the refusal status (e.g. 401).
+type HTTPError struct {
+	Code    int
+	Message string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("%d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
+}
+
+// message is one encoded message, shared by every client that receives it.
+type message struct {
+	data     []byte
+	topic    int // index in Hub.topics; -1 for messages to a single client
+	snapshot bool
+}
+
+// Hub is an http.Handler that upgrades requests to WebSocket connections and
+// fans published messages out to them. See the package documentation.
+type Hub struct {
+	opts    HubOptions
+	log     *slog.Logger
+	topics  []Topic
+	byName  map[string]int
+	allSubs uint64
+	connMsg string
+	metrics hubMetrics
+
+	wg sync.WaitGroup // handlers, writers, closers, pingers
+
+	mu          sync.Mutex // guards the fields below; never held while writing or closing
+	clients     map[*client]struct{}
+	reserved    int // upgrades in progress, counted against MaxClients
+	latest      []*message
+	closed      bool
+	maintaining bool
+	done        chan struct{} // closed by Shutdown
+}
+
+// NewHub returns a Hub. It starts no goroutine until the first client
+// connects. It panics only on invalid Topics (empty or duplicate names,
+// unknown kinds, more than 64), which is a programming error.
+func NewHub(opts HubOptions) *Hub {
+	if opts.Topics == nil {
+		opts.Topics = DefaultTopics()
+	}
+	if opts.ConnectMessage == "" {
+		opts.ConnectMessage = DefaultConnectMessage
+	}
+	if opts.EventQueueSize <= 0 {
+		opts.EventQueueSize = DefaultEventQueueSize
+	}
+	if opts.WriteTimeout <= 0 {
+		opts.WriteTimeout = DefaultWriteTimeout
+	}
+	if opts.PingInterval == 0 {
+		opts.PingInterval = DefaultPingInterval
+	}
+	if opts.PingTimeout <= 0 {
+		opts.PingTimeout = DefaultPingTimeout
+	}
+	if opts.ReadLimit <= 0 {
+		opts.ReadLimit = DefaultReadLimit
+	}
+	if opts.MaxClients == 0 {
+		opts.MaxClients = DefaultMaxClients
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if len(opts.Topics) > maxTopics {
+		panic(fmt.Sprintf("broadcast: %d topics, at most %d", len(opts.Topics), maxTopics))
+	}
+	h := &Hub{
+		opts:    opts,
+		log:     opts.Logger,
+		topics:  append([]Topic(nil), opts.Topics...),
+		byName:  make(map[string]int, len(opts.Topics)),
+		connMsg: opts.ConnectMessage,
+		clients: make(map[*client]struct{}),
+		latest:  make([]*message, len(opts.Topics)),
+		done:    make(chan struct{}),
+	}
+	for i, t := range h.topics {
+		if t.Name == "" {
+			panic("broadcast: topic with empty name")
+		}
+		if t.Kind != SnapshotTopic && t.Kind != EventTopic {
+			panic(fmt.Sprintf("broadcast: topic %q has invalid kind %v", t.Name, t.Kind))
+		}
+		if _, dup := h.byName[t.Name]; dup {
+			panic(fmt.Sprintf("broadcast: duplicate topic %q", t.Name))
+		}
+		h.byName[t.Name] = i
+		h.allSubs |= 1 << uint(i)
+	}
+	h.metrics.init(h.topics)
+	return h
+}
+
+// Topics returns the topics the hub serves.
+func (h *Hub) Topics() []Topic { return append([]Topic(nil), h.topics...) }
+
+// Clients returns the number of connected clients.
+func (h *Hub) Clients() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// Publish encodes v as JSON once and sends it to every client subscribed to
+// topic. It never blocks on clients. v is the whole message, e.g.
+// {"type":"incident",...}.
+func (h *Hub) Publish(topic string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("broadcast: encode message for %q: %w", topic, err)
+	}
+	return h.publish(topic, b)
+}
+
+// PublishRaw sends the JSON message b to every client subscribed to topic.
+// The hub keeps b and shares it among clients: the caller must not modify it
+// afterwards. It never blocks on clients.
+func (h *Hub) PublishRaw(topic string, b []byte) error {
+	if !json.Valid(b) {
+		return fmt.Errorf("%w (topic %q)", ErrInvalidMessage, topic)
+	}
+	return h.publish(topic, b)
+}
+
+func (h *Hub) publish(topic string, b []byte) error {
+	ti, ok := h.byName[topic]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	m := &message{data: b, topic: ti, snapshot: h.topics[ti].Kind == SnapshotTopic}
+	bit := uint64(1) << uint(ti)
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	h.metrics.published[ti].Add(1)
+	if m.snapshot {
+		h.latest[ti] = m
+	}
+	for c := range h.clients {
+		c.enqueue(m, bit)
+	}
+	return nil
+}
+
+// IsWebSocketUpgrade reports whether r asks for a WebSocket upgrade, so that
+// one route can serve both a page and the hub:
+//
+//	if broadcast.IsWebSocketUpgrade(r) { hub.ServeHTTP(w, r); return }
+func IsWebSocketUpgrade(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, key, token string) bool {
+	for _, v := range h.Values(key) {
+		for _, t := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// ServeHTTP upgrades the request to a WebSocket connection and serves it
+// until the client leaves or the hub shuts down. Requests that are not
+// upgrades get 426; refused origins 403; a full hub or one shut down 503.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !IsWebSocketUpgrade(r) {
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "this endpoint expects a WebSocket upgrade", http.StatusUpgradeRequired)
+		return
+	}
+	if h.opts.Authorize != nil {
+		if err := h.opts.Authorize(r); err != nil {
+			code := http.StatusForbidden
+			var he *HTTPError
+			if errors.As(err, &he) && he.Code >= 400 && he.Code < 600 {
+				code = he.Code
+			}
+			h.metrics.refused("unauthorized")
+			http.Error(w, "connection refused: "+err.Error(), code)
+			return
+		}
+	}
+	if err := h.checkOrigin(r); err != nil {
+		h.metrics.refused("origin")
+		http.Error(w, err.Error(), http.StatusForbidden)
+		return
+	}
+
+	// Reserve a slot before the upgrade so the cap holds under a burst.
+	h.mu.Lock()
+	switch {
+	case h.closed:
+		h.mu.Unlock()
+		h.metrics.refused("shutdown")
+		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		return
+	case h.opts.MaxClients > 0 && len(h.clients)+h.reserved >= h.opts.MaxClients:
+		h.mu.Unlock()
+		h.metrics.refused("capacity")
+		w.Header().Set("Retry-After", "5")
+		http.Error(w, "too many WebSocket clients", http.StatusServiceUnavailable)
+		return
+	}
+	h.reserved++
+	h.mu.Unlock()
+
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		// The origin was checked above, with the hub's own rules.
+		InsecureSkipVerify: true,
+		// Compression would defeat encoding once per publish.
+		CompressionMode: websocket.CompressionDisabled,
+	})
+	if err != nil {
+		h.mu.Lock()
+		h.reserved--
+		h.mu.Unlock()
+		h.log.Debug("broadcast: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	conn.SetReadLimit(h.opts.ReadLimit)
+	c := &client{hub: h, conn: conn, subs: h.allSubs}
+
+	h.mu.Lock()
+	h.reserved--
+	if h.closed {
+		h.mu.Unlock()
+		h.metrics.refused("shutdown")
+		_ = conn.Close(websocket.StatusGoingAway, "server is shutting down")
+		return
+	}
+	h.clients[c] = struct{}{}
+	h.metrics.connected.Add(1)
+	h.startMaintenanceLocked()
+	c.enqueue(h.direct(connectionMsg{Type: "connection", Message: h.connMsg, Timestamp: now()}), 0)
+	h.sendLatestLocked(c, c.subs)
+	// The connection is served by a goroutine of its own, so that net/http's
+	// goroutine returns and frees the request, response and their buffers:
+	// an idle client then costs a small stack and the connection buffers.
+	h.wg.Add(1)
+	h.mu.Unlock()
+	go h.serveClient(c)
+}
+
+// serveClient reads from c until it goes away, then forgets it.
+func (h *Hub) serveClient(c *client) {
+	defer h.wg.Done()
+	c.readLoop()
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+	h.metrics.connected.Add(-1)
+	_ = c.conn.CloseNow()
+}
+
+// sendLatestLocked queues the latest message of every snapshot topic in subs.
+func (h *Hub) sendLatestLocked(c *client, subs uint64) {
+	for i, m := range h.latest {
+		if m != nil && subs&(1<<uint(i)) != 0 {
+			c.enqueue(m, 1<<uint(i))
+		}
+	}
+}
+
+// direct encodes a message for a single client.
+func (h *Hub) direct(v any) *message {
+	b, err := json.Marshal(v)
+	if err != nil { // only plain structs of strings are encoded here
+		panic(fmt.Sprintf("broadcast: encode %T: %v", v, err))
+	}
+	return &message{data: b, topic: -1}
+}
+
+func (h *Hub) checkOrigin(r *http.Request) error {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil
+	}
+	u, err := url.Parse(origin)
+	if err != nil || u.Host == "" {
+		return fmt.Errorf("origin %q refused: not a valid origin", origin)
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	host := strings.ToLower(u.Host)
+	for _, p := range h.opts.AllowedOrigins {
+		p = strings.ToLower(p)
+		if ok, _ := path.Match(p, host); ok {
+			return nil
+		}
+		// A pattern without a port also allows the host on any port.
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			if ok, _ := path.Match(p, h); ok {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("origin %q refused: not same-origin and not in the allow-list", origin)
+}
+
+// startMaintenanceLocked starts, with the first client, the goroutine that
+// pings clients and enforces the write timeout.
+func (h *Hub) startMaintenanceLocked() {
+	if h.maintaining {
+		return
+	}
+	h.maintaining = true
+	h.wg.Add(1)
+	go h.maintain()
+}
+
+// maintain enforces WriteTimeout (a write in progress for longer gets its
+// client dropped; checked every WriteTimeout/4, at most every second) and
+// sends keepalive pings every PingInterval. Doing both from one goroutine
+// spares every write a timer of its own.
+func (h *Hub) maintain() {
+	defer h.wg.Done()
+	period := min(h.opts.WriteTimeout/4, time.Second)
+	if h.opts.PingInterval > 0 {
+		period = min(period, h.opts.PingInterval)
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	nextPing := time.Now().Add(h.opts.PingInterval)
+	var cs []*client
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		now := time.Now()
+		ping := h.opts.PingInterval > 0 && !now.Before(nextPing)
+		if ping {
+			nextPing = now.Add(h.opts.PingInterval)
+		}
+		stuck := now.Add(-h.opts.WriteTimeout).UnixNano()
+		cs = cs[:0]
+		h.mu.Lock()
+		if h.closed {
+			h.mu.Unlock()
+			return
+		}
+		for c := range h.clients {
+			if ws := c.writeStart.Load(); ws != 0 && ws < stuck {
+				cs = append(cs, c)
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range cs {
+			c.kick(0, "", reasonWriteTimeout)
+		}
+		if !ping {
+			continue
+		}
+		cs = cs[:0]
+		h.mu.Lock()
+		for c := range h.clients {
+			cs = append(cs, c)
+		}
+		h.wg.Add(len(cs))
+		h.mu.Unlock()
+		for _, c := range cs {
+			go c.ping()
+		}
+		clear(cs)
+	}
+}
+
+// Shutdown closes every client with 1001 (going away), refuses new ones and
+// returns when all the hub's goroutines have exited. If ctx ends first, the
+// remaining connections are closed without handshake and Shutdown returns
+// ctx.Err() once the goroutines are gone. It is safe to call more than once.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	var cs []*client
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+		for c := range h.clients {
+			cs = append(cs, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		c.kick(websocket.StatusGoingAway, "server is shutting down", reasonShutdown)
+	}
+
+	waited := make(chan struct{})
+	go func() {
+		h.wg.Wait()
+		close(waited)
+	}()
+	select {
+	case <-waited:
+		return nil
+	case <-ctx.Done():
+	}
+	h.mu.Lock()
+	cs = cs[:0]
+	for c := range h.clients {
+		cs = append(cs, c)
+	}
+	h.mu.Unlock()
+	for _, c := range cs {
+		_ = c.conn.CloseNow()
+	}
+	<-waited
+	return ctx.Err()
+}
+
+type connectionMsg struct {
+	Type      string `json:"type"`
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp"`
+}
+
+type replyMsg struct {
+	Type        string `json:"type"`
+	RequestType string `json:"requestType"`
+	Error       string `json:"error,omitempty"`
+	Timestamp   string `json:"timestamp"`
+}
+
+// now formats the current time as JavaScript's toISOString does.
+func now() string { return time.Now().UTC().Format(timeFormat) }
+
+const timeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+var _ http.Handler = (*Hub)(nil)

@@ -1,0 +1,337 @@
+package broadcast
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/promflow/promflow/promquery"
+)
+
+// Querier runs PromQL queries and returns the Prometheus API's "data"
+// member verbatim. *promquery.Client satisfies it.
+type Querier interface {
+	QueryRaw(ctx context.Context, query string, ts time.Time) (promquery.RawResult, error)
+	QueryRangeRaw(ctx context.Context, query string, r promquery.Range) (promquery.RawResult, error)
+}
+
+var _ Querier = (*promquery.Client)(nil)
+
+// Publisher receives the poller's encoded messages. *Hub satisfies it.
+type Publisher interface {
+	PublishRaw(topic string, msg []byte) error
+}
+
+var _ Publisher = (*Hub)(nil)
+
+// Query is a named instant query.
+type Query struct {
+	Name  string // key of the result in the message's "data"
+	Query string // PromQL
+}
+
+// RangeQuery is a named range query over the Window before each poll.
+type RangeQuery struct {
+	Name   string
+	Query  string
+	Window time.Duration // default 1h
+	Step   time.Duration // default Window/60
+}
+
+// DefaultInstantQueries are the instant queries of the original
+// service-metrics, each named as its query.
+func DefaultInstantQueries() []Query {
+	return []Query{
+		{Name: "prometheus_tsdb_head_series", Query: "prometheus_tsdb_head_series"},
+		{Name: "prometheus_engine_queries", Query: "prometheus_engine_queries"},
+		{Name: "http_requests_total", Query: "http_requests_total"},
+	}
+}
+
+// Poller defaults.
+const (
+	DefaultPollInterval = 10 * time.Second
+	DefaultRangeWindow  = time.Hour
+	DefaultSource       = "prometheus"
+)
+
+// PollerOptions configures a [Poller]. The zero value works: the default
+// instant queries every 10 s, published on instant_metrics.
+type PollerOptions struct {
+	// Interval between polls. Default DefaultPollInterval.
+	Interval time.Duration
+	// Timeout bounds each query. Default: Interval.
+	Timeout time.Duration
+	// Instant queries, published together as one message on InstantTopic.
+	// When both Instant and Range are nil, DefaultInstantQueries() is used.
+	Instant []Query
+	// Range queries, published together as one message on RangeTopic.
+	Range []RangeQuery
+	// InstantTopic and RangeTopic are the topics, and the messages' "type".
+	// Defaults TopicInstantMetrics and TopicRangeMetrics.
+	InstantTopic string
+	RangeTopic   string
+	// Source is the value of the const label source on the poller's
+	// metrics. Default DefaultSource.
+	Source string
+	// Logger receives poll errors. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// ErrRunning is returned by Run when the poller is already running.
+var ErrRunning = errors.New("broadcast: poller is already running")
+
+// Poller runs named PromQL queries on an interval and publishes their
+// results. Queries of a poll run concurrently, each with its own timeout;
+// a poll never overlaps the next. A failed query is published as
+// {"error":"..."} under its name and the poller goes on.
+type Poller struct {
+	q    Querier
+	pub  Publisher
+	opts PollerOptions
+	log  *slog.Logger
+
+	collected prometheus.Counter
+	errors    prometheus.Counter
+	duration  prometheus.Histogram
+
+	pollMu  sync.Mutex // one poll at a time
+	runMu   sync.Mutex
+	running bool
+}
+
+// NewPoller returns a poller that queries q and publishes to pub. It starts
+// nothing: call Run. It fails on empty or duplicate names or empty queries.
+func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
+	if q == nil || pub == nil {
+		return nil, errors.New("broadcast: NewPoller needs a Querier and a Publisher")
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultPollInterval
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = opts.Interval
+	}
+	if opts.Instant == nil && opts.Range == nil {
+		opts.Instant = DefaultInstantQueries()
+	}
+	if opts.InstantTopic == "" {
+		opts.InstantTopic = TopicInstantMetrics
+	}
+	if opts.RangeTopic == "" {
+		opts.RangeTopic = TopicRangeMetrics
+	}
+	if opts.Source == "" {
+		opts.Source = DefaultSource
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	opts.Instant = append([]Query(nil), opts.Instant...)
+	opts.Range = append([]RangeQuery(nil), opts.Range...)
+	seen := map[string]bool{}
+	for _, iq := range opts.Instant {
+		if err := checkQuery("instant", iq.Name, iq.Query, seen); err != nil {
+			return nil, err
+		}
+	}
+	seen = map[string]bool{}
+	for i, rq := range opts.Range {
+		if err := checkQuery("range", rq.Name, rq.Query, seen); err != nil {
+			return nil, err
+		}
+		if rq.Window <= 0 {
+			opts.Range[i].Window = DefaultRangeWindow
+		}
+		if rq.Step <= 0 {
+			opts.Range[i].Step = max(opts.Range[i].Window/60, time.Second)
+		}
+	}
+	labels := prometheus.Labels{"source": opts.Source}
+	return &Poller{
+		q: q, pub: pub, opts: opts, log: opts.Logger,
+		collected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "service_metrics_collected_total", ConstLabels: labels,
+			Help: "Query results collected by the poller.",
+		}),
+		errors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "service_metrics_errors_total", ConstLabels: labels,
+			Help: "Queries of the poller that failed.",
+		}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "service_metrics_poll_duration_seconds", ConstLabels: labels,
+			Help:    "Duration of one poll (all its queries).",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12),
+		}),
+	}, nil
+}
+
+func checkQuery(kind, name, query string, seen map[string]bool) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("broadcast: %s query %q has no name", kind, query)
+	case query == "":
+		return fmt.Errorf("broadcast: %s query %q is empty", kind, name)
+	case seen[name]:
+		return fmt.Errorf("broadcast: duplicate %s query name %q", kind, name)
+	}
+	seen[name] = true
+	return nil
+}
+
+// Run polls at once and then every Interval until ctx ends, and returns
+// ctx's error once no query of it is running. A poll that takes longer than
+// the interval delays the next one; polls never overlap.
+func (p *Poller) Run(ctx context.Context) error {
+	p.runMu.Lock()
+	if p.running {
+		p.runMu.Unlock()
+		return ErrRunning
+	}
+	p.running = true
+	p.runMu.Unlock()
+	defer func() {
+		p.runMu.Lock()
+		p.running = false
+		p.runMu.Unlock()
+	}()
+
+	t := time.NewTicker(p.opts.Interval)
+	defer t.Stop()
+	for {
+		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
+			p.log.Warn("broadcast: publish poll results", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Poll runs every query once, concurrently, and publishes the results. Query
+// failures are part of the published message, not of the returned error,
+// which only reports a failure to publish.
+func (p *Poller) Poll(ctx context.Context) error {
+	p.pollMu.Lock()
+	defer p.pollMu.Unlock()
+	start := time.Now()
+	defer func() { p.duration.Observe(time.Since(start).Seconds()) }()
+
+	instant := make([]json.RawMessage, len(p.opts.Instant))
+	ranged := make([]json.RawMessage, len(p.opts.Range))
+	var wg sync.WaitGroup
+	for i, q := range p.opts.Instant {
+		wg.Go(func() {
+			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+			defer cancel()
+			res, err := p.q.QueryRaw(qctx, q.Query, start)
+			instant[i] = p.result(q.Name, res, err)
+		})
+	}
+	for i, q := range p.opts.Range {
+		wg.Go(func() {
+			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+			defer cancel()
+			r := promquery.Range{Start: start.Add(-q.Window), End: start, Step: q.Step}
+			res, err := p.q.QueryRangeRaw(qctx, q.Query, r)
+			ranged[i] = p.result(q.Name, res, err)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err() // cancelled mid-poll: publish nothing half-done
+	}
+
+	ts := start.UTC().Format(timeFormat)
+	var errs []error
+	if len(p.opts.Instant) > 0 {
+		names := make([]string, len(p.opts.Instant))
+		for i, q := range p.opts.Instant {
+			names[i] = q.Name
+		}
+		if err := p.pub.PublishRaw(p.opts.InstantTopic, encodeResults(p.opts.InstantTopic, ts, names, instant)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(p.opts.Range) > 0 {
+		names := make([]string, len(p.opts.Range))
+		for i, q := range p.opts.Range {
+			names[i] = q.Name
+		}
+		if err := p.pub.PublishRaw(p.opts.RangeTopic, encodeResults(p.opts.RangeTopic, ts, names, ranged)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// result turns one query's outcome into its JSON under "data".
+func (p *Poller) result(name string, res promquery.RawResult, err error) json.RawMessage {
+	if err == nil && !json.Valid(res.Data) {
+		err = errors.New("invalid JSON data in the Prometheus answer")
+	}
+	if err != nil {
+		p.errors.Inc()
+		p.log.Warn("broadcast: query failed", "source", p.opts.Source, "name", name, "err", err)
+		b, _ := json.Marshal(struct {
+			Error string `json:"error"`
+		}{err.Error()})
+		return b
+	}
+	if len(res.Warnings) > 0 {
+		p.log.Debug("broadcast: query warnings", "name", name, "warnings", res.Warnings)
+	}
+	p.collected.Inc()
+	return res.Data
+}
+
+// encodeResults builds {"type":typ,"timestamp":ts,"data":{name:result,...}}
+// with the names in their configured order.
+func encodeResults(typ, ts string, names []string, results []json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"type":`)
+	writeJSONString(&b, typ)
+	b.WriteString(`,"timestamp":`)
+	writeJSONString(&b, ts)
+	b.WriteString(`,"data":{`)
+	for i, name := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, name)
+		b.WriteByte(':')
+		b.Write(results[i])
+	}
+	b.WriteString(`}}`)
+	return b.Bytes()
+}
+
+func writeJSONString(b *bytes.Buffer, s string) {
+	q, _ := json.Marshal(s) // a string always encodes
+	b.Write(q)
+}
+
+// Describe implements prometheus.Collector.
+func (p *Poller) Describe(ch chan<- *prometheus.Desc) {
+	p.collected.Describe(ch)
+	p.errors.Describe(ch)
+	p.duration.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (p *Poller) Collect(ch chan<- prometheus.Metric) {
+	p.collected.Collect(ch)
+	p.errors.Collect(ch)
+	p.duration.Collect(ch)
+}
+
+var _ prometheus.Collector = (*Poller)(nil)

@@ -1,0 +1,108 @@
+// Command mockmetrics is the mock-metrics service of the promflow pipeline: a
+// simulated Prometheus exporter on :8082 with the original service's
+// /health, /metrics and POST /simulate/... routes, plus the mockexporter
+// JSON control API under /api/v1/ (series, scenarios, faults, reset).
+//
+// Usage:
+//
+//	go run ./examples/mockmetrics [-addr :8082] [-scenario file.yaml]
+//
+// The listen address comes from -addr, else from the PORT environment
+// variable, else :8082. -scenario starts a scenario (JSON or YAML, see
+// mockexporter.Scenario) at boot. Logs are structured (log/slog) on stderr;
+// SIGINT or SIGTERM shut the server down gracefully.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/promflow/promflow/mockexporter"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	if err := run(ctx, os.Args[1:], os.Getenv, logger, nil); err != nil {
+		logger.Error("mockmetrics: exiting", "err", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done. If ready is not nil it receives the bound
+// address once the server listens.
+func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger, ready chan<- string) error {
+	fs := flag.NewFlagSet("mockmetrics", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	defaultAddr := ":8082"
+	if p := getenv("PORT"); p != "" {
+		defaultAddr = ":" + p
+	}
+	addr := fs.String("addr", defaultAddr, "listen address (default :8082, or :$PORT)")
+	scenarioFile := fs.String("scenario", "", "scenario file (JSON or YAML) to start at boot")
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+
+	reg := mockexporter.New(mockexporter.Options{Logger: logger})
+	if *scenarioFile != "" {
+		data, err := os.ReadFile(*scenarioFile)
+		if err != nil {
+			return fmt.Errorf("scenario: %w", err)
+		}
+		sc, err := mockexporter.ParseScenario(data)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", *scenarioFile, err)
+		}
+		info, err := reg.StartScenario(sc)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", *scenarioFile, err)
+		}
+		logger.Info("mockmetrics: scenario started", "id", info.ID, "name", info.Name)
+	}
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           reg.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("mockmetrics: listening", "addr", ln.Addr().String(),
+		"health", "/health", "metrics", "/metrics", "simulate", "POST /simulate/...", "api", "/api/v1/")
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("mockmetrics: shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	logger.Info("mockmetrics: stopped")
+	return nil
+}

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	dir := t.TempDir()
+	scen := filepath.Join(dir, "s.yaml")
+	require.NoError(t, os.WriteFile(scen, []byte("name: boot\nphases:\n  - at: 0s\n    set: [{metric: mock_high_cpu_usage_percent, value: 42}]\n"), 0o600))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-scenario", scen}, func(string) string { return "" }, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+
+	resp, err := http.Get("http://" + addr + "/health")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "Mock Metrics Service is UP!", string(body))
+
+	resp, err = http.Post("http://"+addr+"/simulate/disk-usage/sda/85", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	resp, err = http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), `mock_disk_usage_percent{device="sda",mountpoint="/data"} 85`)
+	assert.Contains(t, string(body), `mock_high_cpu_usage_percent{instance="mock-app-1",service="mock-service"} 42`)
+	assert.Contains(t, string(body), "go_goroutines")
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	_, err = http.Get("http://" + addr + "/health")
+	assert.Error(t, err, "server still answering after shutdown")
+}
+
+func TestRunConfiguration(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := run(context.Background(), []string{"-nope"}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "flags")
+
+	err = run(context.Background(), []string{"-scenario", filepath.Join(t.TempDir(), "missing.yaml")}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "scenario")
+
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	require.NoError(t, os.WriteFile(bad, []byte("name: x\nphases:\n  - at: 0s\n    set: [{metric: nope, value: 1}]\n"), 0o600))
+	err = run(context.Background(), []string{"-scenario", bad}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "unknown metric")
+
+	// PORT is used when -addr is absent: an invalid one fails to listen.
+	err = run(context.Background(), nil, func(k string) string {
+		if k == "PORT" {
+			return "notaport"
+		}
+		return ""
+	}, logger, nil)
+	require.Error(t, err)
+	assert.True(t, strings.Contains(err.Error(), "listen"), err.Error())
+}

@@ -1,0 +1,299 @@
+package incidents_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/promflow/promflow/incidents"
+	"github.com/promflow/promflow/internal/testutil"
+)
+
+// The benchmark data set: benchRows incidents (20,000 with -short) in 50
+// services, created uniformly over the 365 days before benchEnd, loaded once
+// with COPY into the database promflow_bench_incidents_<rows>, which is kept
+// between runs (a marker row records the schema version, row count and
+// generator version). Set PROMFLOW_BENCH_RELOAD=1 to reload it; drop it with
+// DROP DATABASE promflow_bench_incidents_1000000.
+const (
+	benchRows      = 1_000_000
+	benchShortRows = 20_000
+	benchServices  = 50
+	benchGenerator = 1 // bump when the generator changes
+)
+
+var (
+	benchEnd = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The 30-day window's edges fall inside days on purpose.
+	benchWindow = incidents.StatsQuery{
+		From: benchEnd.Add(-30*24*time.Hour - 7*time.Hour - 13*time.Minute),
+		To:   benchEnd.Add(-7*time.Hour - 13*time.Minute),
+	}
+	benchMu    sync.Mutex
+	benchPools = map[int]*pgxpool.Pool{}
+)
+
+func closeBenchPools() {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	for k, p := range benchPools {
+		p.Close()
+		delete(benchPools, k)
+	}
+}
+
+func benchPool(b *testing.B) *pgxpool.Pool {
+	b.Helper()
+	rows := benchRows
+	if testing.Short() {
+		rows = benchShortRows
+	}
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if p := benchPools[rows]; p != nil {
+		return p
+	}
+	ctx := context.Background()
+	base := os.Getenv("DATABASE_URL")
+	if base == "" {
+		base = testutil.DefaultPostgresURL
+	}
+	admin, err := pgx.Connect(ctx, base)
+	if err != nil {
+		testutil.SkipOrFail(b, "PostgreSQL not reachable (%v): install the Debian package postgresql or set DATABASE_URL", err)
+	}
+	name := fmt.Sprintf("promflow_bench_incidents_%d", rows)
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		b.Fatal(err)
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admin.Close(ctx)
+	cfg, err := pgxpool.ParseConfig(base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ConnConfig.Database = name
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := incidents.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS promflow_bench_marker (schema_version int, rows int, generator int)`); err != nil {
+		b.Fatal(err)
+	}
+	var sv, n, gen int
+	err = pool.QueryRow(ctx, "SELECT schema_version, rows, generator FROM promflow_bench_marker").Scan(&sv, &n, &gen)
+	if err != nil || sv != incidents.SchemaVersion() || n != rows || gen != benchGenerator || os.Getenv("PROMFLOW_BENCH_RELOAD") == "1" {
+		start := time.Now()
+		if err := loadBenchData(ctx, pool, rows); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("loaded %d incidents into %s in %v", rows, name, time.Since(start).Round(time.Millisecond))
+	}
+	benchPools[rows] = pool
+	return pool
+}
+
+// loadBenchData replaces the table's contents with rows generated
+// incidents: COPY with the row triggers disabled, then RebuildRollups.
+func loadBenchData(ctx context.Context, pool *pgxpool.Pool, rows int) error {
+	if _, err := pool.Exec(ctx, "DELETE FROM promflow_bench_marker"); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "TRUNCATE incidents"); err != nil {
+			return err
+		}
+		// Row triggers off for the load; RebuildRollups recomputes after.
+		if _, err := tx.Exec(ctx, "ALTER TABLE incidents DISABLE TRIGGER USER"); err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(42, benchGenerator))
+		severities := []string{"critical", "warning", "info"}
+		span := int64(365 * 24 * time.Hour)
+		i := 0
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"incidents"},
+			[]string{"title", "severity", "source", "status", "created_at", "updated_at", "acknowledged_at", "resolved_at"},
+			pgx.CopyFromFunc(func() ([]any, error) {
+				if i == rows {
+					return nil, nil
+				}
+				i++
+				created := benchEnd.Add(-time.Duration(rng.Int64N(span))).Truncate(time.Microsecond)
+				var ack, res *time.Time
+				status := "open"
+				switch p := rng.IntN(100); {
+				case p < 8:
+				case p < 15:
+					status = "acknowledged"
+				case p < 95:
+					status = "resolved"
+				default:
+					status = "closed"
+				}
+				if status != "open" && (status == "acknowledged" || rng.IntN(10) != 0) {
+					a := created.Add(time.Duration(math.Exp(rng.NormFloat64()+5.7) * float64(time.Second))).Truncate(time.Microsecond)
+					ack = &a
+				}
+				if status == "resolved" || status == "closed" {
+					from := created
+					if ack != nil {
+						from = *ack
+					}
+					r := from.Add(time.Duration(math.Exp(rng.NormFloat64()+8.2) * float64(time.Second))).Truncate(time.Microsecond)
+					res = &r
+				}
+				return []any{fmt.Sprintf("incident %d", i), severities[rng.IntN(3)], fmt.Sprintf("svc-%02d", rng.IntN(benchServices)),
+					status, created, created, ack, res}, nil
+			}))
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, "ALTER TABLE incidents ENABLE TRIGGER USER")
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if err := incidents.NewStore(pool, incidents.Options{}).RebuildRollups(ctx); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE incidents"); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE incident_rollup_day"); err != nil {
+		return err
+	}
+	if _, err := pool.Exec(ctx, "VACUUM ANALYZE incident_rollup_service"); err != nil {
+		return err
+	}
+	_, err = pool.Exec(ctx, "INSERT INTO promflow_bench_marker VALUES ($1, $2, $3)", incidents.SchemaVersion(), rows, benchGenerator)
+	return err
+}
+
+// naive queries: what one writes without rollups, straight on the base table.
+const (
+	naiveByService = `SELECT source, count(*), count(*) FILTER (WHERE status = 'open'),
+		count(*) FILTER (WHERE status = 'acknowledged'), count(*) FILTER (WHERE status = 'resolved')
+		FROM incidents GROUP BY source ORDER BY count(*) DESC, source`
+	naiveStatsAllTime = `SELECT source, count(*),
+		count(*) FILTER (WHERE status IN ('open', 'acknowledged')),
+		count(acknowledged_at), avg(extract(epoch FROM acknowledged_at - created_at)),
+		count(resolved_at), avg(extract(epoch FROM resolved_at - created_at))
+		FROM incidents GROUP BY GROUPING SETS ((source), ())`
+	naiveStatsWindow = `SELECT source, count(*),
+		count(*) FILTER (WHERE status IN ('open', 'acknowledged')),
+		count(acknowledged_at), avg(extract(epoch FROM acknowledged_at - created_at)),
+		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)),
+		count(resolved_at), avg(extract(epoch FROM resolved_at - created_at)),
+		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at))
+		FROM incidents WHERE created_at >= $1 AND created_at < $2 GROUP BY GROUPING SETS ((source), ())`
+	// The seed's details query; the naive run disables index scans, as the
+	// original schema had no index for it.
+	naiveDetails = `SELECT id, title, severity, source, status, created_at, acknowledged_at, resolved_at,
+		extract(epoch FROM acknowledged_at - created_at), extract(epoch FROM resolved_at - created_at)
+		FROM incidents WHERE status <> 'closed' ORDER BY created_at DESC LIMIT 100`
+)
+
+func runNaive(b *testing.B, pool *pgxpool.Pool, noIndex bool, sql string, args ...any) {
+	b.Helper()
+	ctx := context.Background()
+	for b.Loop() {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if noIndex {
+				if _, err := tx.Exec(ctx, "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexonlyscan = off"); err != nil {
+					return err
+				}
+			}
+			rows, err := tx.Query(ctx, sql, args...)
+			if err != nil {
+				return err
+			}
+			n := 0
+			for rows.Next() {
+				n++
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			if n == 0 {
+				return fmt.Errorf("no rows")
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkByService(b *testing.B) {
+	pool := benchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			out, err := s.ByService(context.Background())
+			if err != nil || len(out) != benchServices {
+				b.Fatal(len(out), err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveByService) })
+}
+
+func BenchmarkStatsAllTime(b *testing.B) {
+	pool := benchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			st, err := s.Stats(context.Background(), incidents.StatsQuery{})
+			if err != nil || st.Overall.MTTA == nil || len(st.Services) != benchServices {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveStatsAllTime) })
+}
+
+func BenchmarkStatsWindow30d(b *testing.B) {
+	pool := benchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			st, err := s.Stats(context.Background(), benchWindow)
+			if err != nil || st.Overall.MTTR == nil || st.Overall.MTTR.P99 <= 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveStatsWindow, benchWindow.From, benchWindow.To) })
+}
+
+func BenchmarkDetails(b *testing.B) {
+	pool := benchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			page, err := s.Details(context.Background(), incidents.DetailsQuery{})
+			if err != nil || len(page.Items) != 100 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, true, naiveDetails) })
+}

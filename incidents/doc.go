@@ -1,0 +1,100 @@
+// Package incidents stores incidents in PostgreSQL and answers the questions
+// an on-call team asks of them: how many are open per service, how long
+// they take to acknowledge (MTTA) and to resolve (MTTR), and what changed.
+//
+// # Getting started
+//
+// Call [Migrate] once at start-up (it is idempotent and safe to run from
+// several processes at once), then build a [Store] on the pool and use it,
+// its HTTP API, its change feed and its Prometheus collector:
+//
+//	if err := incidents.Migrate(ctx, pool); err != nil { ... }
+//	store := incidents.NewStore(pool, incidents.Options{})
+//	mux.Handle("/api/", store.Handler())           // REST + Alertmanager webhook
+//	prometheus.MustRegister(incidents.NewCollector(store, incidents.CollectorOptions{}))
+//	sub, err := store.Subscribe(ctx, incidents.SubscribeOptions{})
+//	defer sub.Close()
+//	for ev := range sub.Events() { ... }          // forward to WebSocket clients
+//
+// A Store, its handlers and a Collector are safe for concurrent use and own
+// no goroutines. A [Subscription] owns one goroutine and one connection until
+// Close.
+//
+// # Lifecycle
+//
+// An incident is opened (status open), acknowledged (open → acknowledged),
+// resolved (open or acknowledged → resolved) and possibly reopened (resolved
+// or closed → open). Every transition is one guarded UPDATE, so concurrent
+// callers cannot both win; an action the current status does not allow is a
+// [*StateError] (errors.Is(err, [ErrWrongState])), an unknown id is
+// [ErrNotFound]. The first acknowledgement time survives a reopen and a
+// second acknowledgement. Lifecycle times come from Options.Now (default
+// time.Now) and are never earlier than the incident's creation.
+//
+// # Definitions
+//
+//   - time to acknowledge = first acknowledgement − creation. MTTA is its
+//     mean over the incidents that have been acknowledged; incidents never
+//     acknowledged are excluded and reported as a count (unacknowledged)
+//     and an ack rate (acknowledged / all).
+//   - time to resolve = resolution − creation. MTTR is its mean over the
+//     incidents that have a resolution time; the others are reported as
+//     still_open (status open or acknowledged).
+//   - windows select incidents by creation time, [from, to); p50, p90 and p99
+//     are given next to the means, per service (the source column) and
+//     overall. Percentiles interpolate between ranks like PostgreSQL's
+//     percentile_cont.
+//   - by-service counts are by current status; total_incidents includes
+//     closed incidents, so it can exceed open + ack + resolved.
+//
+// # Rollups and cost
+//
+// Row triggers on INSERT, UPDATE and DELETE (and a statement trigger on
+// TRUNCATE) maintain two rollup tables, whoever writes the incidents table —
+// this package, psql or another program: per service, and per service and UTC
+// day. Each holds counts by status, the count and exact (numeric) sum of the
+// times to acknowledge and resolve, and a log-bucketed histogram of each. So:
+//
+//   - [Store.ByService] and all-time [Store.Stats] read one row per service;
+//   - windowed Stats read one row per service and whole day, plus the
+//     incidents of the partial days at the window's edges from the base table
+//     (index on created_at), so counts and means are exact for any window;
+//   - percentiles are exact (percentile_cont over the base table) when the
+//     window holds at most Options.ExactPercentileLimit (default 10,000)
+//     incidents; otherwise they come from the
+//     histograms, whose buckets grow by 2^(1/8), so an estimate is within
+//     [PercentileRelativeError] (2^(1/16)−1 ≈ 4.43%) of the exact value for
+//     durations from 1/16 s to 2^26 s (≈ 2.1 years), within
+//     [PercentileAbsoluteError] (1/32 s) below. Stats.ApproximatePercentiles
+//     says which was used.
+//   - [Store.Details] walks an index on (created_at DESC, id DESC) that
+//     excludes closed incidents, with keyset pagination.
+//
+// Triggers apply an UPDATE's old and new contributions in (service, day)
+// order, so concurrent writers take rollup row locks in one global order.
+// Bulk loads may disable the triggers (session_replication_role = replica)
+// and then call [Store.RebuildRollups] (SQL: SELECT incidents_rebuild_rollups()).
+//
+// # Alertmanager
+//
+// [NewWebhookHandler] (also mounted by [NewHandler] at
+// POST /api/alertmanager/webhook) accepts webhook payload version 4. A firing
+// alert opens one incident per firing episode — fingerprint plus startsAt —
+// so repeated notifications open nothing new; a resolved alert resolves it.
+// Title, severity, description and service are taken from labels and
+// annotations as [IntakeOptions] says.
+//
+// # Change feed
+//
+// Triggers pg_notify every row change on [NotifyChannel] with a small
+// payload (kind, id, status); [Store.Subscribe] LISTENs on a dedicated
+// connection, fetches the row and delivers typed [Event]s, reconnecting with
+// backoff (and delivering an [EventResync]) when the connection drops.
+//
+// # Errors
+//
+// Errors wrap [ErrNotFound], [ErrInvalid] ([*ValidationError]),
+// [ErrWrongState] ([*StateError]) or [ErrUnavailable] (the database could not
+// be reached); the HTTP handlers map them to 404, 400, 409 and 503 and never
+// put SQL in a response.
+package incidents

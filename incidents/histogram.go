@@ -1,0 +1,108 @@
+package incidents
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"math"
+	"strings"
+)
+
+// Histogram layout, shared with the SQL function incidents_duration_bucket:
+// slot 0 is scratch, slot 1 holds durations under 1/16 s, slots 2..241 are
+// log buckets with 8 per doubling starting at 1/16 s, and slot 242 holds
+// durations from 2^26 s (about 2.1 years) up.
+const (
+	histSlots       = 243
+	histMin         = 1.0 / 16
+	histPerDoubling = 8
+	histOverflow    = 242
+)
+
+// PercentileRelativeError is the bound on the relative error of a percentile
+// read from the rollup histograms, for durations between 1/16 s and 2^26 s:
+// each bucket spans a factor 2^(1/8) and is represented by its geometric
+// midpoint, so no estimate is further than 2^(1/16)-1 (about 4.43%) from
+// the exact percentile_cont value. Below 1/16 s the error is at most
+// [PercentileAbsoluteError]; above 2^26 s estimates are clamped to 2^26 s.
+var PercentileRelativeError = math.Pow(2, 1.0/(2*histPerDoubling)) - 1
+
+// PercentileAbsoluteError bounds the error for durations under 1/16 s.
+const PercentileAbsoluteError = 1.0 / 32
+
+type histogram [histSlots]int64
+
+// representative returns the value that stands for every duration in slot b.
+func representative(b int) float64 {
+	switch {
+	case b <= 1:
+		return histMin / 2
+	case b >= histOverflow:
+		return histMin * math.Pow(2, float64(histOverflow-2)/histPerDoubling)
+	}
+	return histMin * math.Pow(2, (float64(b-2)+0.5)/histPerDoubling)
+}
+
+// valueAt returns the representative of the rank-th smallest value (0-based).
+func (h *histogram) valueAt(rank int64) float64 {
+	var seen int64
+	for b := 1; b < histSlots; b++ {
+		seen += h[b]
+		if rank < seen {
+			return representative(b)
+		}
+	}
+	return representative(histOverflow)
+}
+
+// quantile estimates percentile_cont(q) over the n values in h: the same
+// linear interpolation between neighbouring ranks, applied to bucket
+// representatives. Each representative is within the bucket's relative
+// error of the value it stands for, and interpolation with non-negative
+// weights keeps that bound.
+func (h *histogram) quantile(q float64, n int64) float64 {
+	if n <= 0 {
+		return math.NaN()
+	}
+	pos := q * float64(n-1)
+	lo := int64(math.Floor(pos))
+	hi := int64(math.Ceil(pos))
+	vlo := h.valueAt(lo)
+	if hi == lo {
+		return vlo
+	}
+	vhi := h.valueAt(hi)
+	return vlo + (pos-float64(lo))*(vhi-vlo)
+}
+
+func (h *histogram) add(o *histogram) {
+	for i := range h {
+		h[i] += o[i]
+	}
+}
+
+// addRaw adds a histogram column (bytea of big-endian int4 counters, one
+// per slot), in binary or text (hex) format, slot by slot into h.
+func (h *histogram) addRaw(raw []byte, binaryFormat bool) error {
+	if raw == nil {
+		return nil
+	}
+	if !binaryFormat {
+		s := string(raw)
+		if !strings.HasPrefix(s, `\x`) {
+			return errors.New("incidents: histogram is not hex bytea text")
+		}
+		b, err := hex.DecodeString(s[2:])
+		if err != nil {
+			return errors.New("incidents: malformed histogram text")
+		}
+		raw = b
+	}
+	if len(raw)%4 != 0 {
+		return errors.New("incidents: histogram length is not a multiple of 4")
+	}
+	for slot := 0; slot*4 < len(raw) && slot < histSlots; slot++ {
+		h[slot] += int64(int32(binary.BigEndian.Uint32(raw[slot*4:])))
+	}
+	return nil
+}

@@ -1,0 +1,125 @@
+package incidents_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/incidents"
+)
+
+var t0 = time.Date(2026, 2, 10, 5, 0, 0, 0, time.UTC)
+
+func TestLifecycle(t *testing.T) {
+	clk := newClock(t0)
+	s, _ := newStore(t, incidents.Options{Now: clk.Now})
+	ctx := ctxT(t)
+
+	in, err := s.Open(ctx, incidents.NewIncident{Title: "disk full", Source: "db", Labels: map[string]string{"device": "sda"}})
+	require.NoError(t, err)
+	assert.Equal(t, incidents.StatusOpen, in.Status)
+	assert.Equal(t, "warning", in.Severity)
+	assert.Equal(t, t0, in.CreatedAt)
+	assert.Equal(t, map[string]string{"device": "sda"}, in.Labels)
+	assert.Nil(t, in.AcknowledgedAt)
+
+	got, err := s.Get(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, in, got)
+
+	// Reopening an open incident is a state error.
+	_, err = s.Reopen(ctx, in.ID)
+	var se *incidents.StateError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, incidents.ActionReopen, se.Action)
+	assert.Equal(t, incidents.StatusOpen, se.From)
+	assert.ErrorIs(t, err, incidents.ErrWrongState)
+
+	clk.Advance(5*time.Minute + 30*time.Second)
+	in, err = s.Acknowledge(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, incidents.StatusAcknowledged, in.Status)
+	require.NotNil(t, in.AcknowledgedAt)
+	firstAck := *in.AcknowledgedAt
+	assert.Equal(t, t0.Add(330*time.Second), firstAck)
+
+	_, err = s.Acknowledge(ctx, in.ID)
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, incidents.StatusAcknowledged, se.From)
+
+	clk.Set(t0.Add(time.Hour + 15*time.Minute))
+	in, err = s.Resolve(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, incidents.StatusResolved, in.Status)
+	assert.Equal(t, t0.Add(4500*time.Second), *in.ResolvedAt)
+
+	// The seed's example: 330 s to acknowledge, 4500 s to resolve.
+	page, err := s.Details(ctx, incidents.DetailsQuery{})
+	require.NoError(t, err)
+	require.Len(t, page.Items, 1)
+	require.NotNil(t, page.Items[0].MTTASeconds)
+	assert.Equal(t, 330.0, *page.Items[0].MTTASeconds)
+	assert.Equal(t, 4500.0, *page.Items[0].MTTRSeconds)
+
+	// Resolving twice and acknowledging a resolved incident are state errors.
+	_, err = s.Resolve(ctx, in.ID)
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, incidents.ActionResolve, se.Action)
+	assert.Equal(t, incidents.StatusResolved, se.From)
+	_, err = s.Acknowledge(ctx, in.ID)
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, incidents.StatusResolved, se.From)
+
+	// Reopen keeps the first acknowledgement and clears the resolution.
+	clk.Advance(time.Hour)
+	in, err = s.Reopen(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, incidents.StatusOpen, in.Status)
+	assert.Nil(t, in.ResolvedAt)
+	assert.Equal(t, firstAck, *in.AcknowledgedAt)
+	clk.Advance(time.Minute)
+	in, err = s.Acknowledge(ctx, in.ID)
+	require.NoError(t, err)
+	assert.Equal(t, firstAck, *in.AcknowledgedAt, "second acknowledgement keeps the first time")
+}
+
+func TestLifecycleErrors(t *testing.T) {
+	s, pool := newStore(t, incidents.Options{})
+	ctx := ctxT(t)
+
+	const unknown = "00000000-0000-4000-8000-000000000000"
+	for name, f := range map[string]func() error{
+		"get":         func() error { _, err := s.Get(ctx, unknown); return err },
+		"acknowledge": func() error { _, err := s.Acknowledge(ctx, unknown); return err },
+		"resolve":     func() error { _, err := s.Resolve(ctx, unknown); return err },
+		"reopen":      func() error { _, err := s.Reopen(ctx, unknown); return err },
+	} {
+		assert.ErrorIs(t, f(), incidents.ErrNotFound, name)
+	}
+	for _, id := range []string{"", "nope", "00000000-0000-4000-8000-00000000000g", "00000000000040008000000000000000x", "'; DROP TABLE incidents; --"} {
+		_, err := s.Acknowledge(ctx, id)
+		assert.ErrorIs(t, err, incidents.ErrInvalid, "%q", id)
+	}
+	id, err := incidents.ParseID("0000000000004000800000000000ABCD")
+	require.NoError(t, err)
+	assert.Equal(t, "00000000-0000-4000-8000-00000000abcd", id)
+
+	for _, n := range []incidents.NewIncident{
+		{Title: "", Source: "a"},
+		{Title: "x", Source: ""},
+		{Title: "x", Source: "a\xff"},
+		{Title: "x\x00", Source: "a"},
+		{Title: "x", Source: string(make([]byte, 300))},
+		{Title: "x", Source: "a", Labels: map[string]string{"": "v"}},
+	} {
+		_, err := s.Open(ctx, n)
+		var ve *incidents.ValidationError
+		assert.True(t, errors.As(err, &ve), "%+v: %v", n, err)
+	}
+	var count int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents").Scan(&count))
+	assert.Zero(t, count, "rejected input wrote nothing")
+}

@@ -1,0 +1,276 @@
+package pipeline
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/promflow/promflow/broadcast"
+	"github.com/promflow/promflow/internal/localserver"
+	"github.com/promflow/promflow/internal/servicemetrics"
+	"github.com/promflow/promflow/mockexporter"
+)
+
+// AlertRules are the shipped alert rules on the mock_* metrics (Prometheus
+// rule file format). Every alert carries a "service" label.
+//
+//go:embed rules.yml
+var AlertRules string
+
+// MockQueries are the instant queries the pipeline's service-metrics polls
+// besides the seed's three: the simulated metrics the seed report checks.
+func MockQueries() []broadcast.Query {
+	return []broadcast.Query{
+		{Name: "mock_high_memory_usage_bytes", Query: "mock_high_memory_usage_bytes"},
+		{Name: "mock_high_cpu_usage_percent", Query: "mock_high_cpu_usage_percent"},
+		{Name: "mock_disk_usage_percent", Query: "mock_disk_usage_percent"},
+	}
+}
+
+// DefaultDatabaseURL is the local PostgreSQL of the project's machines.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+
+// Config selects addresses and external components. Every zero field has a
+// working default: the seed's ports on loopback, a local Prometheus and
+// Alertmanager started as children, the local PostgreSQL.
+type Config struct {
+	MockAddr    string // default 127.0.0.1:8082
+	ServiceAddr string // default 127.0.0.1:8005
+
+	// PrometheusURL selects an external Prometheus; empty starts one on
+	// PrometheusAddr (default 127.0.0.1:9090). An external Prometheus must
+	// scrape mock-metrics itself.
+	PrometheusURL  string
+	PrometheusAddr string
+	// AlertmanagerURL selects an external Alertmanager; empty starts one on
+	// AlertmanagerAddr (default 127.0.0.1:9093) whose webhook is
+	// service-metrics' /api/alertmanager/webhook.
+	AlertmanagerURL  string
+	AlertmanagerAddr string
+	// DatabaseURL defaults to DefaultDatabaseURL.
+	DatabaseURL string
+
+	ScrapeInterval time.Duration // default 5s
+	PollInterval   time.Duration // default 10s
+	// DataDir holds the children's data; default a temporary directory that
+	// Close removes.
+	DataDir string
+	Logger  *slog.Logger
+}
+
+// Pipeline is a running pipeline. Its URLs say where everything is.
+type Pipeline struct {
+	MockURL         string
+	PrometheusURL   string
+	AlertmanagerURL string
+	ServiceURL      string
+
+	Mock    *mockexporter.Registry
+	Service *servicemetrics.Server
+
+	log       *slog.Logger
+	servers   []*http.Server
+	children  []*localserver.Process
+	pool      *pgxpool.Pool
+	tempDir   string
+	closeOnce sync.Once
+	closeErr  error
+	serveErrs chan error
+}
+
+// Start brings the pipeline up and returns once every component is ready.
+// On error everything already started is stopped again.
+func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
+	cfg = withDefaults(cfg)
+	p = &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
+	defer func() {
+		if err != nil {
+			_ = p.Close(context.Background())
+			p = nil
+		}
+	}()
+
+	dataDir := cfg.DataDir
+	if dataDir == "" {
+		if dataDir, err = os.MkdirTemp("", "promflow-pipeline-"); err != nil {
+			return nil, fmt.Errorf("pipeline: temp dir: %w", err)
+		}
+		p.tempDir = dataDir
+	}
+
+	// Listen first: Prometheus and Alertmanager need the real addresses.
+	mockLn, err := net.Listen("tcp", cfg.MockAddr)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: mock-metrics listen %s: %w", cfg.MockAddr, err)
+	}
+	svcLn, err := net.Listen("tcp", cfg.ServiceAddr)
+	if err != nil {
+		mockLn.Close()
+		return nil, fmt.Errorf("pipeline: service-metrics listen %s: %w", cfg.ServiceAddr, err)
+	}
+	p.MockURL = "http://" + mockLn.Addr().String()
+	p.ServiceURL = "http://" + svcLn.Addr().String()
+
+	p.Mock = mockexporter.New(mockexporter.Options{})
+	p.serve("mock-metrics", mockLn, p.Mock.Handler())
+
+	p.AlertmanagerURL = cfg.AlertmanagerURL
+	if p.AlertmanagerURL == "" {
+		dir := dataDir + "/alertmanager"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			svcLn.Close()
+			return nil, err
+		}
+		am, err := localserver.StartAlertmanager(ctx, localserver.AlertmanagerConfig{
+			Addr:       cfg.AlertmanagerAddr,
+			DataDir:    dir,
+			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
+		})
+		if err != nil {
+			svcLn.Close()
+			return nil, fmt.Errorf("pipeline: alertmanager: %w", err)
+		}
+		p.children = append(p.children, am)
+		p.AlertmanagerURL = am.URL
+	}
+
+	p.PrometheusURL = cfg.PrometheusURL
+	if p.PrometheusURL == "" {
+		dir := dataDir + "/prometheus"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			svcLn.Close()
+			return nil, err
+		}
+		amAddr, err := hostPort(p.AlertmanagerURL)
+		if err != nil {
+			svcLn.Close()
+			return nil, err
+		}
+		prom, err := localserver.StartPrometheus(ctx, localserver.PrometheusConfig{
+			Addr:               cfg.PrometheusAddr,
+			DataDir:            dir,
+			ScrapeInterval:     cfg.ScrapeInterval,
+			EvaluationInterval: cfg.ScrapeInterval,
+			ScrapeConfigs: []localserver.ScrapeConfig{
+				{JobName: "mock-metrics", Targets: []string{mockLn.Addr().String()}, HonorLabels: true},
+				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
+				{JobName: "prometheus", Targets: []string{cfg.PrometheusAddr}},
+			},
+			RuleFiles:     map[string]string{"mock-alerts.yml": AlertRules},
+			Alertmanagers: []string{amAddr},
+		})
+		if err != nil {
+			svcLn.Close()
+			return nil, fmt.Errorf("pipeline: prometheus: %w", err)
+		}
+		p.children = append(p.children, prom)
+		p.PrometheusURL = prom.URL
+	}
+
+	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		svcLn.Close()
+		return nil, fmt.Errorf("pipeline: database: %w", err)
+	}
+	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
+		PrometheusURL: p.PrometheusURL,
+		Pool:          p.pool,
+		PollInterval:  cfg.PollInterval,
+		ExtraQueries:  MockQueries(),
+		Logger:        cfg.Logger,
+	})
+	if err != nil {
+		svcLn.Close()
+		return nil, fmt.Errorf("pipeline: service-metrics: %w", err)
+	}
+	p.serve("service-metrics", svcLn, p.Service.Handler())
+	return p, nil
+}
+
+// Err returns a channel that receives an error if one of the in-process
+// HTTP servers stops unexpectedly.
+func (p *Pipeline) Err() <-chan error { return p.serveErrs }
+
+func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	p.servers = append(p.servers, srv)
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			p.log.Error("server stopped", "component", name, "err", err)
+			select {
+			case p.serveErrs <- fmt.Errorf("pipeline: %s: %w", name, err):
+			default:
+			}
+		}
+	}()
+}
+
+// Close stops the HTTP servers, service-metrics' background work, the child
+// processes, closes the database pool and removes temporary data. It is
+// idempotent.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() {
+		var errs []error
+		if p.Service != nil {
+			errs = append(errs, p.Service.Close(ctx))
+		}
+		for _, s := range p.servers {
+			if err := s.Shutdown(ctx); err != nil {
+				errs = append(errs, err)
+				_ = s.Close()
+			}
+		}
+		for i := len(p.children) - 1; i >= 0; i-- {
+			errs = append(errs, p.children[i].Stop())
+		}
+		if p.pool != nil {
+			p.pool.Close()
+		}
+		if p.tempDir != "" {
+			errs = append(errs, os.RemoveAll(p.tempDir))
+		}
+		p.closeErr = errors.Join(errs...)
+	})
+	return p.closeErr
+}
+
+func withDefaults(cfg Config) Config {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&cfg.MockAddr, "127.0.0.1:8082")
+	def(&cfg.ServiceAddr, "127.0.0.1:8005")
+	def(&cfg.PrometheusAddr, "127.0.0.1:9090")
+	def(&cfg.AlertmanagerAddr, "127.0.0.1:9093")
+	def(&cfg.DatabaseURL, DefaultDatabaseURL)
+	if cfg.ScrapeInterval <= 0 {
+		cfg.ScrapeInterval = 5 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return cfg
+}
+
+func hostPort(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || u.Host == "" {
+		return "", fmt.Errorf("pipeline: not a URL with a host: %q", rawURL)
+	}
+	return u.Host, nil
+}

@@ -1,0 +1,283 @@
+package servicemetrics
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/promflow/promflow/broadcast"
+	"github.com/promflow/promflow/incidents"
+	"github.com/promflow/promflow/promquery"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Config configures [New]. PrometheusURL and Pool are required; every other
+// zero field has a working default.
+type Config struct {
+	PrometheusURL string
+	Pool          *pgxpool.Pool
+	// PollInterval between Prometheus polls; default 10s.
+	PollInterval time.Duration
+	// Instant queries published as instant_metrics; default the seed's
+	// three (broadcast.DefaultInstantQueries) plus ExtraQueries.
+	Instant      []broadcast.Query
+	ExtraQueries []broadcast.Query
+	// AllowedOrigins for WebSocket clients besides same-origin ones.
+	AllowedOrigins []string
+	// Intake configures the Alertmanager webhook (e.g. the service label).
+	Intake incidents.IntakeOptions
+	Logger *slog.Logger
+}
+
+// Server is a running service-metrics: its poller and change-feed
+// forwarder run until Close.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	prom    *promquery.Client
+	store   *incidents.Store
+	hub     *broadcast.Hub
+	poller  *broadcast.Poller
+	sub     *incidents.Subscription
+	reg     *prometheus.Registry
+	handler http.Handler
+
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// New migrates the incidents schema, subscribes to its change feed, and
+// starts the poller. The poller's first poll runs at once.
+func New(ctx context.Context, cfg Config) (*Server, error) {
+	if cfg.Pool == nil {
+		return nil, errors.New("servicemetrics: Config.Pool is required")
+	}
+	if cfg.PrometheusURL == "" {
+		return nil, errors.New("servicemetrics: Config.PrometheusURL is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Instant == nil {
+		cfg.Instant = broadcast.DefaultInstantQueries()
+	}
+	cfg.Instant = append(append([]broadcast.Query(nil), cfg.Instant...), cfg.ExtraQueries...)
+
+	prom, err := promquery.New(cfg.PrometheusURL, promquery.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+	if err := incidents.Migrate(ctx, cfg.Pool); err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom}
+	s.store = incidents.NewStore(cfg.Pool, incidents.Options{Logger: cfg.Logger})
+	s.hub = broadcast.NewHub(broadcast.HubOptions{AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger})
+	s.poller, err = broadcast.NewPoller(prom, s.hub, broadcast.PollerOptions{
+		Interval: cfg.PollInterval,
+		Instant:  cfg.Instant,
+		Logger:   cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+	s.sub, err = s.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: cfg.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+
+	s.reg = prometheus.NewRegistry()
+	s.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		s.hub, s.poller,
+		incidents.NewCollector(s.store, incidents.CollectorOptions{}),
+	)
+	s.handler = s.routes()
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.wg.Add(2)
+	go func() {
+		defer s.wg.Done()
+		if err := s.poller.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("poller stopped", "err", err)
+		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		s.forwardEvents(runCtx)
+	}()
+	return s, nil
+}
+
+// incidentMessage is what WebSocket clients receive on topic "incident".
+type incidentMessage struct {
+	Type      string          `json:"type"`
+	Timestamp string          `json:"timestamp"`
+	Data      incidents.Event `json:"data"`
+}
+
+func (s *Server) forwardEvents(ctx context.Context) {
+	for {
+		ev, err := s.sub.Next(ctx)
+		if err != nil {
+			return
+		}
+		msg := incidentMessage{Type: broadcast.TopicIncident, Timestamp: timestamp(time.Now()), Data: ev}
+		if err := s.hub.Publish(broadcast.TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
+			s.log.Error("publish incident event", "err", err)
+		}
+	}
+}
+
+// Handler returns the service's routes:
+//
+//	GET /health                 {"status":"ok","timestamp":...}
+//	GET /ready                  Prometheus and PostgreSQL checked separately; 503 when either is down
+//	GET /metrics                the service's own metrics
+//	/api/...                    incidents REST and POST /api/alertmanager/webhook
+//	GET /ws, and / with Upgrade WebSocket
+//	GET /                       the dashboard
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Hub returns the WebSocket hub, e.g. to publish more topics.
+func (s *Server) Hub() *broadcast.Hub { return s.hub }
+
+// Store returns the incidents store.
+func (s *Server) Store() *incidents.Store { return s.store }
+
+// Registry returns the registry behind /metrics, to register more collectors.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// Close stops the poller and the change feed and shuts the hub down (every
+// client gets close code 1001). It is idempotent.
+func (s *Server) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.cancel()
+		s.wg.Wait()
+		errs := []error{s.sub.Close(), s.hub.Shutdown(ctx), s.prom.Close()}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
+
+func (s *Server) routes() http.Handler {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "http_requests_total",
+		Help: "HTTP requests served by service-metrics, by route, method and status code.",
+	}, []string{"handler", "method", "code"})
+	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "http_request_duration_seconds",
+		Help:    "Latency of HTTP requests served by service-metrics, by route.",
+		Buckets: prometheus.DefBuckets,
+	}, []string{"handler", "method", "code"})
+	s.reg.MustRegister(requests, duration)
+	instrument := func(name string, h http.Handler) http.Handler {
+		l := prometheus.Labels{"handler": name}
+		return promhttp.InstrumentHandlerCounter(requests.MustCurryWith(l),
+			promhttp.InstrumentHandlerDuration(duration.MustCurryWith(l), h))
+	}
+
+	mux := http.NewServeMux()
+	api := incidents.NewHandler(s.store, incidents.HandlerOptions{Logger: s.log, Intake: s.cfg.Intake})
+	mux.Handle("/api/", instrument("/api", api))
+	mux.Handle("GET /health", instrument("/health", http.HandlerFunc(s.health)))
+	mux.Handle("GET /ready", instrument("/ready", http.HandlerFunc(s.ready)))
+	mux.Handle("GET /metrics", instrument("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})))
+	mux.Handle("/ws", s.hub) // WebSocket connections are long-lived: not instrumented
+	static, _ := fs.Sub(webFS, "web")
+	page, _ := fs.ReadFile(static, "index.html")
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if broadcast.IsWebSocketUpgrade(r) && r.URL.Path == "/" {
+			s.hub.ServeHTTP(w, r)
+			return
+		}
+		if r.URL.Path != "/" {
+			writeJSON(w, http.StatusNotFound, map[string]string{"status": "error", "error": "no such route: " + truncate(r.URL.Path, 200)})
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + r.Method + " not allowed"})
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Header().Set("Cache-Control", "no-cache")
+		_, _ = w.Write(page)
+	})
+	return mux
+}
+
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "timestamp": timestamp(time.Now())})
+}
+
+type check struct {
+	Status string `json:"status"`
+	Error  string `json:"error,omitempty"`
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var promErr, dbErr error
+	wg.Add(2)
+	go func() { defer wg.Done(); promErr = s.prom.Ready(ctx) }()
+	go func() { defer wg.Done(); dbErr = s.cfg.Pool.Ping(ctx) }()
+	wg.Wait()
+	res := func(err error) check {
+		if err != nil {
+			// Errors name the dependency, never credentials or SQL.
+			return check{Status: "down", Error: "unreachable"}
+		}
+		return check{Status: "up"}
+	}
+	body := map[string]any{
+		"status":     "ok",
+		"timestamp":  timestamp(time.Now()),
+		"prometheus": res(promErr),
+		"postgres":   res(dbErr),
+	}
+	code := http.StatusOK
+	if promErr != nil || dbErr != nil {
+		body["status"] = "unavailable"
+		code = http.StatusServiceUnavailable
+		s.log.Warn("not ready", "prometheus_err", promErr, "postgres_err", dbErr)
+	}
+	writeJSON(w, code, body)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func timestamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

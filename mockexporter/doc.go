@@ -1,0 +1,86 @@
+// Package mockexporter simulates a Prometheus exporter: a [Registry] of
+// gauges, counters and histograms whose values are computed at collect time
+// from [Source]s (constant, steps, ramp, sine, square, spike, noise, random
+// walk, sums of these) and timed [Scenario]s, read from an injectable clock so
+// that tests are deterministic. It is the library behind the mock-metrics
+// service of the promflow pipeline (examples/mockmetrics).
+//
+// # Getting started
+//
+// Call [New]; the zero [Options] use the real clock and pre-declare the seed
+// [Catalogue] (the 26 mock_* families of the original service, each with a
+// default series, so every family is exposed from the first scrape). Then
+// either register the Registry in a prometheus.Registerer (it is a
+// prometheus.Collector) or serve [Registry.Handler]:
+//
+//	reg := mockexporter.New(mockexporter.Options{})
+//	http.Handle("/", reg.Handler())
+//
+// Drive values from Go with [Registry.SetValue], [Registry.Set] (a Source),
+// [Registry.Add], [Registry.Observe], [Registry.StartScenario] and
+// [Registry.SetFaults], or over HTTP. Every method of Registry is safe for
+// concurrent use; the registry starts no goroutine and needs no Close.
+//
+// # Values
+//
+// A gauge's value is its source's value at the collect time, clamped into
+// the family's [Range] (and rounded for Status and Count ranges). A
+// counter's value is the integral of its source, read as a rate per second
+// (negative rates count as 0), plus explicit increments: it never decreases
+// except through [Registry.ResetSeries] or [Registry.Reset]. A histogram
+// simulates ObservationsPerSecond observations per second whose values come
+// from its source, plus explicit observations. Counter and histogram totals
+// advance when they are read (a scrape, Series, Value); a clock that goes
+// back changes nothing.
+//
+// Writes are validated: a value must be finite and inside the family's range
+// (no negative bytes, percentages within 0–100, statuses 0 or 1, counts
+// whole), a source's [Source.Bounds] must lie inside it, label values must be
+// non-empty valid UTF-8 of at most [MaxLabelValueLen] bytes. A rejected write
+// returns a *[ValidationError] (or wraps [ErrUnknownMetric], [ErrWrongType],
+// ...) and changes nothing.
+//
+// # HTTP API
+//
+// [Registry.Handler] serves:
+//
+//	GET  /health                         200 text/plain "Mock Metrics Service is UP!"
+//	GET  /metrics                        Go and process collectors + every simulated series;
+//	                                     text, OpenMetrics and gzip by content negotiation (promhttp)
+//	POST /simulate/...                   the 26 seed routes (see [SeedRoutes]), e.g.
+//	                                     /simulate/cpu-usage/78, /simulate/disk-usage/sda/85,
+//	                                     /simulate/disk-read-error/sda (adds 1);
+//	                                     200 text/plain on success, 400/404/405 text/plain on error
+//
+// and a JSON control API. Successful answers are {"status":"success","data":...};
+// errors are {"status":"error","error":"..."} with 400 (invalid input), 404
+// (unknown metric, series, scenario or route), 405 (wrong method, with an
+// Allow header), 409 (duplicate metric, limit reached) or 413 (body over
+// Options.MaxBodyBytes, 1 MiB by default):
+//
+//	GET    /api/v1/metrics               declared families ([MetricOpts])
+//	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
+//	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
+//	GET    /api/v1/series[?metric=NAME]  series with their current values and sources ([SeriesInfo])
+//	POST   /api/v1/series                set a series ([SetRequest]): {"metric":"mock_high_cpu_usage_percent",
+//	                                     "value":78} or "source":{"kind":"ramp","from":10,"to":95,"duration":"5m"}
+//	                                     or "add":1 or "observe":[0.2,0.3]; labels left out take the defaults
+//	DELETE /api/v1/series                delete a series: {"metric":"...","labels":{...}}
+//	POST   /api/v1/series/reset          counter or histogram back to 0: {"metric":"...","labels":{...}}
+//	GET    /api/v1/scenarios             started scenarios ([ScenarioInfo])
+//	POST   /api/v1/scenarios             start a scenario, JSON or YAML body ([Scenario]) → 201 + Location
+//	GET    /api/v1/scenarios/{id}        one scenario
+//	DELETE /api/v1/scenarios/{id}        stop it; its series go back to their own sources
+//	GET    /api/v1/faults                current [Faults]
+//	PUT    /api/v1/faults                set faults: {"status":500}, {"delay":"3s"},
+//	                                     {"hide":[{"metric":"mock_service_up"}]}
+//	DELETE /api/v1/faults                clear faults
+//	POST   /api/v1/reset                 back to the initial state ([Registry.Reset])
+//
+// # Determinism
+//
+// Every value is a function of the clock reading: one-shot shapes (ramp,
+// steps, spike) of the time since they were set or since their scenario
+// phase began, periodic and seeded ones (sine, square, noise, random walk)
+// of the wall-clock instant, so two exporters, or one restarted, agree.
+package mockexporter

@@ -1,0 +1,42 @@
+package mockexporter
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors; the registry wraps them with the offending name, so test
+// them with errors.Is.
+var (
+	// ErrUnknownMetric: no metric family of that name is declared.
+	ErrUnknownMetric = errors.New("mockexporter: unknown metric")
+	// ErrUnknownSeries: the family has no series with those label values.
+	ErrUnknownSeries = errors.New("mockexporter: unknown series")
+	// ErrUnknownScenario: no scenario has that id.
+	ErrUnknownScenario = errors.New("mockexporter: unknown scenario")
+	// ErrDuplicateMetric: a family of that name is already declared.
+	ErrDuplicateMetric = errors.New("mockexporter: metric already declared")
+	// ErrWrongType: the operation does not apply to the metric's type (for
+	// example Observe on a gauge).
+	ErrWrongType = errors.New("mockexporter: operation not valid for this metric type")
+	// ErrLimit: a configured limit (series, scenarios) would be exceeded.
+	ErrLimit = errors.New("mockexporter: limit reached")
+)
+
+// ValidationError reports an input that was rejected: a value out of the
+// metric's range, a bad label value, a malformed source. Nothing was changed.
+type ValidationError struct {
+	Field  string // what was wrong, e.g. "value", "labels.device", "source.period"
+	Reason string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return "mockexporter: invalid input: " + e.Reason
+	}
+	return "mockexporter: invalid " + e.Field + ": " + e.Reason
+}
+
+func validationf(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}

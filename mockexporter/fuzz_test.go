@@ -1,0 +1,85 @@
+package mockexporter_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"}
+
+// FuzzControlAPI sends arbitrary methods, paths and bodies to the control
+// API and the seed routes: nothing may panic or answer 5xx, API answers are
+// JSON, and a 4xx leaves the registry's state unchanged.
+func FuzzControlAPI(f *testing.F) {
+	seeds := []struct {
+		m          uint8
+		path, body string
+	}{
+		{1, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","value":78}`},
+		{1, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","source":{"kind":"ramp","from":1,"to":2,"duration":"1m"}}`},
+		{1, "/api/v1/series", `{"metric":"mock_disk_read_errors_total","add":1}`},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":""},"value":1}`},
+		{1, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","source":{"kind":"sum","sources":[{"kind":"noise","seed":1,"base":50,"amplitude":5}]}}`},
+		{3, "/api/v1/series", `{"metric":"mock_service_up"}`},
+		{1, "/api/v1/series/reset", `{"metric":"mock_disk_read_errors_total"}`},
+		{1, "/api/v1/metrics", `{"name":"h","type":"histogram","buckets":[1,2],"labels":["a"]}`},
+		{1, "/api/v1/scenarios", `{"name":"x","phases":[{"at":"0s","set":[{"metric":"mock_service_up","value":0}]}]}`},
+		{1, "/api/v1/scenarios", "name: x\nphases:\n  - at: 1m\n    set:\n      - metric: mock_service_up\n        value: 1\n"},
+		{3, "/api/v1/scenarios/s1", ""},
+		{2, "/api/v1/faults", `{"status":503,"delay":"1s","hide":[{"metric":"mock_service_up"}]}`},
+		{1, "/api/v1/reset", ""},
+		{1, "/simulate/disk-usage/sda/85", ""},
+		{1, "/simulate/cpu-usage/abc", ""},
+		{0, "/api/v1/series?metric=mock_service_up", ""},
+	}
+	for _, s := range seeds {
+		f.Add(s.m, s.path, []byte(s.body))
+	}
+	f.Fuzz(func(t *testing.T, m uint8, path string, body []byte) {
+		if !strings.HasPrefix(path, "/api/") && !strings.HasPrefix(path, "/simulate/") {
+			path = "/api/v1/" + path
+		}
+		u, err := url.Parse("http://mock" + path)
+		if err != nil {
+			u = &url.URL{Scheme: "http", Host: "mock", Path: path}
+		}
+		reg, _ := newTestRegistry(t)
+		h := reg.Handler()
+		before := snapshot(t, reg)
+
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Method = fuzzMethods[int(m)%len(fuzzMethods)]
+		req.URL = u
+		req.RequestURI = ""
+		req.Body = httpBody(body)
+		if bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")) {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", req.Method, path, body, rec.Code, rec.Body.String())
+		}
+		if strings.HasPrefix(u.Path, "/api/") && req.Method != "HEAD" && !json.Valid(rec.Body.Bytes()) {
+			t.Fatalf("%s %s: answer is not JSON: %q", req.Method, path, rec.Body.String())
+		}
+		if rec.Code >= 400 {
+			if after := snapshot(t, reg); after != before {
+				t.Fatalf("%s %s %q answered %d but changed the state", req.Method, path, body, rec.Code)
+			}
+		}
+		// Whatever was accepted, the exposition is still valid.
+		g := prometheus.NewPedanticRegistry()
+		g.MustRegister(reg)
+		if _, err := g.Gather(); err != nil {
+			t.Fatalf("%s %s %q: gather after the request: %v", req.Method, path, body, err)
+		}
+	})
+}

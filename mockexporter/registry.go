@@ -1,0 +1,1009 @@
+package mockexporter
+
+import (
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/protobuf/proto"
+)
+
+// Type is the Prometheus type of a simulated metric family.
+type Type int
+
+// Metric types.
+const (
+	Gauge Type = iota
+	Counter
+	Histogram
+)
+
+func (t Type) String() string {
+	switch t {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	case Histogram:
+		return "histogram"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// MarshalText writes the type name.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads "gauge", "counter" or "histogram".
+func (t *Type) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "gauge", "":
+		*t = Gauge
+	case "counter":
+		*t = Counter
+	case "histogram":
+		*t = Histogram
+	default:
+		return validationf("type", "must be gauge, counter or histogram, got %q", truncate(string(b)))
+	}
+	return nil
+}
+
+// Range is the set of values a family accepts. Writes outside it are
+// rejected with a [ValidationError]; sources whose bounds leave it are
+// rejected too, and computed values are clamped into it.
+type Range int
+
+// Ranges.
+const (
+	// Any finite value.
+	Any Range = iota
+	// NonNegative: ≥ 0 (bytes, seconds).
+	NonNegative
+	// Percent: 0 to 100.
+	Percent
+	// Status: 0 or 1; computed values are rounded to the nearer.
+	Status
+	// Count: a whole number ≥ 0; computed values are rounded.
+	Count
+)
+
+var rangeNames = [...]string{"any", "nonnegative", "percent", "status", "count"}
+
+func (r Range) String() string {
+	if r >= 0 && int(r) < len(rangeNames) {
+		return rangeNames[r]
+	}
+	return fmt.Sprintf("Range(%d)", int(r))
+}
+
+// MarshalText writes the range name.
+func (r Range) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a range name ("" means any).
+func (r *Range) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*r = Any
+		return nil
+	}
+	for i, n := range rangeNames {
+		if n == string(b) {
+			*r = Range(i)
+			return nil
+		}
+	}
+	return validationf("range", "must be one of %s, got %q", strings.Join(rangeNames[:], ", "), truncate(string(b)))
+}
+
+func (r Range) limits() (lo, hi float64) {
+	switch r {
+	case NonNegative, Count:
+		return 0, math.Inf(1)
+	case Percent:
+		return 0, 100
+	case Status:
+		return 0, 1
+	}
+	return math.Inf(-1), math.Inf(1)
+}
+
+// check validates a value written directly (not computed by a source).
+func (r Range) check(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return validationf("value", "must be a finite number, got %v", v)
+	}
+	switch r {
+	case NonNegative:
+		if v < 0 {
+			return validationf("value", "must not be negative, got %v", v)
+		}
+	case Percent:
+		if v < 0 || v > 100 {
+			return validationf("value", "is a percentage and must be between 0 and 100, got %v", v)
+		}
+	case Status:
+		if v != 0 && v != 1 {
+			return validationf("value", "is a status and must be 0 or 1, got %v", v)
+		}
+	case Count:
+		if v < 0 || v != math.Trunc(v) {
+			return validationf("value", "is a count and must be a whole number ≥ 0, got %v", v)
+		}
+	}
+	return nil
+}
+
+// shape clamps (and for Status/Count rounds) a computed value.
+func (r Range) shape(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	lo, hi := r.limits()
+	v = math.Min(math.Max(v, lo), hi)
+	switch r {
+	case Status:
+		if v >= 0.5 {
+			return 1
+		}
+		return 0
+	case Count:
+		return math.Round(v)
+	}
+	return v
+}
+
+// Labels maps label names to values.
+type Labels map[string]string
+
+// MetricOpts declares a simulated metric family.
+type MetricOpts struct {
+	// Name must be a legacy Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+	Name string `json:"name"`
+	// Help defaults to "Simulated metric <name>.".
+	Help string `json:"help,omitempty"`
+	Type Type   `json:"type"`
+	// LabelNames are the family's label names, in order.
+	LabelNames []string `json:"labels,omitempty"`
+	// Range is the set of values accepted (for counters and histograms it
+	// applies to the rate or observations; counters always need ≥ 0 rates).
+	Range Range `json:"range"`
+	// Defaults are label values used for any label a caller leaves out; when
+	// every label has a default (or there are no labels) the family starts
+	// with that default series, so it is exposed from the first scrape.
+	Defaults Labels `json:"defaults,omitempty"`
+	// Initial is the default series' starting value (gauges) or rate
+	// (counters), default 0.
+	Initial float64 `json:"initial,omitempty"`
+	// Buckets are histogram upper bounds; default prometheus.DefBuckets.
+	Buckets []float64 `json:"buckets,omitempty"`
+	// ObservationsPerSecond is how many observations a histogram simulates
+	// per second from its source; default 1. Explicit observations come on
+	// top.
+	ObservationsPerSecond float64 `json:"observations_per_second,omitempty"`
+}
+
+// Options configures a [Registry]. The zero value works: the real clock, the
+// seed catalogue pre-declared, slog.Default for logs.
+type Options struct {
+	// Now is the clock every value is computed from; default time.Now.
+	// Inject a fake clock to make values deterministic in tests.
+	Now func() time.Time
+	// Empty starts the registry without the seed catalogue (the /simulate
+	// routes then answer 404 for the missing metrics).
+	Empty bool
+	// Logger receives a line for every state change made over HTTP;
+	// default slog.Default().
+	Logger *slog.Logger
+	// MaxSeries caps the number of series (default 100,000).
+	MaxSeries int
+	// MaxBodyBytes caps control API request bodies (default 1 MiB); larger
+	// bodies get 413.
+	MaxBodyBytes int64
+	// DisableRuntimeCollectors leaves the Go and process collectors out of
+	// the Handler's /metrics.
+	DisableRuntimeCollectors bool
+}
+
+// Registry holds simulated metric families and their series. It implements
+// prometheus.Collector (as an unchecked collector: families can be declared
+// at any time) and serves the HTTP API through [Registry.Handler]. All methods
+// are safe for concurrent use.
+type Registry struct {
+	now       func() time.Time
+	log       *slog.Logger
+	opts      Options
+	mu        sync.Mutex
+	fams      map[string]*family
+	order     []*family // sorted by name
+	nseries   int
+	scenarios []*scenario // newest last
+	nextScen  int
+	faults    Faults
+	hideFam   map[*family]*hideRule
+
+	handlerOnce sync.Once
+	handler     *handler
+}
+
+type family struct {
+	opts       MetricOpts
+	desc       *prometheus.Desc
+	series     map[string]*series
+	order      []*series
+	hasDefault bool
+}
+
+type series struct {
+	fam      *family
+	values   []string
+	pairs    []*dto.LabelPair
+	src      Source
+	start    time.Time
+	bindings []*binding
+	// counters and histograms
+	last    time.Time
+	acc     float64 // integral of the rate (counters) or simulated observation count (histograms)
+	added   float64 // explicit increments
+	buckets []float64
+	sum     float64
+}
+
+// New returns a registry; see [Options] for the defaults.
+func New(opts Options) *Registry {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxSeries <= 0 {
+		opts.MaxSeries = 100_000
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 1 << 20
+	}
+	r := &Registry{now: opts.Now, log: opts.Logger, opts: opts}
+	r.mu.Lock()
+	r.resetLocked()
+	r.mu.Unlock()
+	return r
+}
+
+func (r *Registry) resetLocked() {
+	r.fams = map[string]*family{}
+	r.order = nil
+	r.nseries = 0
+	for _, sc := range r.scenarios {
+		if sc.state == scenarioRunning {
+			sc.state = scenarioStopped
+			sc.stopped = r.now()
+		}
+	}
+	r.faults = Faults{}
+	r.hideFam = nil
+	if !r.opts.Empty {
+		for _, m := range Catalogue() {
+			if err := r.declareLocked(m); err != nil {
+				panic("mockexporter: bad catalogue: " + err.Error())
+			}
+		}
+	}
+}
+
+// Reset returns the registry to the state New left it in: every scenario is
+// stopped, faults are cleared, families declared since are removed and the
+// catalogue's series are back to their defaults.
+func (r *Registry) Reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.resetLocked()
+}
+
+// Declare adds a metric family. It fails with ErrDuplicateMetric if the name
+// is taken and with a *ValidationError for a bad name, label or bucket.
+func (r *Registry) Declare(m MetricOpts) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.declareLocked(m)
+}
+
+func (r *Registry) declareLocked(m MetricOpts) error {
+	if !validMetricName(m.Name) {
+		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
+	}
+	if _, ok := r.fams[m.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
+	}
+	if m.Type < Gauge || m.Type > Histogram {
+		return validationf("type", "unknown type %d", int(m.Type))
+	}
+	if m.Range < Any || m.Range > Count {
+		return validationf("range", "unknown range %d", int(m.Range))
+	}
+	if len(m.LabelNames) > 32 {
+		return validationf("labels", "at most 32 label names")
+	}
+	seen := map[string]bool{}
+	for _, ln := range m.LabelNames {
+		if !validLabelName(ln) {
+			return validationf("labels", "%q is not a valid label name", truncate(ln))
+		}
+		if seen[ln] {
+			return validationf("labels", "duplicate label name %q", ln)
+		}
+		seen[ln] = true
+	}
+	for k, v := range m.Defaults {
+		if !seen[k] {
+			return validationf("defaults", "%q is not a label of %s", truncate(k), m.Name)
+		}
+		if err := checkLabelValue(k, v); err != nil {
+			return err
+		}
+	}
+	if m.Help == "" {
+		m.Help = "Simulated metric " + m.Name + "."
+	}
+	if !utf8.ValidString(m.Help) || len(m.Help) > 1024 {
+		return validationf("help", "must be valid UTF-8 of at most 1024 bytes")
+	}
+	if m.Type == Histogram {
+		if m.Buckets == nil {
+			m.Buckets = prometheus.DefBuckets
+		}
+		if len(m.Buckets) == 0 || len(m.Buckets) > 100 {
+			return validationf("buckets", "need 1 to 100 buckets")
+		}
+		for i, b := range m.Buckets {
+			if math.IsNaN(b) || math.IsInf(b, 0) || (i > 0 && b <= m.Buckets[i-1]) {
+				return validationf("buckets", "must be finite and strictly increasing")
+			}
+		}
+		if m.ObservationsPerSecond == 0 {
+			m.ObservationsPerSecond = 1
+		}
+		if err := finite("observations_per_second", m.ObservationsPerSecond); err != nil || m.ObservationsPerSecond < 0 || m.ObservationsPerSecond > 1e6 {
+			return validationf("observations_per_second", "must be between 0 and 1e6")
+		}
+	} else if m.Buckets != nil {
+		return validationf("buckets", "only histograms have buckets")
+	}
+	initialRange := m.Range
+	if m.Type == Counter {
+		initialRange = NonNegative
+	}
+	if err := initialRange.check(m.Initial); err != nil {
+		return validationf("initial", "%s", err.(*ValidationError).Reason)
+	}
+	m.LabelNames = slices.Clone(m.LabelNames)
+	m.Buckets = slices.Clone(m.Buckets)
+	m.Defaults = cloneLabels(m.Defaults)
+	f := &family{
+		opts:   m,
+		desc:   prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil),
+		series: map[string]*series{},
+	}
+	f.hasDefault = len(m.Defaults) == len(m.LabelNames)
+	if f.hasDefault && r.nseries >= r.opts.MaxSeries {
+		return fmt.Errorf("%w: at most %d series", ErrLimit, r.opts.MaxSeries)
+	}
+	r.fams[m.Name] = f
+	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= m.Name })
+	r.order = slices.Insert(r.order, i, f)
+	if f.hasDefault {
+		vals := make([]string, len(m.LabelNames))
+		for i, ln := range m.LabelNames {
+			vals[i] = m.Defaults[ln]
+		}
+		s := r.addSeriesLocked(f, vals, r.now())
+		s.src = Constant(m.Initial)
+	}
+	return nil
+}
+
+// Families returns the declared families, sorted by name.
+func (r *Registry) Families() []MetricOpts {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]MetricOpts, len(r.order))
+	for i, f := range r.order {
+		out[i] = f.opts
+		out[i].LabelNames = slices.Clone(f.opts.LabelNames)
+		out[i].Buckets = slices.Clone(f.opts.Buckets)
+		out[i].Defaults = cloneLabels(f.opts.Defaults)
+	}
+	return out
+}
+
+// Set attaches src to the series (creating it): for a gauge src gives the
+// value, for a counter the rate per second it rises by, for a histogram the
+// value of each simulated observation. The source's bounds must lie in the
+// family's range. Labels left out take the family's defaults.
+func (r *Registry) Set(metric string, labels Labels, src Source) error {
+	if src == nil {
+		return validationf("source", "missing")
+	}
+	if v, ok := src.(Validator); ok {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	if err := f.checkSource(src); err != nil {
+		return err
+	}
+	now := r.now()
+	s, err := r.seriesLocked(f, vals, now, true)
+	if err != nil {
+		return err
+	}
+	s.integrate(now)
+	s.src, s.start = src, now
+	return nil
+}
+
+// SetValue sets a gauge to v. For a counter it raises the counter to v
+// (lowering it is a *ValidationError: counters only rise, use ResetSeries).
+// Histograms answer ErrWrongType.
+func (r *Registry) SetValue(metric string, labels Labels, v float64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	switch f.opts.Type {
+	case Gauge:
+		if err := f.opts.Range.check(v); err != nil {
+			return err
+		}
+		s, err := r.seriesLocked(f, vals, now, true)
+		if err != nil {
+			return err
+		}
+		s.src, s.start = Constant(v), now
+	case Counter:
+		if err := NonNegative.check(v); err != nil {
+			return err
+		}
+		s, err := r.seriesLocked(f, vals, now, true)
+		if err != nil {
+			return err
+		}
+		s.integrate(now)
+		cur := s.acc + s.added
+		if v < cur {
+			return validationf("value", "counter %s is at %v and only rises; reset it first", metric, cur)
+		}
+		s.added += v - cur
+	default:
+		return fmt.Errorf("%w: SetValue on histogram %s", ErrWrongType, metric)
+	}
+	return nil
+}
+
+// Add adds delta to a counter (delta ≥ 0) or to a gauge's current value (the
+// gauge then holds the sum as a constant).
+func (r *Registry) Add(metric string, labels Labels, delta float64) error {
+	if err := finite("value", delta); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	now := r.now()
+	switch f.opts.Type {
+	case Counter:
+		if delta < 0 {
+			return validationf("value", "counters only rise, got increment %v", delta)
+		}
+		s, err := r.seriesLocked(f, vals, now, true)
+		if err != nil {
+			return err
+		}
+		s.added += delta
+	case Gauge:
+		var cur float64
+		if s, err := r.seriesLocked(f, vals, now, false); err == nil {
+			cur = s.gaugeValue(now)
+		}
+		v := cur + delta
+		if err := f.opts.Range.check(v); err != nil {
+			return err
+		}
+		s, err := r.seriesLocked(f, vals, now, true)
+		if err != nil {
+			return err
+		}
+		s.src, s.start = Constant(v), now
+	default:
+		return fmt.Errorf("%w: Add on histogram %s", ErrWrongType, metric)
+	}
+	return nil
+}
+
+// Observe records explicit observations in a histogram.
+func (r *Registry) Observe(metric string, labels Labels, values ...float64) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	if f.opts.Type != Histogram {
+		return fmt.Errorf("%w: Observe on %s %s", ErrWrongType, f.opts.Type, metric)
+	}
+	for _, v := range values {
+		if err := f.opts.Range.check(v); err != nil {
+			return err
+		}
+	}
+	now := r.now()
+	s, err := r.seriesLocked(f, vals, now, true)
+	if err != nil {
+		return err
+	}
+	for _, v := range values {
+		s.observe(v, 1)
+		s.added++
+	}
+	return nil
+}
+
+// Delete removes a series; it disappears from the next scrape.
+func (r *Registry) Delete(metric string, labels Labels) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	key := seriesKey(vals)
+	s, ok := f.series[key]
+	if !ok {
+		return fmt.Errorf("%w: %s%s", ErrUnknownSeries, metric, formatLabels(f.opts.LabelNames, vals))
+	}
+	delete(f.series, key)
+	f.order = slices.DeleteFunc(f.order, func(x *series) bool { return x == s })
+	r.nseries--
+	return nil
+}
+
+// ResetSeries sets a counter or histogram back to zero (the only way a
+// counter goes down); its source keeps running from now.
+func (r *Registry) ResetSeries(metric string, labels Labels) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return err
+	}
+	if f.opts.Type == Gauge {
+		return fmt.Errorf("%w: reset applies to counters and histograms, %s is a gauge", ErrWrongType, metric)
+	}
+	now := r.now()
+	s, err := r.seriesLocked(f, vals, now, false)
+	if err != nil {
+		return err
+	}
+	s.acc, s.added, s.sum, s.last = 0, 0, 0, now
+	clear(s.buckets)
+	return nil
+}
+
+// SeriesInfo describes one series at a moment.
+type SeriesInfo struct {
+	Metric string     `json:"metric"`
+	Type   Type       `json:"type"`
+	Labels Labels     `json:"labels"`
+	Value  float64    `json:"value"` // gauge value, counter total, histogram observation count
+	Source SourceSpec `json:"source"`
+	// Scenario is the id of the scenario currently driving the series.
+	Scenario string `json:"scenario,omitempty"`
+}
+
+// Series lists the series of one family (or of all when metric is ""),
+// with their values at the registry's now. It advances counters exactly as a
+// scrape does.
+func (r *Registry) Series(metric string) ([]SeriesInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	fams := r.order
+	if metric != "" {
+		f, ok := r.fams[metric]
+		if !ok {
+			return nil, fmt.Errorf("%w: %q", ErrUnknownMetric, truncate(metric))
+		}
+		fams = []*family{f}
+	}
+	now := r.now()
+	out := []SeriesInfo{}
+	for _, f := range fams {
+		for _, s := range f.order {
+			out = append(out, s.info(now))
+		}
+	}
+	return out, nil
+}
+
+// Value returns a series' value at the registry's now (as [Registry.Series]).
+// Labels left out take the family's defaults.
+func (r *Registry) Value(metric string, labels Labels) (float64, error) {
+	si, err := r.Get(metric, labels)
+	return si.Value, err
+}
+
+// Get describes one series at the registry's now. Labels left out take the
+// family's defaults.
+func (r *Registry) Get(metric string, labels Labels) (SeriesInfo, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f, vals, err := r.resolveLocked(metric, labels)
+	if err != nil {
+		return SeriesInfo{}, err
+	}
+	now := r.now()
+	s, err := r.seriesLocked(f, vals, now, false)
+	if err != nil {
+		return SeriesInfo{}, err
+	}
+	return s.info(now), nil
+}
+
+func (s *series) info(now time.Time) SeriesInfo {
+	si := SeriesInfo{Metric: s.fam.opts.Name, Type: s.fam.opts.Type, Labels: Labels{}, Value: s.value(now)}
+	for i, ln := range s.fam.opts.LabelNames {
+		si.Labels[ln] = s.values[i]
+	}
+	src, _, b := s.effective(now)
+	si.Source = SpecOf(src)
+	if b != nil {
+		si.Scenario = b.sc.id
+	}
+	return si
+}
+
+// Describe sends nothing: the registry is an unchecked collector, because
+// families can be declared while it is registered.
+func (r *Registry) Describe(chan<- *prometheus.Desc) {}
+
+// Collect computes every visible series from its source at one reading of
+// the clock and sends it.
+func (r *Registry) Collect(ch chan<- prometheus.Metric) {
+	r.mu.Lock()
+	now := r.now()
+	samples := make([]sample, r.nseries)
+	n := 0
+	for _, f := range r.order {
+		hide := r.hideFam[f]
+		if hide != nil && hide.all {
+			continue
+		}
+		for _, s := range f.order {
+			if hide != nil && s.matchesAny(hide.matchers) {
+				continue
+			}
+			sm := &samples[n]
+			n++
+			sm.s = s
+			sm.v = s.value(now)
+			if f.opts.Type == Histogram {
+				sm.h = s.histogram()
+			}
+		}
+	}
+	r.mu.Unlock()
+	for i := range samples[:n] {
+		ch <- &samples[i]
+	}
+}
+
+// sample is one series' value at one Collect; it is the prometheus.Metric
+// the registry sends. Label pairs are shared with the series (immutable).
+type sample struct {
+	s *series
+	v float64
+	g dto.Gauge
+	h *dto.Histogram
+}
+
+func (m *sample) Desc() *prometheus.Desc { return m.s.fam.desc }
+
+func (m *sample) Write(pb *dto.Metric) error {
+	pb.Label = m.s.pairs
+	switch m.s.fam.opts.Type {
+	case Gauge:
+		m.g.Value = &m.v
+		pb.Gauge = &m.g
+	case Counter:
+		pb.Counter = &dto.Counter{Value: &m.v}
+	case Histogram:
+		pb.Histogram = m.h
+	}
+	return nil
+}
+
+func (r *Registry) resolveLocked(metric string, labels Labels) (*family, []string, error) {
+	f, ok := r.fams[metric]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownMetric, truncate(metric))
+	}
+	vals, err := f.resolve(labels)
+	return f, vals, err
+}
+
+func (f *family) resolve(labels Labels) ([]string, error) {
+	for k := range labels {
+		if !slices.Contains(f.opts.LabelNames, k) {
+			return nil, validationf("labels", "%q is not a label of %s (labels: %s)", truncate(k), f.opts.Name, strings.Join(f.opts.LabelNames, ", "))
+		}
+	}
+	vals := make([]string, len(f.opts.LabelNames))
+	for i, ln := range f.opts.LabelNames {
+		v, ok := labels[ln]
+		if !ok {
+			if v, ok = f.opts.Defaults[ln]; !ok {
+				return nil, validationf("labels."+ln, "required by %s", f.opts.Name)
+			}
+		}
+		if err := checkLabelValue(ln, v); err != nil {
+			return nil, err
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+func (f *family) checkSource(src Source) error {
+	lo, hi := src.Bounds()
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		return validationf("source", "bounds must be finite")
+	}
+	rng := f.opts.Range
+	if f.opts.Type == Counter {
+		if lo < 0 {
+			return validationf("source", "a counter's rate must not be negative (source reaches %v)", lo)
+		}
+		if rng == Percent || rng == Status || rng == Count {
+			rng = NonNegative
+		}
+	}
+	rlo, rhi := rng.limits()
+	if lo < rlo || hi > rhi {
+		return validationf("source", "values %v..%v leave the %s range of %s", lo, hi, rng, f.opts.Name)
+	}
+	return nil
+}
+
+// seriesLocked finds (or, with create, makes) a series.
+func (r *Registry) seriesLocked(f *family, vals []string, now time.Time, create bool) (*series, error) {
+	if s, ok := f.series[seriesKey(vals)]; ok {
+		return s, nil
+	}
+	if !create {
+		return nil, fmt.Errorf("%w: %s%s", ErrUnknownSeries, f.opts.Name, formatLabels(f.opts.LabelNames, vals))
+	}
+	if r.nseries >= r.opts.MaxSeries {
+		return nil, fmt.Errorf("%w: at most %d series", ErrLimit, r.opts.MaxSeries)
+	}
+	return r.addSeriesLocked(f, vals, now), nil
+}
+
+func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *series {
+	s := &series{fam: f, values: vals, src: Constant(0), start: now, last: now}
+	s.pairs = make([]*dto.LabelPair, len(vals))
+	for i, ln := range f.opts.LabelNames {
+		s.pairs[i] = &dto.LabelPair{Name: proto.String(ln), Value: proto.String(vals[i])}
+	}
+	sort.Slice(s.pairs, func(i, j int) bool { return s.pairs[i].GetName() < s.pairs[j].GetName() })
+	if f.opts.Type == Histogram {
+		s.buckets = make([]float64, len(f.opts.Buckets)+1)
+	}
+	f.series[seriesKey(vals)] = s
+	f.order = append(f.order, s)
+	r.nseries++
+	return s
+}
+
+// effective returns the source driving the series at now, the elapsed time
+// it sees, and the scenario binding it comes from (nil: the series' own).
+func (s *series) effective(now time.Time) (Source, time.Duration, *binding) {
+	for i := len(s.bindings) - 1; i >= 0; i-- {
+		if src, el, ok := s.bindings[i].at(now); ok {
+			return src, el, s.bindings[i]
+		}
+	}
+	return s.src, now.Sub(s.start), nil
+}
+
+func (s *series) gaugeValue(now time.Time) float64 {
+	src, el, _ := s.effective(now)
+	return s.fam.opts.Range.shape(src.Value(now, el))
+}
+
+func (s *series) value(now time.Time) float64 {
+	switch s.fam.opts.Type {
+	case Gauge:
+		return s.gaugeValue(now)
+	case Counter:
+		s.integrate(now)
+		return s.acc + s.added
+	default:
+		s.integrate(now)
+		return math.Floor(s.acc + s.added)
+	}
+}
+
+// integrationStep is the width of the midpoint rule used to integrate
+// counter rates and histogram observations between two reads.
+const integrationStep = 100 * time.Millisecond
+
+// integrate advances a counter's or histogram's simulated total to now.
+// The clock going backwards changes nothing: counters never fall.
+func (s *series) integrate(now time.Time) {
+	if s.fam.opts.Type == Gauge {
+		return
+	}
+	if !now.After(s.last) {
+		return
+	}
+	dt := now.Sub(s.last)
+	n := int64((dt + integrationStep - 1) / integrationStep)
+	n = min(max(n, 1), 10_000)
+	h := dt / time.Duration(n)
+	// Weight of one step in seconds; the counter sum is scaled once, which
+	// keeps constant rates exact.
+	hs := dt.Seconds() / float64(n)
+	var sum float64
+	for i := int64(0); i < n; i++ {
+		t := s.last.Add(h*time.Duration(i) + h/2)
+		src, el, _ := s.effective(t)
+		v := src.Value(t, el)
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			continue
+		}
+		if s.fam.opts.Type == Counter {
+			sum += math.Max(v, 0)
+		} else {
+			w := s.fam.opts.ObservationsPerSecond * hs
+			s.observe(s.fam.opts.Range.shape(v), w)
+			s.acc += w
+		}
+	}
+	if s.fam.opts.Type == Counter {
+		s.acc += sum * dt.Seconds() / float64(n)
+	}
+	s.last = now
+}
+
+func (s *series) observe(v, weight float64) {
+	i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
+	s.buckets[i] += weight
+	s.sum += v * weight
+}
+
+func (s *series) histogram() *dto.Histogram {
+	bounds := s.fam.opts.Buckets
+	h := &dto.Histogram{Bucket: make([]*dto.Bucket, len(bounds))}
+	bs := make([]dto.Bucket, len(bounds))
+	// Explicit observations are whole; simulated ones are spread over
+	// buckets as fractions, so cumulative counts are floored.
+	var cum float64
+	for i, ub := range bounds {
+		cum += s.buckets[i]
+		c := uint64(math.Floor(cum + 1e-9))
+		bs[i].CumulativeCount = &c
+		bs[i].UpperBound = proto.Float64(ub)
+		h.Bucket[i] = &bs[i]
+	}
+	count := uint64(math.Floor(s.acc + s.added + 1e-9))
+	h.SampleCount = &count
+	h.SampleSum = proto.Float64(s.sum)
+	return h
+}
+
+func (s *series) matchesAny(ms []Labels) bool {
+	for _, m := range ms {
+		ok := true
+		for i, ln := range s.fam.opts.LabelNames {
+			if v, has := m[ln]; has && v != s.values[i] {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+func seriesKey(vals []string) string { return strings.Join(vals, "\xff") }
+
+func formatLabels(names, vals []string) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i, n := range names {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s=%q", n, truncate(vals[i]))
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// MaxLabelValueLen is the longest label value accepted, in bytes.
+const MaxLabelValueLen = 128
+
+func checkLabelValue(name, v string) error {
+	switch {
+	case v == "":
+		return validationf("labels."+name, "must not be empty")
+	case len(v) > MaxLabelValueLen:
+		return validationf("labels."+name, "longer than %d bytes", MaxLabelValueLen)
+	case !utf8.ValidString(v):
+		return validationf("labels."+name, "is not valid UTF-8")
+	}
+	return nil
+}
+
+func validMetricName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		if !(c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+func validLabelName(s string) bool {
+	if s == "" || len(s) > 200 || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i, c := range []byte(s) {
+		if !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+func cloneLabels(l Labels) Labels {
+	if l == nil {
+		return nil
+	}
+	out := make(Labels, len(l))
+	for k, v := range l {
+		out[k] = v
+	}
+	return out
+}
+
+// truncate shortens user input quoted in error messages.
+func truncate(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "…"
+}

@@ -1,0 +1,43 @@
+// Package promquery is a typed client for the Prometheus HTTP API and a safe
+// way to build PromQL selectors from untrusted values.
+//
+// Start with [New], which returns a [*Client] for one Prometheus server. A
+// Client is safe for concurrent use; create one and share it. Every call
+// that talks to the server takes a context first and stops as soon as the
+// context ends.
+//
+// There is one call per question and each returns a Go type, never a
+// model.Value to type-switch on: [Client.Vector] and [Client.Scalar] for
+// instant queries, [Client.Query] when the result type is not known in
+// advance (it also handles string results), [Client.Matrix] for range
+// queries and [Client.StreamMatrix] to receive a big range result one series
+// at a time. [Client.QueryRaw] and [Client.QueryRangeRaw] keep the answer's
+// "data" verbatim for callers that forward it as JSON. [Client.Series],
+// [Client.LabelNames], [Client.LabelValues], [Client.Targets], [Client.Rules],
+// [Client.Alerts], [Client.Healthy] and [Client.Ready] cover the rest.
+// Results use the types of github.com/prometheus/common/model. Warnings and
+// infos of an answer are always returned.
+//
+// Every non-2xx answer is an [*APIError] (get it with errors.As) carrying the
+// HTTP status, Prometheus' errorType and message, and the body when it was
+// not JSON (an HTML page from a proxy, say). Cancellation and deadlines are
+// visible with errors.Is(err, context.Canceled) and
+// errors.Is(err, context.DeadlineExceeded).
+//
+// Queries are sent as POST forms, falling back to GET when the server
+// refuses POST. [Options] adds retries with capped exponential backoff that
+// honour Retry-After, a response size cap, and auth and TLS through
+// prometheus/common/config.HTTPClientConfig. The zero Options works.
+//
+// Range and instant vector answers are decoded by a streaming scanner over
+// the response body that never holds the whole body in memory; see
+// BENCHMARKS.md for figures against client_golang.
+//
+// To put a user-supplied value into a query, never concatenate strings: use
+// [Select] with [Eq], [Neq], [Re] and [Nre] matchers, and [LiteralRegex] to
+// match a value exactly inside a regular expression. Values are quoted with
+// Go string-literal rules, so no value can change the shape of the query.
+//
+// [Client.WaitTargetUp] and [Client.WaitForValue] help tests and pipelines
+// wait until Prometheus has scraped a target or a query has data.
+package promquery

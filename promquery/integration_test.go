@@ -1,0 +1,612 @@
+package promquery_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promquery"
+)
+
+// nastyValues are label values that would break a query built by string
+// concatenation. Each is exported as its own series.
+var nastyValues = []string{
+	`quote"inside`,
+	`back\slash`,
+	"new\nline",
+	`brace}close`,
+	"back`tick",
+	`=~.*`,
+	`.*`,
+	"ünïcödé ✓ 日本語",
+	`\"} or vector(1) #`,
+	"tab\there",
+	`'single'`,
+	`a|b(c)[d]{e}^$`,
+}
+
+// injections must match nothing: if any of them broke out of its string,
+// vector(1), a regex wildcard or an `or` would return samples.
+var injections = []string{
+	`a"} or vector(1) #`,
+	`a"} or vector(1) or up{job="`,
+	"a\"}\nor vector(1)",
+	"a` or vector(1) #",
+	`a\"} or vector(1) #`,
+	`.+`,
+	`"`,
+	`\`,
+}
+
+// env is a real Prometheus scraping a registry served by the test.
+type env struct {
+	prom    *testutil.Server
+	client  *promquery.Client
+	appAddr string
+	gauge   *prometheus.GaugeVec
+}
+
+const ruleFile = `
+groups:
+  - name: promquery-test
+    rules:
+      - alert: PromqueryTestAlert
+        expr: promquery_test_gauge{tag="plain"} > 0
+        for: 0s
+        labels:
+          severity: page
+        annotations:
+          summary: 'gauge is {{ $value }}'
+      - record: promquery:test_gauge:count
+        expr: count(promquery_test_gauge)
+`
+
+// startEnv starts a real Prometheus scraping a registry served by the test
+// (one hostile-valued gauge, one native histogram) and a target that is
+// down, with an alerting and a recording rule. testutil servers belong to
+// the test that started them, so related checks are subtests of few tests.
+func startEnv(t *testing.T) *env {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promquery_test_gauge", Help: "Test gauge with hostile label values."}, []string{"tag"})
+	reg.MustRegister(gauge)
+	gauge.WithLabelValues("plain").Set(1)
+	for i, v := range nastyValues {
+		gauge.WithLabelValues(v).Set(float64(i + 2))
+	}
+	hist := prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "promquery_test_native_seconds", Help: "A native histogram.",
+		NativeHistogramBucketFactor: 1.1,
+	})
+	reg.MustRegister(hist)
+	for _, v := range []float64{0.01, 0.2, 0.3, 1.5, 7} {
+		hist.Observe(v)
+	}
+	app := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(app.Close)
+	appAddr := strings.TrimPrefix(app.URL, "http://")
+
+	downAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
+	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
+		ScrapeConfigs: []testutil.ScrapeConfig{
+			{JobName: "app", Targets: []string{appAddr}},
+			{JobName: "down", Targets: []string{downAddr}},
+		},
+		RuleFiles: map[string]string{"rules.yml": ruleFile},
+		ExtraArgs: []string{"--enable-feature=native-histograms"},
+	})
+	c, err := promquery.New(prom.URL, promquery.Options{PollInterval: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err = c.WaitTargetUp(ctx, "app", appAddr)
+	require.NoError(t, err)
+	_, err = c.WaitForValue(ctx, `count(promquery_test_gauge)`, func(v model.Vector) bool {
+		return len(v) == 1 && int(v[0].Value) == len(nastyValues)+1
+	})
+	require.NoError(t, err)
+	return &env{prom: prom, client: c, appAddr: appAddr, gauge: gauge}
+}
+
+func ctx30(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestRealPrometheus(t *testing.T) {
+	e := startEnv(t)
+	c := e.client
+
+	t.Run("HealthyReady", func(t *testing.T) {
+		ctx := ctx30(t)
+		require.NoError(t, c.Healthy(ctx))
+		require.NoError(t, c.Ready(ctx))
+	})
+
+	t.Run("Targets", func(t *testing.T) {
+		ctx := ctx30(t)
+		// The down target is reported down with its scrape error.
+		testutil.Eventually(t, 30*time.Second, func() error {
+			ts, err := c.Targets(ctx, promquery.TargetsActive)
+			if err != nil {
+				return err
+			}
+			for _, tg := range ts.Active {
+				if tg.Labels["job"] == "down" {
+					if tg.Health == promquery.HealthDown && tg.LastError != "" {
+						return nil
+					}
+					return fmt.Errorf("down target is %q", tg.Health)
+				}
+			}
+			return errors.New("down target missing")
+		})
+		ts, err := c.Targets(ctx, promquery.TargetsAny)
+		require.NoError(t, err)
+		require.Len(t, ts.Active, 2)
+		var up promquery.ActiveTarget
+		for _, tg := range ts.Active {
+			if tg.Labels["job"] == "app" {
+				up = tg
+			}
+		}
+		assert.Equal(t, promquery.HealthUp, up.Health)
+		assert.Equal(t, "http://"+e.appAddr+"/metrics", up.ScrapeURL)
+		assert.Equal(t, "app", up.ScrapePool)
+		assert.False(t, up.LastScrape.IsZero())
+		assert.NotNil(t, ts.Dropped)
+
+		dropped, err := c.Targets(ctx, promquery.TargetsDropped)
+		require.NoError(t, err)
+		assert.Empty(t, dropped.Active)
+
+		_, err = c.Targets(ctx, "bogus")
+		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+
+		// Waiting for the down target gives up with the context and says why.
+		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err = c.WaitTargetUp(short, "down", "")
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+		assert.Contains(t, err.Error(), "down")
+	})
+
+	t.Run("Vector", func(t *testing.T) {
+		ctx := ctx30(t)
+		v, meta, err := c.Vector(ctx, promquery.Select("promquery_test_gauge").String(), time.Time{})
+		require.NoError(t, err)
+		assert.Empty(t, meta.Warnings)
+		require.Len(t, v, len(nastyValues)+1)
+		got := map[string]float64{}
+		for _, s := range v {
+			got[string(s.Metric["tag"])] = float64(s.Value)
+			assert.Equal(t, model.LabelValue("promquery_test_gauge"), s.Metric[model.MetricNameLabel])
+			assert.Equal(t, model.LabelValue("app"), s.Metric["job"])
+			assert.WithinDuration(t, time.Now(), s.Timestamp.Time(), time.Minute)
+		}
+		assert.Equal(t, 1.0, got["plain"])
+		for i, nv := range nastyValues {
+			assert.Equal(t, float64(i+2), got[nv], "value %q", nv)
+		}
+
+		// At an explicit evaluation time.
+		at := time.Now().Add(-time.Second).Truncate(time.Millisecond)
+		v, _, err = c.Vector(ctx, `vector(3)`, at)
+		require.NoError(t, err)
+		require.Len(t, v, 1)
+		assert.Equal(t, model.TimeFromUnixNano(at.UnixNano()), v[0].Timestamp)
+		assert.Equal(t, model.SampleValue(3), v[0].Value)
+
+		// Empty result is an empty, non-nil vector.
+		v, _, err = c.Vector(ctx, `promquery_test_gauge{tag="no such value"}`, time.Time{})
+		require.NoError(t, err)
+		assert.NotNil(t, v)
+		assert.Empty(t, v)
+
+		_, _, err = c.Vector(ctx, `scalar(vector(1))`, time.Time{})
+		require.ErrorIs(t, err, promquery.ErrUnexpectedResultType)
+	})
+
+	t.Run("NativeHistogram", func(t *testing.T) {
+		ctx := ctx30(t)
+		v, err := c.WaitForValue(ctx, `promquery_test_native_seconds`, nil)
+		require.NoError(t, err)
+		require.Len(t, v, 1)
+		h := v[0].Histogram
+		require.NotNil(t, h, "sample %v", v[0])
+		assert.Equal(t, model.FloatString(5), h.Count)
+		assert.InDelta(t, 9.01, float64(h.Sum), 1e-9)
+		assert.NotEmpty(t, h.Buckets)
+
+		end := time.Now()
+		m, _, err := c.Matrix(ctx, `promquery_test_native_seconds`, promquery.Range{Start: end.Add(-5 * time.Second), End: end, Step: time.Second})
+		require.NoError(t, err)
+		require.Len(t, m, 1)
+		require.NotEmpty(t, m[0].Histograms)
+		assert.Equal(t, model.FloatString(5), m[0].Histograms[0].Histogram.Count)
+	})
+
+	t.Run("Scalar", func(t *testing.T) {
+		ctx := ctx30(t)
+		s, _, err := c.Scalar(ctx, `scalar(sum(promquery_test_gauge{tag="plain"}))`, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, model.SampleValue(1), s.Value)
+		s, _, err = c.Scalar(ctx, `1/0`, time.Time{})
+		require.NoError(t, err)
+		assert.True(t, float64(s.Value) > 1e308, "got %v", s.Value)
+		_, _, err = c.Scalar(ctx, `vector(1)`, time.Time{})
+		require.ErrorIs(t, err, promquery.ErrUnexpectedResultType)
+	})
+
+	t.Run("QueryAnyType", func(t *testing.T) {
+		ctx := ctx30(t)
+		r, _, err := c.Query(ctx, `"hello \"world\""`, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, model.ValString, r.Type)
+		assert.Equal(t, `hello "world"`, r.String.Value)
+		assert.Equal(t, model.ValString, r.Value().Type())
+
+		r, _, err = c.Query(ctx, `promquery_test_gauge{tag="plain"}[10s]`, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, model.ValMatrix, r.Type)
+		require.Len(t, r.Matrix, 1)
+		assert.NotEmpty(t, r.Matrix[0].Values)
+
+		r, _, err = c.Query(ctx, `time()`, time.Unix(1700000000, 0))
+		require.NoError(t, err)
+		assert.Equal(t, model.ValScalar, r.Type)
+		assert.Equal(t, model.SampleValue(1700000000), r.Scalar.Value)
+
+		r, _, err = c.Query(ctx, `vector(2)`, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, model.ValVector, r.Type)
+		assert.Len(t, r.Vector, 1)
+	})
+
+	t.Run("MatrixAndStream", func(t *testing.T) {
+		ctx := ctx30(t)
+		end := time.Now().Truncate(time.Second)
+		rng := promquery.Range{Start: end.Add(-10 * time.Second), End: end, Step: time.Second}
+		q := promquery.Select("promquery_test_gauge").String()
+		m, _, err := c.Matrix(ctx, q, rng)
+		require.NoError(t, err)
+		require.Len(t, m, len(nastyValues)+1)
+		for _, ss := range m {
+			require.NotEmpty(t, ss.Values)
+			for _, p := range ss.Values {
+				assert.False(t, p.Timestamp.Before(model.TimeFromUnixNano(rng.Start.UnixNano())))
+				assert.False(t, p.Timestamp.After(model.TimeFromUnixNano(rng.End.UnixNano())))
+			}
+		}
+		var streamed model.Matrix
+		_, err = c.StreamMatrix(ctx, q, rng, func(ss *model.SampleStream) error {
+			streamed = append(streamed, ss)
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, m, streamed)
+
+		// The callback's error stops the stream and comes back.
+		stop := errors.New("enough")
+		calls := 0
+		_, err = c.StreamMatrix(ctx, q, rng, func(*model.SampleStream) error { calls++; return stop })
+		require.ErrorIs(t, err, stop)
+		assert.Equal(t, 1, calls)
+
+		raw, err := c.QueryRangeRaw(ctx, q, rng)
+		require.NoError(t, err)
+		var data struct {
+			ResultType string       `json:"resultType"`
+			Result     model.Matrix `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(raw.Data, &data))
+		assert.Equal(t, "matrix", data.ResultType)
+		sortMatrix(data.Result)
+		sortMatrix(m)
+		assert.Equal(t, m, data.Result)
+
+		_, _, err = c.Matrix(ctx, q, promquery.Range{Start: end, End: end.Add(-time.Second), Step: time.Second})
+		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+		_, _, err = c.Matrix(ctx, q, promquery.Range{Start: end, End: end})
+		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+	})
+
+	t.Run("QueryRaw", func(t *testing.T) {
+		ctx := ctx30(t)
+		raw, err := c.QueryRaw(ctx, `promquery_test_gauge{tag="plain"}`, time.Time{})
+		require.NoError(t, err)
+		var data struct {
+			ResultType string       `json:"resultType"`
+			Result     model.Vector `json:"result"`
+		}
+		require.NoError(t, json.Unmarshal(raw.Data, &data))
+		assert.Equal(t, "vector", data.ResultType)
+		require.Len(t, data.Result, 1)
+		assert.Equal(t, model.SampleValue(1), data.Result[0].Value)
+
+		_, err = c.QueryRaw(ctx, `sum(`, time.Time{})
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+		assert.Equal(t, promquery.ErrorBadData, apiErr.Type)
+	})
+
+	t.Run("Stats", func(t *testing.T) {
+		ctx := ctx30(t)
+		_, meta, err := c.Vector(ctx, `promquery_test_gauge`, time.Time{}, promquery.WithStats("all"))
+		require.NoError(t, err)
+		require.NotEmpty(t, meta.Stats)
+		var stats map[string]any
+		require.NoError(t, json.Unmarshal(meta.Stats, &stats))
+		assert.Contains(t, stats, "timings")
+	})
+
+	t.Run("SeriesAndLabels", func(t *testing.T) {
+		ctx := ctx30(t)
+		sel := promquery.Select("promquery_test_gauge", promquery.Eq("tag", `quote"inside`)).String()
+		series, _, err := c.Series(ctx, []string{sel}, time.Now().Add(-time.Hour), time.Now())
+		require.NoError(t, err)
+		require.Len(t, series, 1)
+		assert.Equal(t, model.LabelValue(`quote"inside`), series[0]["tag"])
+
+		_, _, err = c.Series(ctx, nil, time.Time{}, time.Time{})
+		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+
+		names, _, err := c.LabelNames(ctx, []string{promquery.Select("promquery_test_gauge").String()}, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		assert.Equal(t, []string{"__name__", "instance", "job", "tag"}, names)
+
+		all, _, err := c.LabelNames(ctx, nil, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		assert.Contains(t, all, "tag")
+
+		values, _, err := c.LabelValues(ctx, "tag", []string{promquery.Select("promquery_test_gauge").String()}, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		want := append([]string{"plain"}, nastyValues...)
+		sort.Strings(want)
+		gotVals := make([]string, len(values))
+		for i, v := range values {
+			gotVals[i] = string(v)
+		}
+		sort.Strings(gotVals)
+		assert.Equal(t, want, gotVals)
+
+		jobs, _, err := c.LabelValues(ctx, "job", nil, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		assert.Contains(t, jobs, model.LabelValue("app"))
+
+		_, _, err = c.LabelValues(ctx, "", nil, time.Time{}, time.Time{})
+		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+	})
+
+	t.Run("RulesAndAlerts", func(t *testing.T) {
+		ctx := ctx30(t)
+		var alerts []promquery.Alert
+		testutil.Eventually(t, 30*time.Second, func() error {
+			var err error
+			alerts, err = c.Alerts(ctx)
+			if err != nil {
+				return err
+			}
+			if len(alerts) == 1 && alerts[0].State == promquery.AlertFiring {
+				return nil
+			}
+			return fmt.Errorf("alerts: %+v", alerts)
+		})
+		a := alerts[0]
+		assert.Equal(t, model.LabelValue("PromqueryTestAlert"), a.Labels[model.AlertNameLabel])
+		assert.Equal(t, model.LabelValue("page"), a.Labels["severity"])
+		assert.Equal(t, model.LabelValue("gauge is 1"), a.Annotations["summary"])
+		assert.False(t, a.ActiveAt.IsZero())
+
+		groups, err := c.Rules(ctx)
+		require.NoError(t, err)
+		require.Len(t, groups, 1)
+		g := groups[0]
+		assert.Equal(t, "promquery-test", g.Name)
+		assert.Equal(t, time.Second, g.Interval)
+		require.Len(t, g.AlertingRules, 1)
+		require.Len(t, g.RecordingRules, 1)
+		ar := g.AlertingRules[0]
+		assert.Equal(t, "PromqueryTestAlert", ar.Name)
+		assert.Equal(t, `promquery_test_gauge{tag="plain"} > 0`, ar.Query)
+		assert.Equal(t, promquery.AlertFiring, ar.State)
+		assert.Equal(t, promquery.RuleOK, ar.Health)
+		require.Len(t, ar.Alerts, 1)
+		rr := g.RecordingRules[0]
+		assert.Equal(t, "promquery:test_gauge:count", rr.Name)
+		assert.Equal(t, `count(promquery_test_gauge)`, rr.Query)
+
+		// The recording rule's output is queryable.
+		v, err := c.WaitForValue(ctx, `promquery:test_gauge:count`, nil)
+		require.NoError(t, err)
+		assert.Equal(t, model.SampleValue(len(nastyValues)+1), v[0].Value)
+	})
+
+	t.Run("BadQuery", func(t *testing.T) {
+		ctx := ctx30(t)
+		_, _, err := c.Vector(ctx, `rate(promquery_test_gauge[5m]`, time.Time{})
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusBadRequest, apiErr.StatusCode)
+		assert.Equal(t, promquery.ErrorBadData, apiErr.Type)
+		assert.Contains(t, apiErr.Message, "parse error")
+		assert.Empty(t, apiErr.Body)
+		assert.False(t, apiErr.Retryable())
+
+		// WaitForValue gives up at once on a query that can never work.
+		start := time.Now()
+		_, err = c.WaitForValue(ctx, `sum(`, nil)
+		require.ErrorAs(t, err, &apiErr)
+		assert.Less(t, time.Since(start), 20*time.Second)
+	})
+
+	t.Run("Timeout", func(t *testing.T) {
+		ctx := ctx30(t)
+		_, _, err := c.Vector(ctx, `sum(count_over_time(vector(1)[10m:1ms]))`, time.Time{}, promquery.WithTimeout(time.Millisecond))
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
+		assert.Equal(t, promquery.ErrorTimeout, apiErr.Type)
+		assert.True(t, apiErr.Retryable())
+	})
+
+	t.Run("Limit", func(t *testing.T) {
+		// Prometheus 2.42 ignores "limit" on queries; the parameter must at
+		// least be accepted and not break the call.
+		ctx := ctx30(t)
+		v, _, err := c.Vector(ctx, `promquery_test_gauge`, time.Time{}, promquery.WithLimit(2), promquery.WithLookbackDelta(time.Minute))
+		require.NoError(t, err)
+		assert.NotEmpty(t, v)
+	})
+
+	t.Run("ResponseTooLarge", func(t *testing.T) {
+		ctx := ctx30(t)
+		small, err := promquery.New(e.prom.URL, promquery.Options{MaxResponseBytes: 200})
+		require.NoError(t, err)
+		_, _, err = small.Vector(ctx, `promquery_test_gauge`, time.Time{})
+		require.ErrorIs(t, err, promquery.ErrResponseTooLarge)
+		_, err = small.Rules(ctx)
+		require.ErrorIs(t, err, promquery.ErrResponseTooLarge)
+		// Small answers still pass.
+		_, _, err = small.Vector(ctx, `vector(1)`, time.Time{})
+		require.NoError(t, err)
+	})
+
+	t.Run("Canceled", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_, _, err := c.Vector(ctx, `vector(1)`, time.Time{})
+		require.ErrorIs(t, err, context.Canceled)
+		_, err = c.QueryRaw(ctx, `vector(1)`, time.Time{})
+		require.ErrorIs(t, err, context.Canceled)
+		err = c.Ready(ctx)
+		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+// TestInjection checks the selector builder against the real query engine:
+// hostile values are matched exactly, and break-out attempts match nothing.
+func TestInjection(t *testing.T) {
+	e := startEnv(t)
+	c := e.client
+	ctx := ctx30(t)
+	count := func(q string) int {
+		t.Helper()
+		v, _, err := c.Vector(ctx, q, time.Time{})
+		require.NoError(t, err, "query %s", q)
+		return len(v)
+	}
+	for _, nv := range nastyValues {
+		t.Run(strconv.Quote(nv), func(t *testing.T) {
+			sel := promquery.Select("promquery_test_gauge", promquery.Eq("tag", nv))
+			v, _, err := c.Vector(ctx, sel.String(), time.Time{})
+			require.NoError(t, err, "query %s", sel)
+			require.Len(t, v, 1, "query %s", sel)
+			assert.Equal(t, model.LabelValue(nv), v[0].Metric["tag"])
+
+			re := promquery.Select("promquery_test_gauge", promquery.Re("tag", promquery.LiteralRegex(nv)))
+			v, _, err = c.Vector(ctx, re.String(), time.Time{})
+			require.NoError(t, err, "query %s", re)
+			require.Len(t, v, 1, "query %s", re)
+			assert.Equal(t, model.LabelValue(nv), v[0].Metric["tag"])
+
+			assert.Equal(t, len(nastyValues), count(promquery.Select("promquery_test_gauge", promquery.Neq("tag", nv)).String()))
+			assert.Equal(t, len(nastyValues), count(promquery.Select("promquery_test_gauge", promquery.Nre("tag", promquery.LiteralRegex(nv))).String()))
+		})
+	}
+	t.Run("AnyOf", func(t *testing.T) {
+		q := promquery.Select("promquery_test_gauge", promquery.Re("tag", promquery.AnyOf(nastyValues[0], nastyValues[5], "plain"))).String()
+		assert.Equal(t, 3, count(q))
+	})
+	for _, inj := range injections {
+		t.Run("inject "+strconv.Quote(inj), func(t *testing.T) {
+			for _, m := range []promquery.Matcher{
+				promquery.Eq("tag", inj),
+				promquery.Re("tag", promquery.LiteralRegex(inj)),
+			} {
+				q := promquery.Select("promquery_test_gauge", m).String()
+				assert.Equal(t, 0, count(q), "query %s", q)
+				// Wrapped in a larger expression the shape holds too.
+				assert.Equal(t, 0, count("sum("+q+")*0 + "+q), "query %s", q)
+			}
+			// As a metric name it selects nothing either.
+			assert.Equal(t, 0, count(promquery.Select(inj, promquery.Eq("job", "app")).String()))
+		})
+	}
+}
+
+// TestWarnings uses a real Prometheus whose remote-read endpoint is dead:
+// Prometheus answers every query with data from local storage plus a
+// warning about the failed remote read.
+func TestWarnings(t *testing.T) {
+	dir := t.TempDir()
+	bin, err := execPath("prometheus")
+	if err != nil {
+		testutil.SkipOrFail(t, "prometheus binary (Debian package prometheus): %v", err)
+	}
+	deadURL := "http://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) + "/read"
+	wrapper := filepath.Join(dir, "prometheus-remote-read")
+	script := "#!/bin/sh\n" +
+		"for a in \"$@\"; do case \"$a\" in --config.file=*) f=\"${a#--config.file=}\";; esac; done\n" +
+		"sed -i '1s|^{|{\"remote_read\":[{\"url\":\"" + deadURL + "\",\"read_recent\":true}],|' \"$f\"\n" +
+		"exec " + bin + " \"$@\"\n"
+	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
+	prom := testutil.Prometheus(t, testutil.PrometheusOptions{Binary: wrapper})
+	c, err := promquery.New(prom.URL, promquery.Options{})
+	require.NoError(t, err)
+	ctx := ctx30(t)
+
+	v, meta, err := c.Vector(ctx, `vector(1) + on() group_left count(up)`, time.Time{})
+	require.NoError(t, err)
+	_ = v
+	require.NotEmpty(t, meta.Warnings, "expected a remote-read warning")
+	assert.Contains(t, strings.Join(meta.Warnings, "\n"), "connection refused")
+
+	end := time.Now()
+	_, meta, err = c.Matrix(ctx, `up`, promquery.Range{Start: end.Add(-time.Minute), End: end, Step: 10 * time.Second})
+	require.NoError(t, err)
+	assert.NotEmpty(t, meta.Warnings)
+
+	raw, err := c.QueryRaw(ctx, `up`, time.Time{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, raw.Warnings)
+
+	_, meta, err = c.Series(ctx, []string{`up`}, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	assert.NotEmpty(t, meta.Warnings)
+}
+
+func execPath(name string) (string, error) {
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		p := filepath.Join(dir, name)
+		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%s not found in PATH", name)
+}
+
+func sortMatrix(m model.Matrix) {
+	sort.Slice(m, func(i, j int) bool { return m[i].Metric.Before(m[j].Metric) })
+}

@@ -1,0 +1,166 @@
+package promquery_test
+
+import (
+	"context"
+	"encoding/pem"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/promquery"
+)
+
+// These tests put a small reverse proxy in front of the real Prometheus to
+// play a gateway that refuses POST, or that demands TLS, a bearer token or
+// basic auth and a tenant header.
+
+func proxyTo(t *testing.T, target string, tls bool, gate func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
+	t.Helper()
+	u, err := url.Parse(target)
+	require.NoError(t, err)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if gate(w, r) {
+			rp.ServeHTTP(w, r)
+		}
+	})
+	var srv *httptest.Server
+	if tls {
+		srv = httptest.NewTLSServer(h)
+	} else {
+		srv = httptest.NewServer(h)
+	}
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestGatewaysInFrontOfPrometheus(t *testing.T) {
+	e := startEnv(t)
+
+	t.Run("GETFallback", func(t *testing.T) {
+		var mu sync.Mutex
+		var methods []string
+		for _, status := range []int{http.StatusMethodNotAllowed, http.StatusNotImplemented, http.StatusForbidden} {
+			mu.Lock()
+			methods = nil
+			mu.Unlock()
+			srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+				mu.Lock()
+				methods = append(methods, r.Method)
+				mu.Unlock()
+				if r.Method == http.MethodPost {
+					http.Error(w, "POST not allowed here", status)
+					return false
+				}
+				return true
+			})
+			c := client(t, srv.URL, promquery.Options{})
+			ctx := ctx30(t)
+			v, _, err := c.Vector(ctx, `promquery_test_gauge{tag="plain"}`, time.Time{})
+			require.NoError(t, err, "status %d", status)
+			require.Len(t, v, 1)
+			// The client remembers: the next query goes straight to GET.
+			_, err = c.QueryRaw(ctx, `vector(1)`, time.Time{})
+			require.NoError(t, err)
+			mu.Lock()
+			assert.Equal(t, []string{"POST", "GET", "GET"}, methods, "status %d", status)
+			mu.Unlock()
+		}
+
+		var sawPost bool
+		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+			sawPost = sawPost || r.Method == http.MethodPost
+			return true
+		})
+		c := client(t, srv.URL, promquery.Options{DisablePOST: true})
+		_, _, err := c.Vector(ctx30(t), `vector(1)`, time.Time{})
+		require.NoError(t, err)
+		assert.False(t, sawPost)
+	})
+
+	t.Run("TLSBearerAndHeaders", func(t *testing.T) {
+		srv := proxyTo(t, e.prom.URL, true, func(w http.ResponseWriter, r *http.Request) bool {
+			if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Scope-OrgID") != "team-a" {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return false
+			}
+			return true
+		})
+		caFile := filepath.Join(t.TempDir(), "ca.pem")
+		require.NoError(t, os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600))
+		ctx := ctx30(t)
+
+		c := client(t, srv.URL, promquery.Options{
+			HTTPConfig: config.HTTPClientConfig{
+				BearerToken: "s3cret",
+				TLSConfig:   config.TLSConfig{CAFile: caFile},
+			},
+			Headers: http.Header{"X-Scope-OrgID": {"team-a"}},
+		})
+		v, _, err := c.Vector(ctx, `promquery_test_gauge{tag="plain"}`, time.Time{})
+		require.NoError(t, err)
+		require.Len(t, v, 1)
+		require.NoError(t, c.Ready(ctx))
+
+		// Without the token: a 401 with the proxy's text body.
+		noAuth := client(t, srv.URL, promquery.Options{
+			HTTPConfig: config.HTTPClientConfig{TLSConfig: config.TLSConfig{CAFile: caFile}},
+			Headers:    http.Header{"X-Scope-OrgID": {"team-a"}},
+		})
+		_, _, err = noAuth.Vector(ctx, `vector(1)`, time.Time{})
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusUnauthorized, apiErr.StatusCode)
+		assert.Contains(t, string(apiErr.Body), "unauthorized")
+
+		// Without the CA the TLS handshake fails.
+		noCA := client(t, srv.URL, promquery.Options{HTTPConfig: config.HTTPClientConfig{BearerToken: "s3cret"}})
+		_, _, err = noCA.Vector(ctx, `vector(1)`, time.Time{})
+		require.Error(t, err)
+		require.NotErrorAs(t, err, &apiErr)
+	})
+
+	t.Run("BasicAuth", func(t *testing.T) {
+		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+			if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "pa:ss" {
+				http.Error(w, "unauthorized", http.StatusUnauthorized)
+				return false
+			}
+			return true
+		})
+		c := client(t, srv.URL, promquery.Options{HTTPConfig: config.HTTPClientConfig{
+			BasicAuth: &config.BasicAuth{Username: "alice", Password: "pa:ss"},
+		}})
+		groups, err := c.Rules(context.Background())
+		require.NoError(t, err)
+		assert.Len(t, groups, 1)
+	})
+
+	t.Run("PathPrefix", func(t *testing.T) {
+		// Prometheus behind a gateway under /prom/.
+		u, err := url.Parse(e.prom.URL)
+		require.NoError(t, err)
+		rp := httputil.NewSingleHostReverseProxy(u)
+		mux := http.NewServeMux()
+		mux.Handle("/prom/", http.StripPrefix("/prom", rp))
+		srv := httptest.NewServer(mux)
+		t.Cleanup(srv.Close)
+		c := client(t, srv.URL+"/prom/", promquery.Options{})
+		ctx := ctx30(t)
+		require.NoError(t, c.Healthy(ctx))
+		vals, _, err := c.LabelValues(ctx, "job", nil, time.Time{}, time.Time{})
+		require.NoError(t, err)
+		assert.Contains(t, vals, model.LabelValue("app"))
+	})
+}

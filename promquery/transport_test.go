@@ -1,0 +1,264 @@
+package promquery_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/promquery"
+)
+
+// The tests in this file use httptest fakes for what a real Prometheus
+// cannot easily be made to do: answers of a broken proxy, truncated bodies,
+// 429 with Retry-After, slow bodies.
+
+const okVector = `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1700000000.5,"42"]}]}}`
+
+func fake(t *testing.T, h http.HandlerFunc) *promquery.Client {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return client(t, srv.URL, promquery.Options{})
+}
+
+func client(t *testing.T, url string, opts promquery.Options) *promquery.Client {
+	t.Helper()
+	c, err := promquery.New(url, opts)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestNewRejectsBadAddress(t *testing.T) {
+	for _, addr := range []string{"", "localhost:9090", "ftp://x", "http://", "http://[::1"} {
+		_, err := promquery.New(addr, promquery.Options{})
+		assert.Error(t, err, "address %q", addr)
+	}
+	c, err := promquery.New("http://127.0.0.1:1/prefix/", promquery.Options{})
+	require.NoError(t, err)
+	require.NoError(t, c.Close())
+	require.NoError(t, c.Close())
+}
+
+func TestHTMLFromProxy(t *testing.T) {
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html><body><h1>502 Bad Gateway</h1></body></html>")
+	})
+	ctx := context.Background()
+	check := func(err error) {
+		t.Helper()
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, http.StatusBadGateway, apiErr.StatusCode)
+		assert.Empty(t, apiErr.Type)
+		assert.Equal(t, "Bad Gateway", apiErr.Message)
+		assert.Contains(t, string(apiErr.Body), "<h1>502 Bad Gateway</h1>")
+		assert.Contains(t, apiErr.Error(), "502")
+		assert.False(t, apiErr.Retryable())
+	}
+	_, _, err := c.Vector(ctx, "up", time.Time{})
+	check(err)
+	_, err = c.QueryRaw(ctx, "up", time.Time{})
+	check(err)
+	_, err = c.Targets(ctx, promquery.TargetsAny)
+	check(err)
+	check(c.Healthy(ctx))
+}
+
+func TestErrorStatusIn200(t *testing.T) {
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"execution","error":"boom","warnings":["w1"]}`)
+	})
+	var apiErr *promquery.APIError
+	_, _, err := c.Vector(context.Background(), "up", time.Time{})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusOK, apiErr.StatusCode)
+	assert.Equal(t, promquery.ErrorExecution, apiErr.Type)
+	assert.Equal(t, "boom", apiErr.Message)
+	assert.Equal(t, []string{"w1"}, apiErr.Warnings)
+	_, err = c.Alerts(context.Background())
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, "boom", apiErr.Message)
+}
+
+func TestWarningsAndInfosDecoded(t *testing.T) {
+	// Prometheus 2.42 has no "infos" (they came with 2.50), so their
+	// decoding is checked with a fake; warnings are also tested for real.
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"matrix","result":[]},"warnings":["w1","w2"],"infos":["PromQL info: i1"]}`)
+	})
+	end := time.Now()
+	m, meta, err := c.Matrix(context.Background(), "up", promquery.Range{Start: end.Add(-time.Minute), End: end, Step: time.Second})
+	require.NoError(t, err)
+	assert.Empty(t, m)
+	assert.Equal(t, []string{"w1", "w2"}, meta.Warnings)
+	assert.Equal(t, []string{"PromQL info: i1"}, meta.Infos)
+	raw, err := c.QueryRaw(context.Background(), "up", time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"w1", "w2"}, raw.Warnings)
+	assert.Equal(t, []string{"PromQL info: i1"}, raw.Infos)
+	assert.JSONEq(t, `{"resultType":"matrix","result":[]}`, string(raw.Data))
+}
+
+func TestTruncatedBody(t *testing.T) {
+	full := `{"status":"success","data":{"resultType":"vector","result":[{"metric":{"a":"b"},"value":[1700000000.5,"42"]},{"metric":{"a":"c"}`
+	for name, declareFull := range map[string]bool{"clean EOF": false, "short Content-Length": true} {
+		t.Run(name, func(t *testing.T) {
+			c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+				if declareFull {
+					w.Header().Set("Content-Length", "100000")
+				}
+				_, _ = io.WriteString(w, full)
+			})
+			ctx := context.Background()
+			_, _, err := c.Vector(ctx, "up", time.Time{})
+			require.Error(t, err)
+			assert.True(t, errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, promquery.ErrBadResponse), "%v", err)
+			_, err = c.QueryRaw(ctx, "up", time.Time{})
+			require.Error(t, err)
+			_, err = c.Rules(ctx)
+			require.Error(t, err)
+		})
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 1 {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, "slow down")
+			return
+		}
+		_, _ = io.WriteString(w, okVector)
+	}))
+	t.Cleanup(srv.Close)
+
+	// Without a retry policy the 429 comes back at once.
+	c := client(t, srv.URL, promquery.Options{})
+	_, _, err := c.Vector(context.Background(), "up", time.Time{})
+	var apiErr *promquery.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusTooManyRequests, apiErr.StatusCode)
+	assert.True(t, apiErr.Retryable())
+	assert.Equal(t, int32(1), calls.Load())
+
+	calls.Store(0)
+	c = client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 3, InitialBackoff: time.Millisecond}})
+	start := time.Now()
+	v, _, err := c.Vector(context.Background(), "up", time.Time{})
+	require.NoError(t, err)
+	require.Len(t, v, 1)
+	assert.Equal(t, int32(2), calls.Load())
+	// Retry-After (1 s) was honoured rather than the 1 ms backoff.
+	assert.GreaterOrEqual(t, time.Since(start), 900*time.Millisecond)
+}
+
+func TestRetryStopsWithContext(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 5, MaxBackoff: time.Minute}})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, _, err := c.Vector(ctx, "up", time.Time{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	var apiErr *promquery.APIError
+	require.ErrorAs(t, err, &apiErr, "the last answer stays visible")
+	assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
+	assert.Equal(t, int32(1), calls.Load(), "no second attempt before Retry-After")
+	assert.Less(t, time.Since(start), 20*time.Second)
+}
+
+func TestRetryBackoffCapped(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"timeout","error":"query timed out"}`)
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
+	_, err := c.QueryRaw(context.Background(), "up", time.Time{})
+	var apiErr *promquery.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, promquery.ErrorTimeout, apiErr.Type)
+	assert.Equal(t, "query timed out", apiErr.Message)
+	assert.Equal(t, int32(4), calls.Load())
+
+	// Bad data is never retried.
+	calls.Store(0)
+	srv2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"bad_data","error":"parse error"}`)
+	}))
+	t.Cleanup(srv2.Close)
+	c = client(t, srv2.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 4, InitialBackoff: time.Millisecond}})
+	_, err = c.QueryRaw(context.Background(), "up", time.Time{})
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, int32(1), calls.Load())
+}
+
+func TestSlowBodyCanceled(t *testing.T) {
+	flushed := make(chan struct{})
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1,"1"]`)
+		w.(http.Flusher).Flush()
+		close(flushed)
+		<-r.Context().Done() // the rest never comes
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-flushed
+		cancel()
+	}()
+	end := time.Now()
+	start := time.Now()
+	_, err := c.StreamMatrix(ctx, "up", promquery.Range{Start: end.Add(-time.Minute), End: end, Step: time.Second}, func(*model.SampleStream) error { return nil })
+	require.ErrorIs(t, err, context.Canceled)
+	assert.Less(t, time.Since(start), 20*time.Second)
+}
+
+func TestSlowBodyDeadline(t *testing.T) {
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	_, _, err := c.Vector(ctx, "up", time.Time{})
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+}
+
+func TestNonJSONErrorBodyKept(t *testing.T) {
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, strings.Repeat("x", 100<<10))
+	})
+	var apiErr *promquery.APIError
+	err := c.Ready(context.Background())
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
+	assert.Len(t, apiErr.Body, 64<<10, "the body is kept up to 64 KiB")
+	assert.Less(t, len(apiErr.Error()), 1000, "the message stays short")
+}
