@@ -185,14 +185,15 @@ func (cs *chatServer) shutdown() { cs.wg.Wait() }
 
 // fanoutEnv is a server with n clients connected from a child process.
 type fanoutEnv struct {
-	srv       fanoutServer
-	http      *httptest.Server
-	n         int
-	cmd       *exec.Cmd
-	stdin     io.WriteCloser
-	lines     chan string
-	seq       int
-	perClient float64
+	srv        fanoutServer
+	http       *httptest.Server
+	n          int
+	cmd        *exec.Cmd
+	driverDone chan struct{}
+	stdin      io.WriteCloser
+	lines      chan string
+	seq        int
+	perClient  float64
 }
 
 const (
@@ -212,29 +213,23 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 	e.http = httptest.NewServer(srv)
 
 	before := serverMemory()
-	e.cmd = exec.Command(os.Args[0], "-test.run=^$")
-	e.cmd.Env = append(os.Environ(), benchDriverEnv+"=1",
-		benchURLEnv+"=ws"+strings.TrimPrefix(e.http.URL, "http"),
-		benchClientsEnv+"="+strconv.Itoa(n))
-	e.cmd.Stderr = os.Stderr
-	var err error
-	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
-		b.Fatal(err)
+	url := "ws" + strings.TrimPrefix(e.http.URL, "http")
+	if benchInProcess {
+		// Clients in this process: bytes/client then counts both ends.
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		e.stdin = inW
+		e.driverDone = make(chan struct{})
+		go func() {
+			defer close(e.driverDone)
+			driveClients(url, n, inR, outW)
+			outW.Close()
+			io.Copy(io.Discard, inR)
+		}()
+		go e.scan(outR)
+	} else {
+		e.startChild(b, url)
 	}
-	stdout, err := e.cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := e.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			e.lines <- sc.Text()
-		}
-		close(e.lines)
-	}()
 	if line := e.expect(b, "ready", 5*time.Minute); line == "" {
 		return e
 	}
@@ -248,6 +243,39 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 	settle()
 	e.perClient = float64(serverMemory()-before) / float64(n)
 	return e
+}
+
+// benchInProcess runs the benchmark clients in the benchmark's own process
+// (BROADCAST_BENCH_INPROCESS=1) instead of a child process.
+var benchInProcess = os.Getenv("BROADCAST_BENCH_INPROCESS") == "1"
+
+func (e *fanoutEnv) scan(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		e.lines <- sc.Text()
+	}
+	close(e.lines)
+}
+
+// startChild starts the client driver as a child process.
+func (e *fanoutEnv) startChild(b *testing.B, url string) {
+	b.Helper()
+	e.cmd = exec.Command(os.Args[0], "-test.run=^$")
+	e.cmd.Env = append(os.Environ(), benchDriverEnv+"=1",
+		benchURLEnv+"="+url, benchClientsEnv+"="+strconv.Itoa(e.n))
+	e.cmd.Stderr = os.Stderr
+	var err error
+	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := e.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := e.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go e.scan(stdout)
 }
 
 // settle waits until the number of goroutines stops changing (writers of
@@ -332,7 +360,13 @@ func (e *fanoutEnv) run(b *testing.B) {
 }
 
 func (e *fanoutEnv) close(b *testing.B) {
-	if e.cmd.Process != nil {
+	if e.driverDone != nil {
+		_, _ = io.WriteString(e.stdin, "quit\n")
+		<-e.driverDone
+		for range e.lines {
+		}
+	}
+	if e.cmd != nil && e.cmd.Process != nil {
 		_, _ = io.WriteString(e.stdin, "quit\n")
 		_ = e.stdin.Close()
 		done := make(chan error, 1)
@@ -383,7 +417,14 @@ func runBenchDriver() int {
 		fmt.Fprintln(os.Stderr, "bench driver:", err)
 		return 2
 	}
-	out := bufio.NewWriter(os.Stdout)
+	return driveClients(url, n, os.Stdin, os.Stdout)
+}
+
+// driveClients connects n clients to url and serves the driver protocol on
+// in and out (see runBenchDriver).
+func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
+	var err error
+	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
 	println := func(s string) {
 		outMu.Lock()
@@ -469,7 +510,7 @@ func runBenchDriver() int {
 	}
 	println("ready")
 
-	sc := bufio.NewScanner(os.Stdin)
+	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		switch sc.Text() {
 		case "reset":

@@ -37,7 +37,7 @@ func scrape(b *testing.B, g prometheus.Gatherer) {
 // simulated gauges with the same 10,000 gauges in a plain client_golang
 // GaugeVec, both gathered through a prometheus.Registry.
 //
-//	go test -run '^$' -bench BenchmarkScrape -benchmem -count 6 ./mockexporter/
+//	go test -run '^$' -bench 'BenchmarkScrape$' -benchmem -count 6 ./mockexporter/
 func BenchmarkScrape(b *testing.B) {
 	b.Run("promflow", func(b *testing.B) {
 		t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
@@ -73,4 +73,43 @@ func BenchmarkScrape(b *testing.B) {
 			scrape(b, g)
 		}
 	})
+}
+
+// BenchmarkScrapeSources shows what dynamic sources add to the scrape of
+// BenchmarkScrape/promflow: the same 10,000 series driven by a sine, a
+// seeded random walk, or as counters integrating a rate (the clock advances
+// 1 s per scrape, as with a 1 s scrape interval).
+func BenchmarkScrapeSources(b *testing.B) {
+	cases := []struct {
+		name string
+		typ  mockexporter.Type
+		src  mockexporter.Source
+	}{
+		{"sine", mockexporter.Gauge, mockexporter.Sine{Base: 50, Amplitude: 40, Period: time.Minute}},
+		{"randomwalk", mockexporter.Gauge, mockexporter.RandomWalk{Seed: 1, Base: 50, Step: 1, Min: 0, Max: 100}},
+		{"counter_rate", mockexporter.Counter, mockexporter.Constant(3)},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+			reg := mockexporter.New(mockexporter.Options{Empty: true, Now: func() time.Time { return now }})
+			if err := reg.Declare(mockexporter.MetricOpts{Name: "bench_value", Help: "Benchmark series.", Type: tc.typ, LabelNames: []string{"instance", "shard"}}); err != nil {
+				b.Fatal(err)
+			}
+			for i := range benchSeries {
+				inst, shard := benchLabels(i)
+				if err := reg.Set("bench_value", mockexporter.Labels{"instance": inst, "shard": shard}, tc.src); err != nil {
+					b.Fatal(err)
+				}
+			}
+			g := prometheus.NewRegistry()
+			g.MustRegister(reg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				scrape(b, g)
+			}
+		})
+	}
 }

@@ -288,10 +288,7 @@ func (w RandomWalk) Value(now time.Time, _ time.Duration) float64 {
 	if iv <= 0 {
 		iv = time.Second
 	}
-	scales := w.Scales
-	if scales <= 0 || scales > 40 {
-		scales = 12
-	}
+	const scales = 12 // doubling time scales: 1 to 2048 intervals
 	t := now.UnixNano()
 	v := w.Base
 	for l := 0; l < scales; l++ {
@@ -408,11 +405,20 @@ type SourceSpec struct {
 }
 
 // Source builds and validates the source the spec describes.
-func (s SourceSpec) Source() (Source, error) { return s.build(0) }
+func (s SourceSpec) Source() (Source, error) {
+	nodes := 0
+	return s.build(0, &nodes)
+}
 
-func (s SourceSpec) build(depth int) (Source, error) {
+// maxSourceNodes bounds the work one read of a source can cost.
+const maxSourceNodes = 1000
+
+func (s SourceSpec) build(depth int, nodes *int) (Source, error) {
 	if depth > 8 {
 		return nil, validationf("sources", "sum nested too deeply")
+	}
+	if *nodes++; *nodes > maxSourceNodes {
+		return nil, validationf("sources", "at most %d sources in all", maxSourceNodes)
 	}
 	var src Source
 	switch strings.ToLower(s.Kind) {
@@ -438,7 +444,7 @@ func (s SourceSpec) build(depth int) (Source, error) {
 		}
 		sum := make(Sum, 0, len(s.Sources))
 		for _, sub := range s.Sources {
-			p, err := sub.build(depth + 1)
+			p, err := sub.build(depth+1, nodes)
 			if err != nil {
 				return nil, err
 			}

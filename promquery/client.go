@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -179,24 +178,15 @@ func (c *Client) QueryRangeRaw(ctx context.Context, query string, r Range) (RawR
 }
 
 func (c *Client) queryRaw(ctx context.Context, path string, v url.Values) (RawResult, error) {
-	var out RawResult
-	err := c.do(ctx, path, v, true, func(body io.Reader) error {
-		var env struct {
-			Status   string          `json:"status"`
-			Data     json.RawMessage `json:"data"`
-			Warnings []string        `json:"warnings"`
-			Infos    []string        `json:"infos"`
-		}
-		if err := json.NewDecoder(body).Decode(&env); err != nil {
-			return fmt.Errorf("%w: %w", ErrBadResponse, err)
-		}
-		if env.Status != "success" {
-			return fmt.Errorf("%w: status %q", ErrBadResponse, env.Status)
-		}
-		out = RawResult{Data: env.Data, Warnings: env.Warnings, Infos: env.Infos}
-		return nil
-	})
-	return out, err
+	var data json.RawMessage
+	meta, err := c.getJSON(ctx, path, v, true, &data)
+	if err != nil {
+		return RawResult{}, err
+	}
+	if len(data) == 0 || string(data) == "null" {
+		return RawResult{}, fmt.Errorf("promquery: %s: %w: no data", path, ErrBadResponse)
+	}
+	return RawResult{Data: data, Warnings: meta.Warnings, Infos: meta.Infos}, nil
 }
 
 // queryParams are the per-call settings of [QueryOption].
@@ -207,32 +197,37 @@ type queryParams struct {
 	stats         string
 }
 
-// QueryOption changes one setting of a query call.
-type QueryOption func(*queryParams)
+// QueryOption changes one setting of a query call; see [WithTimeout],
+// [WithLimit], [WithLookbackDelta] and [WithStats].
+type QueryOption struct{ apply func(*queryParams) }
 
 // WithTimeout sets the server-side evaluation timeout ("timeout"
 // parameter); it can only shorten the server's --query.timeout.
-func WithTimeout(d time.Duration) QueryOption { return func(p *queryParams) { p.timeout = d } }
+func WithTimeout(d time.Duration) QueryOption {
+	return QueryOption{func(p *queryParams) { p.timeout = d }}
+}
 
 // WithLimit caps the number of returned series or values ("limit"
 // parameter). Servers older than the parameter ignore it.
-func WithLimit(n int) QueryOption { return func(p *queryParams) { p.limit = n } }
+func WithLimit(n int) QueryOption { return QueryOption{func(p *queryParams) { p.limit = n }} }
 
 // WithLookbackDelta overrides the server's lookback delta for this query
 // ("lookback_delta" parameter, Prometheus 2.43+).
 func WithLookbackDelta(d time.Duration) QueryOption {
-	return func(p *queryParams) { p.lookbackDelta = d }
+	return QueryOption{func(p *queryParams) { p.lookbackDelta = d }}
 }
 
 // WithStats asks for query statistics ("stats" parameter, e.g. "all"); they
 // are returned in [Meta].Stats.
-func WithStats(level string) QueryOption { return func(p *queryParams) { p.stats = level } }
+func WithStats(level string) QueryOption {
+	return QueryOption{func(p *queryParams) { p.stats = level }}
+}
 
 func applyOptions(v url.Values, opts []QueryOption) {
 	var p queryParams
 	for _, o := range opts {
-		if o != nil {
-			o(&p)
+		if o.apply != nil {
+			o.apply(&p)
 		}
 	}
 	if p.timeout > 0 {

@@ -44,7 +44,7 @@ type decoder struct {
 	names    []string           // scratch for one label set
 	lbl      []byte
 	offs     []int
-	samples  []model.Sample     // slab the vector's samples point into
+	samples  []model.Sample // slab the vector's samples point into
 	streams  []model.SampleStream
 	res      queryResult
 	kind     model.ValueType // kind of the result seen so far (inferred)

@@ -125,14 +125,10 @@ func newAPIError(status int, body []byte) *APIError {
 // capReader fails with ErrResponseTooLarge once more than n bytes were read.
 type capReader struct {
 	r    io.Reader
-	left int64 // bytes still allowed; negative cap means unlimited
-	off  bool
+	left int64 // bytes still allowed
 }
 
 func (c *capReader) Read(p []byte) (int, error) {
-	if c.off {
-		return c.r.Read(p)
-	}
 	if c.left < 0 {
 		return 0, ErrResponseTooLarge
 	}

@@ -262,3 +262,25 @@ func TestNonJSONErrorBodyKept(t *testing.T) {
 	assert.Len(t, apiErr.Body, 64<<10, "the body is kept up to 64 KiB")
 	assert.Less(t, len(apiErr.Error()), 1000, "the message stays short")
 }
+
+func TestQueryRawErrors(t *testing.T) {
+	for body, check := range map[string]func(error) bool{
+		`{"status":"error","errorType":"execution","error":"boom"}`: func(err error) bool {
+			var apiErr *promquery.APIError
+			return errors.As(err, &apiErr) && apiErr.Type == promquery.ErrorExecution && apiErr.Message == "boom"
+		},
+		`{"status":"success"}`:                    func(err error) bool { return errors.Is(err, promquery.ErrBadResponse) },
+		`{"status":"success","data":{}} trailing`: func(err error) bool { return errors.Is(err, promquery.ErrBadResponse) },
+		`{"status":"success","data":{"result":[]`: func(err error) bool { return errors.Is(err, promquery.ErrBadResponse) },
+		`<html>`: func(err error) bool { return errors.Is(err, promquery.ErrBadResponse) },
+	} {
+		c := fake(t, func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, body) })
+		_, err := c.QueryRaw(context.Background(), "up", time.Time{})
+		assert.True(t, check(err), "body %s: %v", body, err)
+		_, err = c.QueryRangeRaw(context.Background(), "up", promquery.Range{Start: time.Unix(0, 0), End: time.Unix(60, 0), Step: time.Second})
+		assert.True(t, check(err), "body %s: %v", body, err)
+	}
+	c := fake(t, func(w http.ResponseWriter, r *http.Request) { t.Error("no request expected") })
+	_, err := c.QueryRangeRaw(context.Background(), "up", promquery.Range{Start: time.Unix(60, 0), End: time.Unix(0, 0), Step: time.Second})
+	require.ErrorIs(t, err, promquery.ErrInvalidArgument)
+}

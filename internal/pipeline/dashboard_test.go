@@ -1,0 +1,92 @@
+package pipeline_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/internal/testutil"
+)
+
+// TestDashboardInBrowser opens service-metrics' dashboard in a real headless
+// Chromium: live metric tiles arrive over the WebSocket, the incident tables
+// fill from the REST API, and an incident opened through the API shows up
+// as a live event without a reload.
+func TestDashboardInBrowser(t *testing.T) {
+	chromium := testutil.Chromium(t)
+	p := startPipeline(t)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	defer cancelT()
+
+	resp, err := http.Post(p.MockURL+"/simulate/memory-usage/78", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Navigate(p.ServiceURL+"/"),
+		chromedp.WaitVisible(chromedp.CSS(`#conn.up`)),
+		chromedp.WaitVisible(chromedp.CSS(`#tiles .tile[data-query="mock_high_memory_usage_bytes"]`)),
+		// The value simulated on mock-metrics, scraped by Prometheus and
+		// polled by service-metrics, is drawn in its tile.
+		chromedp.Poll[chromedp.Void](`document.querySelector('#tiles .tile[data-query="mock_high_memory_usage_bytes"] .value').textContent === "78"`, chromedp.WithPollingTimeout(30*time.Second)),
+	))
+	status, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#conn`)))
+	require.NoError(t, err)
+	assert.Equal(t, "live", status)
+	tiles, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(`#tiles`)))
+	require.NoError(t, err)
+	for _, name := range []string{"prometheus_tsdb_head_series", "prometheus_engine_queries", "http_requests_total", "mock_high_memory_usage_bytes"} {
+		assert.Contains(t, tiles, name)
+	}
+
+	// An incident opened through the API reaches the page as a live event
+	// and in the tables.
+	resp, err = http.Post(p.ServiceURL+"/api/incidents", "application/json",
+		strings.NewReader(`{"title":"checkout latency","severity":"critical","source":"checkout"}`))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Poll[chromedp.Void](`document.querySelector("#events").textContent.includes("checkout latency")`, chromedp.WithPollingTimeout(30*time.Second)),
+		chromedp.Poll[chromedp.Void](`document.querySelector("#details tbody").textContent.includes("checkout latency")`, chromedp.WithPollingTimeout(30*time.Second)),
+	))
+	text := func(sel string) string {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err)
+		return s
+	}
+	events, bySvc, details := text(`#events`), text(`#byservice tbody`), text(`#details tbody`)
+	assert.Contains(t, events, "checkout latency")
+	assert.Contains(t, bySvc, "checkout")
+	assert.Contains(t, details, "checkout latency")
+
+	if path := os.Getenv("PROMFLOW_SCREENSHOT"); path != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(path, png, 0o644))
+	}
+}

@@ -1,0 +1,220 @@
+package mockexporter
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"unicode/utf8"
+)
+
+// Type is the Prometheus type of a simulated metric family.
+type Type int
+
+// Metric types.
+const (
+	Gauge Type = iota
+	Counter
+	Histogram
+)
+
+func (t Type) String() string {
+	switch t {
+	case Gauge:
+		return "gauge"
+	case Counter:
+		return "counter"
+	case Histogram:
+		return "histogram"
+	}
+	return fmt.Sprintf("Type(%d)", int(t))
+}
+
+// MarshalText writes the type name.
+func (t Type) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText reads "gauge", "counter" or "histogram".
+func (t *Type) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "gauge", "":
+		*t = Gauge
+	case "counter":
+		*t = Counter
+	case "histogram":
+		*t = Histogram
+	default:
+		return validationf("type", "must be gauge, counter or histogram, got %q", truncate(string(b)))
+	}
+	return nil
+}
+
+// Range is the set of values a family accepts. Writes outside it are
+// rejected with a [ValidationError]; sources whose bounds leave it are
+// rejected too, and computed values are clamped into it.
+type Range int
+
+// Ranges.
+const (
+	// Any finite value.
+	Any Range = iota
+	// NonNegative: ≥ 0 (bytes, seconds).
+	NonNegative
+	// Percent: 0 to 100.
+	Percent
+	// Status: 0 or 1; computed values are rounded to the nearer.
+	Status
+	// Count: a whole number ≥ 0; computed values are rounded.
+	Count
+)
+
+var rangeNames = [...]string{"any", "nonnegative", "percent", "status", "count"}
+
+func (r Range) String() string {
+	if r >= 0 && int(r) < len(rangeNames) {
+		return rangeNames[r]
+	}
+	return fmt.Sprintf("Range(%d)", int(r))
+}
+
+// MarshalText writes the range name.
+func (r Range) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads a range name ("" means any).
+func (r *Range) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		*r = Any
+		return nil
+	}
+	for i, n := range rangeNames {
+		if n == string(b) {
+			*r = Range(i)
+			return nil
+		}
+	}
+	return validationf("range", "must be one of %s, got %q", strings.Join(rangeNames[:], ", "), truncate(string(b)))
+}
+
+func (r Range) limits() (lo, hi float64) {
+	switch r {
+	case NonNegative, Count:
+		return 0, math.Inf(1)
+	case Percent:
+		return 0, 100
+	case Status:
+		return 0, 1
+	}
+	return math.Inf(-1), math.Inf(1)
+}
+
+// check validates a value written directly (not computed by a source).
+func (r Range) check(v float64) error {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return validationf("value", "must be a finite number, got %v", v)
+	}
+	switch r {
+	case NonNegative:
+		if v < 0 {
+			return validationf("value", "must not be negative, got %v", v)
+		}
+	case Percent:
+		if v < 0 || v > 100 {
+			return validationf("value", "is a percentage and must be between 0 and 100, got %v", v)
+		}
+	case Status:
+		if v != 0 && v != 1 {
+			return validationf("value", "is a status and must be 0 or 1, got %v", v)
+		}
+	case Count:
+		if v < 0 || v != math.Trunc(v) {
+			return validationf("value", "is a count and must be a whole number ≥ 0, got %v", v)
+		}
+	}
+	return nil
+}
+
+// shape clamps (and for Status/Count rounds) a computed value.
+func (r Range) shape(v float64) float64 {
+	if math.IsNaN(v) {
+		return 0
+	}
+	lo, hi := r.limits()
+	v = math.Min(math.Max(v, lo), hi)
+	switch r {
+	case Status:
+		if v >= 0.5 {
+			return 1
+		}
+		return 0
+	case Count:
+		return math.Round(v)
+	}
+	return v
+}
+
+// Labels maps label names to values.
+type Labels map[string]string
+
+// MetricOpts declares a simulated metric family.
+type MetricOpts struct {
+	// Name must be a legacy Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
+	Name string `json:"name"`
+	// Help defaults to "Simulated metric <name>.".
+	Help string `json:"help,omitempty"`
+	Type Type   `json:"type"`
+	// LabelNames are the family's label names, in order.
+	LabelNames []string `json:"labels,omitempty"`
+	// Range is the set of values accepted (for counters and histograms it
+	// applies to the rate or observations; counters always need ≥ 0 rates).
+	Range Range `json:"range"`
+	// Defaults are label values used for any label a caller leaves out; when
+	// every label has a default (or there are no labels) the family starts
+	// with that default series, so it is exposed from the first scrape.
+	Defaults Labels `json:"defaults,omitempty"`
+	// Initial is the default series' starting value (gauges) or rate
+	// (counters), default 0.
+	Initial float64 `json:"initial,omitempty"`
+	// Buckets are histogram upper bounds; default prometheus.DefBuckets.
+	Buckets []float64 `json:"buckets,omitempty"`
+	// ObservationsPerSecond is how many observations a histogram simulates
+	// per second from its source; default 1. Explicit observations come on
+	// top.
+	ObservationsPerSecond float64 `json:"observations_per_second,omitempty"`
+}
+
+// MaxLabelValueLen is the longest label value accepted, in bytes.
+const MaxLabelValueLen = 128
+
+func checkLabelValue(name, v string) error {
+	switch {
+	case v == "":
+		return validationf("labels."+name, "must not be empty")
+	case len(v) > MaxLabelValueLen:
+		return validationf("labels."+name, "longer than %d bytes", MaxLabelValueLen)
+	case !utf8.ValidString(v):
+		return validationf("labels."+name, "is not valid UTF-8")
+	}
+	return nil
+}
+
+func validMetricName(s string) bool {
+	if s == "" || len(s) > 200 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		if !(c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
+
+func validLabelName(s string) bool {
+	if s == "" || len(s) > 200 || strings.HasPrefix(s, "__") {
+		return false
+	}
+	for i, c := range []byte(s) {
+		if !(c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (i > 0 && c >= '0' && c <= '9')) {
+			return false
+		}
+	}
+	return true
+}
