@@ -206,8 +206,12 @@ const (
 
 func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 	b.Helper()
-	if err := raiseFileLimit(uint64(n) + 1000); err != nil {
-		b.Skipf("need %d file descriptors: %v", n+1000, err)
+	fds := n + 1000
+	if benchInProcess {
+		fds += n // both ends
+	}
+	if err := raiseFileLimit(uint64(fds)); err != nil {
+		b.Skipf("need %d file descriptors: %v", fds, err)
 	}
 	e := &fanoutEnv{srv: srv, n: n, lines: make(chan string, 16)}
 	e.http = httptest.NewServer(srv)
@@ -230,7 +234,7 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 	} else {
 		e.startChild(b, url)
 	}
-	if line := e.expect(b, "ready", 5*time.Minute); line == "" {
+	if line := e.expect(b, "ready", 2*time.Minute); line == "" {
 		return e
 	}
 	deadline := time.Now().Add(time.Minute)
@@ -454,7 +458,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 				if err == nil {
 					break
 				}
-				if attempt == 20 {
+				if attempt == 5 {
 					fmt.Fprintln(os.Stderr, "bench driver: dial:", err)
 					failed.Add(1)
 					return

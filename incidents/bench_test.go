@@ -2,10 +2,13 @@ package incidents_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
+	"sort"
 	"sync"
 	"testing"
 	"time"
@@ -20,9 +23,10 @@ import (
 // The benchmark data set: benchRows incidents (20,000 with -short) in 50
 // services, created uniformly over the 365 days before benchEnd, loaded once
 // with COPY into the database promflow_bench_incidents_<rows>, which is kept
-// between runs (a marker row records the schema version, row count and
-// generator version). Set PROMFLOW_BENCH_RELOAD=1 to reload it; drop it with
-// DROP DATABASE promflow_bench_incidents_1000000.
+// between runs: a row in promflow_bench_state records a fingerprint of the
+// migration files, the row count and the generator version, and the data is
+// reloaded when it differs. Set PROMFLOW_BENCH_RELOAD=1 to force a reload;
+// drop it with DROP DATABASE promflow_bench_incidents_1000000.
 const (
 	benchRows      = 1_000_000
 	benchShortRows = 20_000
@@ -71,36 +75,49 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 		testutil.SkipOrFail(b, "PostgreSQL not reachable (%v): install the Debian package postgresql or set DATABASE_URL", err)
 	}
 	name := fmt.Sprintf("promflow_bench_incidents_%d", rows)
-	var exists bool
-	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		b.Fatal(err)
-	}
-	if !exists {
-		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-			b.Fatal(err)
-		}
-	}
-	admin.Close(ctx)
+	want := benchFingerprint(b, rows)
 	cfg, err := pgxpool.ParseConfig(base)
 	if err != nil {
 		b.Fatal(err)
 	}
 	cfg.ConnConfig.Database = name
+	// Reuse the database only if it holds exactly this data set; otherwise
+	// (or with PROMFLOW_BENCH_RELOAD=1) recreate it, schema included.
+	var exists bool
+	if err := admin.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		b.Fatal(err)
+	}
+	if exists && os.Getenv("PROMFLOW_BENCH_RELOAD") != "1" {
+		if c, err := pgx.ConnectConfig(ctx, cfg.ConnConfig); err == nil {
+			var have string
+			_ = c.QueryRow(ctx, "SELECT fingerprint FROM promflow_bench_state").Scan(&have)
+			c.Close(ctx)
+			exists = have == want
+		}
+	} else {
+		exists = false
+	}
+	if !exists {
+		if _, err := admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	admin.Close(ctx)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := incidents.Migrate(ctx, pool); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS promflow_bench_marker (schema_version int, rows int, generator int)`); err != nil {
-		b.Fatal(err)
-	}
-	var sv, n, gen int
-	err = pool.QueryRow(ctx, "SELECT schema_version, rows, generator FROM promflow_bench_marker").Scan(&sv, &n, &gen)
-	if err != nil || sv != incidents.SchemaVersion() || n != rows || gen != benchGenerator || os.Getenv("PROMFLOW_BENCH_RELOAD") == "1" {
+	if !exists {
 		start := time.Now()
-		if err := loadBenchData(ctx, pool, rows); err != nil {
+		if err := incidents.Migrate(ctx, pool); err != nil {
+			pool.Close()
+			b.Fatal(err)
+		}
+		if err := loadBenchData(ctx, pool, rows, want); err != nil {
+			pool.Close()
 			b.Fatal(err)
 		}
 		b.Logf("loaded %d incidents into %s in %v", rows, name, time.Since(start).Round(time.Millisecond))
@@ -109,16 +126,32 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 	return pool
 }
 
-// loadBenchData replaces the table's contents with rows generated
-// incidents: COPY with the row triggers disabled, then RebuildRollups.
-func loadBenchData(ctx context.Context, pool *pgxpool.Pool, rows int) error {
-	if _, err := pool.Exec(ctx, "DELETE FROM promflow_bench_marker"); err != nil {
+// benchFingerprint identifies the data set: schema (the migration files as
+// they are on disk), row count and generator.
+func benchFingerprint(b *testing.B, rows int) string {
+	h := sha256.New()
+	files, err := filepath.Glob("migrations/*.sql")
+	if err != nil || len(files) == 0 {
+		b.Fatalf("migrations not found: %v", err)
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			b.Fatal(err)
+		}
+		h.Write(data)
+	}
+	return fmt.Sprintf("rows=%d generator=%d schema=%x", rows, benchGenerator, h.Sum(nil)[:8])
+}
+
+// loadBenchData replaces the table's contents with generated incidents:
+// COPY with the row triggers disabled, then RebuildRollups.
+func loadBenchData(ctx context.Context, pool *pgxpool.Pool, rows int, fingerprint string) error {
+	if _, err := pool.Exec(ctx, `CREATE TABLE promflow_bench_state (fingerprint text NOT NULL)`); err != nil {
 		return err
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, "TRUNCATE incidents"); err != nil {
-			return err
-		}
 		// Row triggers off for the load; RebuildRollups recomputes after.
 		if _, err := tx.Exec(ctx, "ALTER TABLE incidents DISABLE TRIGGER USER"); err != nil {
 			return err
@@ -182,7 +215,7 @@ func loadBenchData(ctx context.Context, pool *pgxpool.Pool, rows int) error {
 	if _, err := pool.Exec(ctx, "VACUUM ANALYZE incident_rollup_service"); err != nil {
 		return err
 	}
-	_, err = pool.Exec(ctx, "INSERT INTO promflow_bench_marker VALUES ($1, $2, $3)", incidents.SchemaVersion(), rows, benchGenerator)
+	_, err = pool.Exec(ctx, "INSERT INTO promflow_bench_state VALUES ($1)", fingerprint)
 	return err
 }
 

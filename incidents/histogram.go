@@ -81,13 +81,12 @@ func (h *histogram) add(o *histogram) {
 	}
 }
 
-// addRaw adds a histogram column (bytea of big-endian int4 counters, one
-// per slot), in binary or text (hex) format, slot by slot into h.
+// addRaw adds a histogram column, in binary or text (hex) format, slot by
+// slot into h. The column is empty, or a big-endian uint16 first slot
+// followed by one big-endian int32 counter per slot (see
+// incidents_hist_get in the schema).
 func (h *histogram) addRaw(raw []byte, binaryFormat bool) error {
-	if raw == nil {
-		return nil
-	}
-	if !binaryFormat {
+	if !binaryFormat && len(raw) > 0 {
 		s := string(raw)
 		if !strings.HasPrefix(s, `\x`) {
 			return errors.New("incidents: histogram is not hex bytea text")
@@ -98,11 +97,17 @@ func (h *histogram) addRaw(raw []byte, binaryFormat bool) error {
 		}
 		raw = b
 	}
-	if len(raw)%4 != 0 {
-		return errors.New("incidents: histogram length is not a multiple of 4")
+	if len(raw) == 0 {
+		return nil
 	}
-	for slot := 0; slot*4 < len(raw) && slot < histSlots; slot++ {
-		h[slot] += int64(int32(binary.BigEndian.Uint32(raw[slot*4:])))
+	if len(raw) < 6 || (len(raw)-2)%4 != 0 {
+		return errors.New("incidents: malformed histogram")
+	}
+	lo := int(binary.BigEndian.Uint16(raw))
+	for i, p := 0, raw[2:]; len(p) >= 4; i, p = i+1, p[4:] {
+		if slot := lo + i; slot < histSlots {
+			h[slot] += int64(int32(binary.BigEndian.Uint32(p)))
+		}
 	}
 	return nil
 }

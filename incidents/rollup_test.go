@@ -193,7 +193,9 @@ func TestRollupsExactUnderConcurrency(t *testing.T) {
 	// Rebuild gives the same rollups the triggers maintained.
 	var before, after []string
 	snapshot := func() []string {
-		rows, err := pool.Query(ctx, `SELECT source || ':' || total || ':' || ack_sum || ':' || res_sum || ':' || ack_hist::text || res_hist::text
+		rows, err := pool.Query(ctx, `SELECT source || ':' || total || ':' || ack_sum || ':' || res_sum || ':' ||
+			(SELECT string_agg(incidents_hist_get(ack_hist, i) || '/' || incidents_hist_get(res_hist, i), ',' ORDER BY i)
+			 FROM generate_series(0, 242) i)
 			FROM incident_rollup_service WHERE total > 0 ORDER BY source`)
 		require.NoError(t, err)
 		out, err := pgx.CollectRows(rows, pgx.RowTo[string])

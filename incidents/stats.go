@@ -3,6 +3,7 @@ package incidents
 import (
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -291,13 +292,14 @@ func (a *agg) add(o *agg) {
 // Stats computes counts, ack rate and MTTA/MTTR (mean, p50, p90, p99) per
 // service and overall for the incidents created in the query's window.
 //
-// Whole UTC days come from the trigger-maintained day rollup and the all-time
-// question from the service rollup; the partial days at the window's edges
-// are read from the base table through the created_at index. Counts and
-// means are therefore exact. Percentiles are exact (percentile_cont) when
-// the window holds at most Options.ExactPercentileLimit incidents, and
-// otherwise come from log-bucketed histograms with the error bound of
-// [PercentileRelativeError].
+// One statement answers it from a single snapshot: whole UTC days come from
+// the trigger-maintained day rollup (all time from the service rollup), and
+// the partial days at the window's edges from the base table through a
+// covering index on created_at. Counts and means are therefore exact.
+// Percentiles are exact (percentile_cont) when the window holds at most
+// Options.ExactPercentileLimit incidents — then a second statement computes
+// the whole answer from the base table — and otherwise come from
+// log-bucketed histograms with the error bound of [PercentileRelativeError].
 func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
 		return Stats{}, err
@@ -323,50 +325,30 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		}
 		return a
 	}
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return Stats{}, fmt.Errorf("incidents: stats: %w", classify(err))
+	sql, args := rollupStatsSQL(q)
+	if err := s.readStatsRows(ctx, sql, args, get); err != nil {
+		return Stats{}, err
 	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-
-	if q.From.IsZero() && q.To.IsZero() {
-		if err := s.readRollup(ctx, tx, get, "incident_rollup_service", nil, nil, q.Service); err != nil {
+	var total int64
+	for _, a := range per {
+		total += a.total
+	}
+	var exact map[string]exactStats
+	if s.exactLimit >= 0 && total <= int64(s.exactLimit) {
+		var err error
+		if exact, err = s.exactStats(ctx, q); err != nil {
 			return Stats{}, err
 		}
+		// The exact statement saw its own snapshot: it replaces the counts.
+		per = map[string]*agg{}
+		for src, e := range exact {
+			if src != "" {
+				a := e.agg
+				per[src] = &a
+			}
+		}
 	} else {
-		// Whole days [fromDay, toDay) from the rollup, the rest from the base table.
-		var fromDay, toDay *int64
-		if !q.From.IsZero() {
-			d := ceilDiv(q.From.Unix(), 86400)
-			if q.From.Unix()%86400 == 0 && q.From.Nanosecond() != 0 {
-				d++ // a sub-second offset past midnight still leaves that day partial
-			}
-			fromDay = &d
-		}
-		if !q.To.IsZero() {
-			d := floorDiv(q.To.Unix(), 86400)
-			toDay = &d
-		}
-		if fromDay != nil && toDay != nil && *fromDay >= *toDay {
-			// No whole day inside: the base table answers alone.
-			if err := s.readBase(ctx, tx, get, q.From, q.To, q.Service); err != nil {
-				return Stats{}, err
-			}
-		} else {
-			if err := s.readRollup(ctx, tx, get, "incident_rollup_day", fromDay, toDay, q.Service); err != nil {
-				return Stats{}, err
-			}
-			if fromDay != nil {
-				if err := s.readBase(ctx, tx, get, q.From, time.Unix(*fromDay*86400, 0), q.Service); err != nil {
-					return Stats{}, err
-				}
-			}
-			if toDay != nil {
-				if err := s.readBase(ctx, tx, get, time.Unix(*toDay*86400, 0), q.To, q.Service); err != nil {
-					return Stats{}, err
-				}
-			}
-		}
+		out.ApproximatePercentiles = true
 	}
 
 	var overall agg
@@ -379,16 +361,7 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		overall.add(a)
 	}
 	sort.Strings(names)
-
-	var exact map[string][2][3]float64
-	if s.exactLimit >= 0 && overall.total <= int64(s.exactLimit) {
-		if exact, err = s.exactPercentiles(ctx, tx, q); err != nil {
-			return Stats{}, err
-		}
-	} else {
-		out.ApproximatePercentiles = true
-	}
-	build := func(name string, a *agg) ServiceStats {
+	build := func(name string, a *agg, ex *exactStats) ServiceStats {
 		st := ServiceStats{
 			Service: name, Incidents: a.total, Open: a.open, Acknowledged: a.ackSt,
 			Resolved: a.resolved, Closed: a.closed, StillOpen: a.open + a.ackSt,
@@ -398,11 +371,10 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 			r := float64(a.ackN) / float64(a.total)
 			st.AckRate = &r
 		}
-		ex, haveExact := exact[name]
 		if a.ackN > 0 {
 			d := &Durations{Count: a.ackN, Mean: a.ackSum / float64(a.ackN)}
-			if haveExact {
-				d.P50, d.P90, d.P99 = ex[0][0], ex[0][1], ex[0][2]
+			if ex != nil {
+				d.P50, d.P90, d.P99 = ex.ackP[0], ex.ackP[1], ex.ackP[2]
 			} else {
 				d.P50, d.P90, d.P99 = a.ackHist.quantile(0.5, a.ackN), a.ackHist.quantile(0.9, a.ackN), a.ackHist.quantile(0.99, a.ackN)
 			}
@@ -410,8 +382,8 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		}
 		if a.resN > 0 {
 			d := &Durations{Count: a.resN, Mean: a.resSum / float64(a.resN)}
-			if haveExact {
-				d.P50, d.P90, d.P99 = ex[1][0], ex[1][1], ex[1][2]
+			if ex != nil {
+				d.P50, d.P90, d.P99 = ex.resP[0], ex.resP[1], ex.resP[2]
 			} else {
 				d.P50, d.P90, d.P99 = a.resHist.quantile(0.5, a.resN), a.resHist.quantile(0.9, a.resN), a.resHist.quantile(0.99, a.resN)
 			}
@@ -419,10 +391,26 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 		}
 		return st
 	}
-	for _, n := range names {
-		out.Services = append(out.Services, build(n, per[n]))
+	exactFor := func(name string) *exactStats {
+		if exact == nil {
+			return nil
+		}
+		if e, ok := exact[name]; ok {
+			return &e
+		}
+		return nil
 	}
-	out.Overall = build("", &overall)
+	for _, n := range names {
+		out.Services = append(out.Services, build(n, per[n], exactFor(n)))
+	}
+	if exact != nil {
+		// Overall sums and means come from the same statement as its
+		// percentiles.
+		if e, ok := exact[""]; ok {
+			overall = e.agg
+		}
+	}
+	out.Overall = build("", &overall, exactFor(""))
 	return out, nil
 }
 
@@ -436,119 +424,183 @@ func floorDiv(a, b int64) int64 {
 
 func ceilDiv(a, b int64) int64 { return -floorDiv(-a, b) }
 
-// readRollup adds rollup rows (all of incident_rollup_service, or the days
-// [fromDay, toDay) of incident_rollup_day) into per-service aggregates.
-func (s *Store) readRollup(ctx context.Context, tx pgx.Tx, get func(string) *agg, table string, fromDay, toDay *int64, service string) error {
-	var (
-		where = []string{"total > 0"}
-		args  []any
-	)
+// Columns of every row rollupStatsSQL returns: source, counters, the two
+// histogram columns (rollup rows) or two slots (base-table rows).
+const (
+	rollupCols = `source, total, open_n, ack_status, resolved_n, closed_n,
+		ack_n, ack_sum::float8, res_n, res_sum::float8, ack_hist, res_hist, 0, 0`
+	baseCols = `source, count(*), count(*) FILTER (WHERE status = 'open'),
+		count(*) FILTER (WHERE status = 'acknowledged'), count(*) FILTER (WHERE status = 'resolved'),
+		count(*) FILTER (WHERE status = 'closed'),
+		count(a), coalesce(sum(a), 0), count(r), coalesce(sum(r), 0), NULL::bytea, NULL::bytea, ab, rb`
+)
+
+// rollupStatsSQL builds the one statement that reads a window: rollup rows
+// for whole days (or the service rollup for all time) and base-table rows,
+// grouped by histogram slot, for the partial days at the edges. The text is
+// assembled from constant fragments; values are parameters.
+func rollupStatsSQL(q StatsQuery) (string, []any) {
+	var args []any
 	arg := func(v any) string {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
+	svc := ""
+	if q.Service != "" {
+		svc = " AND source = " + arg(q.Service)
+	}
+	if q.From.IsZero() && q.To.IsZero() {
+		return "SELECT " + rollupCols + " FROM incident_rollup_service WHERE total > 0" + svc, args
+	}
+	// Whole days [fromDay, toDay) from the day rollup.
+	var fromDay, toDay *int64
+	if !q.From.IsZero() {
+		d := ceilDiv(q.From.Unix(), 86400)
+		if q.From.Unix()%86400 == 0 && q.From.Nanosecond() != 0 {
+			d++ // a sub-second offset past midnight leaves that day partial
+		}
+		fromDay = &d
+	}
+	if !q.To.IsZero() {
+		d := floorDiv(q.To.Unix(), 86400)
+		toDay = &d
+	}
+	// One branch per range (not OR): each stays an index-only scan.
+	base := func(ranges []string) string {
+		branches := make([]string, len(ranges))
+		for i, r := range ranges {
+			branches[i] = `SELECT source, status,
+			       extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
+			       extract(epoch FROM resolved_at - created_at)::float8 AS r
+			FROM incidents WHERE ` + r + svc
+		}
+		return `SELECT ` + baseCols + ` FROM (
+			SELECT source, status, a, r, incidents_duration_bucket(a) AS ab, incidents_duration_bucket(r) AS rb
+			FROM (` + strings.Join(branches, " UNION ALL ") + `) u) w
+			GROUP BY source, ab, rb`
+	}
+	rng := func(from, to *time.Time) string {
+		var c []string
+		if from != nil {
+			c = append(c, "created_at >= "+arg(*from))
+		}
+		if to != nil {
+			c = append(c, "created_at < "+arg(*to))
+		}
+		return "(" + strings.Join(c, " AND ") + ")"
+	}
+	ptr := func(t time.Time) *time.Time {
+		if t.IsZero() {
+			return nil
+		}
+		return &t
+	}
+	if fromDay != nil && toDay != nil && *fromDay >= *toDay {
+		// No whole day inside: the base table answers alone.
+		return base([]string{rng(ptr(q.From), ptr(q.To))}), args
+	}
+	var days []string
 	if fromDay != nil {
-		where = append(where, "day >= "+arg(*fromDay))
+		days = append(days, "day >= "+arg(*fromDay))
 	}
 	if toDay != nil {
-		where = append(where, "day < "+arg(*toDay))
+		days = append(days, "day < "+arg(*toDay))
 	}
-	if service != "" {
-		where = append(where, "source = "+arg(service))
+	sql := "SELECT " + rollupCols + " FROM incident_rollup_day WHERE total > 0 AND " + strings.Join(days, " AND ") + svc
+	var edges []string
+	if fromDay != nil {
+		e := time.Unix(*fromDay*86400, 0)
+		edges = append(edges, rng(ptr(q.From), &e))
 	}
-	// table is one of two constants chosen by the caller.
-	rows, err := tx.Query(ctx, `SELECT source, total, open_n, ack_status, resolved_n, closed_n,
-		ack_n, ack_sum::float8, res_n, res_sum::float8, ack_hist, res_hist
-		FROM `+table+` WHERE `+strings.Join(where, " AND "), args...)
+	if toDay != nil {
+		e := time.Unix(*toDay*86400, 0)
+		edges = append(edges, rng(&e, ptr(q.To)))
+	}
+	return sql + " UNION ALL " + base(edges), args
+}
+
+// readStatsRows runs a rollupStatsSQL statement and adds its rows into
+// per-service aggregates. Rows arrive in binary format and are decoded by
+// hand from the raw column bytes: a window reads thousands of them, and the
+// generic scan path would cost more than the query.
+func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get func(string) *agg) error {
+	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return fmt.Errorf("incidents: stats: %w", classify(err))
 	}
 	defer rows.Close()
 	fds := rows.FieldDescriptions()
-	ackBin, resBin := fds[10].Format == pgx.BinaryFormatCode, fds[11].Format == pgx.BinaryFormatCode
+	if len(fds) != 14 {
+		return fmt.Errorf("incidents: stats: unexpected %d columns", len(fds))
+	}
+	for i, fd := range fds {
+		if i > 0 && fd.Format != pgx.BinaryFormatCode {
+			return fmt.Errorf("incidents: stats: column %d not in binary format", i)
+		}
+	}
+	errMalformed := errors.New("incidents: stats: malformed row")
+	i8 := func(b []byte) (int64, bool) {
+		if len(b) != 8 {
+			return 0, false
+		}
+		return int64(binary.BigEndian.Uint64(b)), true
+	}
+	f8 := func(b []byte) (float64, bool) {
+		if len(b) != 8 {
+			return 0, false
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(b)), true
+	}
+	i4 := func(b []byte) (int, bool) {
+		if len(b) != 4 {
+			return 0, false
+		}
+		return int(int32(binary.BigEndian.Uint32(b))), true
+	}
 	for rows.Next() {
-		var (
-			src string
-			r   agg
-		)
-		// Scan the counters; the histograms are parsed from the raw bytes,
-		// which is much cheaper than a generic array decode.
 		raw := rows.RawValues()
-		if err := rows.Scan(&src, &r.total, &r.open, &r.ackSt, &r.resolved, &r.closed,
-			&r.ackN, &r.ackSum, &r.resN, &r.resSum, nil, nil); err != nil {
-			return fmt.Errorf("incidents: stats: %w", classify(err))
+		if len(raw) != 14 || raw[0] == nil {
+			return errMalformed
 		}
-		a := get(src)
-		if err := a.ackHist.addRaw(raw[10], ackBin); err != nil {
-			return err
-		}
-		if err := a.resHist.addRaw(raw[11], resBin); err != nil {
-			return err
-		}
-		a.total += r.total
-		a.open += r.open
-		a.ackSt += r.ackSt
-		a.resolved += r.resolved
-		a.closed += r.closed
-		a.ackN += r.ackN
-		a.resN += r.resN
-		a.ackSum += r.ackSum
-		a.resSum += r.resSum
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("incidents: stats: %w", classify(err))
-	}
-	return nil
-}
-
-// readBase adds the incidents created in [from, to) (either side may be
-// zero: open) from the base table, grouped in SQL by status and bucket.
-func (s *Store) readBase(ctx context.Context, tx pgx.Tx, get func(string) *agg, from, to time.Time, service string) error {
-	where, args := windowWhere(from, to, service)
-	rows, err := tx.Query(ctx, `WITH w AS (
-			SELECT source, status,
-			       extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
-			       extract(epoch FROM resolved_at - created_at)::float8 AS r
-			FROM incidents WHERE `+where+`)
-		SELECT source, status, incidents_duration_bucket(a), incidents_duration_bucket(r),
-		       count(*), count(a), coalesce(sum(a), 0), count(r), coalesce(sum(r), 0)
-		FROM w GROUP BY 1, 2, 3, 4`, args...)
-	if err != nil {
-		return fmt.Errorf("incidents: stats: %w", classify(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
 		var (
-			src, status string
-			ab, rb      int32
-			n, an, rn   int64
-			asum, rsum  float64
+			c  [9]int64
+			ok = true
 		)
-		if err := rows.Scan(&src, &status, &ab, &rb, &n, &an, &asum, &rn, &rsum); err != nil {
-			return fmt.Errorf("incidents: stats: %w", classify(err))
+		for i, col := range []int{1, 2, 3, 4, 5, 6, 8} {
+			var good bool
+			c[i], good = i8(raw[col])
+			ok = ok && good
 		}
-		a := get(src)
-		a.total += n
-		switch Status(status) {
-		case StatusOpen:
-			a.open += n
-		case StatusAcknowledged:
-			a.ackSt += n
-		case StatusResolved:
-			a.resolved += n
-		case StatusClosed:
-			a.closed += n
+		ackSum, g1 := f8(raw[7])
+		resSum, g2 := f8(raw[9])
+		ab, g3 := i4(raw[12])
+		rb, g4 := i4(raw[13])
+		if !ok || !g1 || !g2 || !g3 || !g4 {
+			return errMalformed
 		}
-		a.ackN += an
-		a.ackSum += asum
-		a.resN += rn
-		a.resSum += rsum
-		if an > 0 && ab > 0 && ab < histSlots {
-			a.ackHist[ab] += an
+		a := get(string(raw[0]))
+		if err := a.ackHist.addRaw(raw[10], true); err != nil {
+			return err
 		}
-		if rn > 0 && rb > 0 && rb < histSlots {
-			a.resHist[rb] += rn
+		if err := a.resHist.addRaw(raw[11], true); err != nil {
+			return err
 		}
+		total, open, ackSt, resolved, closed, ackN, resN := c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+		if ab > 0 && ab < histSlots {
+			a.ackHist[ab] += ackN
+		}
+		if rb > 0 && rb < histSlots {
+			a.resHist[rb] += resN
+		}
+		a.total += total
+		a.open += open
+		a.ackSt += ackSt
+		a.resolved += resolved
+		a.closed += closed
+		a.ackN += ackN
+		a.resN += resN
+		a.ackSum += ackSum
+		a.resSum += resSum
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("incidents: stats: %w", classify(err))
@@ -575,48 +627,58 @@ func windowWhere(from, to time.Time, service string) (string, []any) {
 	return strings.Join(where, " AND "), args
 }
 
-// exactPercentiles computes percentile_cont over the base table for the
-// window, per service and overall (key ""): [ack|res][p50,p90,p99].
-func (s *Store) exactPercentiles(ctx context.Context, tx pgx.Tx, q StatsQuery) (map[string][2][3]float64, error) {
+// exactStats is the base-table answer for one service (or overall, key "").
+type exactStats struct {
+	agg
+	ackP, resP [3]float64
+}
+
+// exactStats computes counts, sums and percentile_cont over the base table
+// for the window, per service and overall, in one statement.
+func (s *Store) exactStats(ctx context.Context, q StatsQuery) (map[string]exactStats, error) {
 	where, args := windowWhere(q.From, q.To, q.Service)
-	rows, err := tx.Query(ctx, `SELECT coalesce(source, ''), grouping(source) = 1,
-		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM acknowledged_at - created_at)::float8),
-		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at)::float8)
-		FROM incidents WHERE `+where+` GROUP BY GROUPING SETS ((source), ())`, args...)
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(source, ''), grouping(source) = 1, count(*),
+		count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'acknowledged'),
+		count(*) FILTER (WHERE status = 'resolved'), count(*) FILTER (WHERE status = 'closed'),
+		count(a), coalesce(sum(a), 0), count(r), coalesce(sum(r), 0),
+		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY a),
+		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY r)
+		FROM (SELECT source, status,
+		             extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
+		             extract(epoch FROM resolved_at - created_at)::float8 AS r
+		      FROM incidents WHERE `+where+`) w
+		GROUP BY GROUPING SETS ((source), ())`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("incidents: stats: %w", classify(err))
 	}
 	defer rows.Close()
-	out := map[string][2][3]float64{}
+	out := map[string]exactStats{}
 	for rows.Next() {
 		var (
 			src     string
 			overall bool
+			e       exactStats
 			ap, rp  []*float64
 		)
-		if err := rows.Scan(&src, &overall, &ap, &rp); err != nil {
+		if err := rows.Scan(&src, &overall, &e.total, &e.open, &e.ackSt, &e.resolved, &e.closed,
+			&e.ackN, &e.ackSum, &e.resN, &e.resSum, &ap, &rp); err != nil {
 			return nil, fmt.Errorf("incidents: stats: %w", classify(err))
 		}
-		var v [2][3]float64
 		for i := 0; i < 3; i++ {
-			v[0][i], v[1][i] = math.NaN(), math.NaN()
 			if i < len(ap) && ap[i] != nil {
-				v[0][i] = *ap[i]
+				e.ackP[i] = *ap[i]
 			}
 			if i < len(rp) && rp[i] != nil {
-				v[1][i] = *rp[i]
+				e.resP[i] = *rp[i]
 			}
 		}
 		if overall {
 			src = ""
 		}
-		out[src] = v
+		out[src] = e
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("incidents: stats: %w", classify(err))
-	}
-	if _, ok := out[""]; !ok {
-		return nil, errors.New("incidents: stats: no overall percentile row")
 	}
 	return out, nil
 }

@@ -83,4 +83,6 @@
 // steps, spike) of the time since they were set or since their scenario
 // phase began, periodic and seeded ones (sine, square, noise, random walk)
 // of the wall-clock instant, so two exporters, or one restarted, agree.
+// Counters start from zero in a new process, as real counters do; Prometheus
+// sees an ordinary counter reset.
 package mockexporter

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -37,6 +38,10 @@ func FuzzControlAPI(f *testing.F) {
 		{1, "/simulate/disk-usage/sda/85", ""},
 		{1, "/simulate/cpu-usage/abc", ""},
 		{0, "/api/v1/series?metric=mock_service_up", ""},
+		{1, "/api/v1/metrics", `{"name":"wide","range":"any"}`},
+		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":1,"base":5,"step":1,"min":0,"max":10,"interval":"9007199254740992ns"}}`},
+		{1, "/api/v1/series", `{"metric":"mock_connection_drops_total","source":{"kind":"ramp","from":0,"to":1.7e308,"duration":"1ns"}}`},
+		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":3,"base":1,"step":1e300,"min":0,"max":1.7e308}}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.m, s.path, []byte(s.body))
@@ -49,7 +54,7 @@ func FuzzControlAPI(f *testing.F) {
 		if err != nil {
 			u = &url.URL{Scheme: "http", Host: "mock", Path: path}
 		}
-		reg, _ := newTestRegistry(t)
+		reg, clock := newTestRegistry(t)
 		h := reg.Handler()
 		before := snapshot(t, reg)
 
@@ -75,11 +80,18 @@ func FuzzControlAPI(f *testing.F) {
 				t.Fatalf("%s %s %q answered %d but changed the state", req.Method, path, body, rec.Code)
 			}
 		}
-		// Whatever was accepted, the exposition is still valid.
+		// Whatever was accepted, the exposition stays valid and the API
+		// keeps answering, now and an hour later (counters integrate).
 		g := prometheus.NewPedanticRegistry()
 		g.MustRegister(reg)
-		if _, err := g.Gather(); err != nil {
-			t.Fatalf("%s %s %q: gather after the request: %v", req.Method, path, body, err)
+		for _, step := range []time.Duration{0, time.Hour} {
+			clock.Advance(step)
+			if _, err := g.Gather(); err != nil {
+				t.Fatalf("%s %s %q: gather after the request (+%v): %v", req.Method, path, body, step, err)
+			}
+			if rec := do(t, h, "GET", "/api/v1/series", ""); rec.Code != 200 {
+				t.Fatalf("%s %s %q: listing series (+%v): %d %s", req.Method, path, body, step, rec.Code, rec.Body.String())
+			}
 		}
 	})
 }

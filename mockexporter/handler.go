@@ -40,8 +40,11 @@ func (r *Registry) Handler() http.Handler {
 		g.MustRegister(r)
 		h := &handler{r: r, mux: http.NewServeMux()}
 		h.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
-		h.mux.HandleFunc("GET /health", h.health)
-		h.mux.HandleFunc("GET /metrics", h.serveMetrics)
+		// /health and /metrics check their method themselves: with a
+		// method in the pattern, the catch-all "/" below would answer 404
+		// instead of 405 for POST /health.
+		h.mux.HandleFunc("/health", h.health)
+		h.mux.HandleFunc("/metrics", h.serveMetrics)
 		h.mux.HandleFunc("/api/v1/metrics", h.apiMetrics)
 		h.mux.HandleFunc("/api/v1/series", h.apiSeries)
 		h.mux.HandleFunc("/api/v1/series/reset", h.apiSeriesReset)
@@ -49,7 +52,8 @@ func (r *Registry) Handler() http.Handler {
 		h.mux.HandleFunc("/api/v1/scenarios/{id}", h.apiScenario)
 		h.mux.HandleFunc("/api/v1/faults", h.apiFaults)
 		h.mux.HandleFunc("/api/v1/reset", h.apiReset)
-		h.mux.HandleFunc("/api/", func(w http.ResponseWriter, req *http.Request) {
+		// Any other path, under /api/ or not, is an unknown route: 404 JSON.
+		h.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", req.Method, truncate(req.URL.Path)))
 		})
 		r.handler = h
@@ -75,20 +79,37 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		h.simulate(w, req)
 		return
 	}
-	if strings.HasPrefix(req.URL.Path, "/api/") && path.Clean(req.URL.Path) != req.URL.Path {
-		// The mux would redirect; an API client is better served by a 404.
+	if path.Clean(req.URL.Path) != req.URL.Path {
+		// The mux would redirect; a client is better served by a 404.
 		writeError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", req.Method, truncate(req.URL.Path)))
 		return
 	}
 	h.mux.ServeHTTP(w, req)
 }
 
-func (h *handler) health(w http.ResponseWriter, _ *http.Request) {
+// getOnly answers 405 (text/plain, as the seed's routes) unless the method is
+// GET or HEAD.
+func getOnly(w http.ResponseWriter, req *http.Request) bool {
+	if req.Method == http.MethodGet || req.Method == http.MethodHead {
+		return true
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	http.Error(w, "405 method not allowed: use GET", http.StatusMethodNotAllowed)
+	return false
+}
+
+func (h *handler) health(w http.ResponseWriter, req *http.Request) {
+	if !getOnly(w, req) {
+		return
+	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	_, _ = io.WriteString(w, HealthBody)
 }
 
 func (h *handler) serveMetrics(w http.ResponseWriter, req *http.Request) {
+	if !getOnly(w, req) {
+		return
+	}
 	h.r.mu.Lock()
 	status, delay := h.r.faults.Status, time.Duration(h.r.faults.Delay)
 	h.r.mu.Unlock()

@@ -110,8 +110,9 @@ func TestPrometheusScrapesSimulatedValues(t *testing.T) {
 	}
 	post("/simulate/memory-usage/78")
 	post("/simulate/disk-usage/sda/85")
-	// A ramp of +1 per second, far from its end during the test.
-	rec := do(t, reg.Handler(), "POST", "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","source":{"kind":"ramp","from":0,"to":100,"duration":"100s"}}`)
+	// A ramp that keeps rising for an hour, so that even a slow start of
+	// Prometheus on a loaded machine sees it rising, not holding its end.
+	rec := do(t, reg.Handler(), "POST", "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","source":{"kind":"ramp","from":0,"to":100,"duration":"1h"}}`)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
 	prom := testutil.Prometheus(t, testutil.PrometheusOptions{

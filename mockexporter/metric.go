@@ -131,13 +131,14 @@ func (r Range) check(v float64) error {
 	return nil
 }
 
-// shape clamps (and for Status/Count rounds) a computed value.
+// shape clamps (and for Status/Count rounds) a computed value; it is never
+// NaN or infinite, whatever a source returns.
 func (r Range) shape(v float64) float64 {
 	if math.IsNaN(v) {
 		return 0
 	}
 	lo, hi := r.limits()
-	v = math.Min(math.Max(v, lo), hi)
+	v = capFinite(math.Min(math.Max(v, lo), hi))
 	switch r {
 	case Status:
 		if v >= 0.5 {

@@ -25,10 +25,12 @@ type Options struct {
 	// Empty starts the registry without the seed catalogue (the /simulate
 	// routes then answer 404 for the missing metrics).
 	Empty bool
-	// Logger receives a line for every state change made over HTTP;
+	// Logger receives a line for every state change made over HTTP and for
+	// every scenario start and stop;
 	// default slog.Default().
 	Logger *slog.Logger
-	// MaxSeries caps the number of series (default 100,000).
+	// MaxSeries caps the number of series (default 100,000; never fewer
+	// than the catalogue's 26 default series).
 	MaxSeries int
 	// MaxBodyBytes caps control API request bodies (default 1 MiB); larger
 	// bodies get 413.
@@ -93,6 +95,9 @@ func New(opts Options) *Registry {
 	if opts.MaxSeries <= 0 {
 		opts.MaxSeries = 100_000
 	}
+	if !opts.Empty && opts.MaxSeries < len(seedRoutes) {
+		opts.MaxSeries = len(seedRoutes) // the catalogue's default series always fit
+	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
@@ -150,6 +155,16 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 	}
 	if m.Type < Gauge || m.Type > Histogram {
 		return validationf("type", "unknown type %d", int(m.Type))
+	}
+	if !r.opts.DisableRuntimeCollectors {
+		for _, p := range []string{"go_", "process_", "promhttp_"} {
+			if strings.HasPrefix(m.Name, p) {
+				return validationf("name", "the %s* names belong to the runtime collectors /metrics serves", p)
+			}
+		}
+	}
+	if other := r.collidingLocked(m.Name, m.Type); other != "" {
+		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
 	}
 	if m.Range < Any || m.Range > Count {
 		return validationf("range", "unknown range %d", int(m.Range))
@@ -233,6 +248,33 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 		s.src = Constant(m.Initial)
 	}
 	return nil
+}
+
+// exposedSuffixes are the sample-name suffixes a family of each type adds in
+// the text or OpenMetrics exposition.
+var exposedSuffixes = map[Type][]string{
+	Counter:   {"_total", "_created"},
+	Histogram: {"_bucket", "_count", "_sum", "_created"},
+}
+
+// collidingLocked returns the name of a declared family whose exposed sample
+// names would clash with a new family (name, typ), or "".
+func (r *Registry) collidingLocked(name string, typ Type) string {
+	for _, suf := range exposedSuffixes[typ] {
+		if _, ok := r.fams[name+suf]; ok {
+			return name + suf
+		}
+	}
+	for t, sufs := range exposedSuffixes {
+		for _, suf := range sufs {
+			if base, ok := strings.CutSuffix(name, suf); ok {
+				if f, ok := r.fams[base]; ok && f.opts.Type == t {
+					return base
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // Families returns the declared families, sorted by name.
@@ -339,6 +381,9 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 	case Counter:
 		if delta < 0 {
 			return validationf("value", "counters only rise, got increment %v", delta)
+		}
+		if cur, ok := f.series[seriesKey(vals)]; ok && math.IsInf(cur.added+delta, 0) {
+			return validationf("value", "increment %v overflows the counter", delta)
 		}
 		s, err := r.seriesLocked(f, vals, now, true)
 		if err != nil {
@@ -714,7 +759,7 @@ func (s *series) integrate(now time.Time) {
 		}
 	}
 	if s.fam.opts.Type == Counter {
-		s.acc += sum * dt.Seconds() / float64(n)
+		s.acc = capFinite(s.acc + sum*dt.Seconds()/float64(n))
 	}
 	s.last = now
 }
@@ -722,7 +767,13 @@ func (s *series) integrate(now time.Time) {
 func (s *series) observe(v, weight float64) {
 	i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
 	s.buckets[i] += weight
-	s.sum += v * weight
+	s.sum = capFinite(s.sum + v*weight)
+}
+
+// capFinite keeps absurd rates from overflowing a total to +Inf, which JSON
+// cannot carry.
+func capFinite(v float64) float64 {
+	return math.Max(math.Min(v, math.MaxFloat64), -math.MaxFloat64)
 }
 
 func (s *series) histogram() *dto.Histogram {

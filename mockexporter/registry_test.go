@@ -190,6 +190,12 @@ func TestRegistryValidationChangesNothing(t *testing.T) {
 			return reg.Declare(mockexporter.MetricOpts{Name: "ok", Type: mockexporter.Histogram, Buckets: []float64{1, 0.5}})
 		}, nil},
 		{"buckets on gauge", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "ok", Buckets: []float64{1}}) }, nil},
+		{"runtime collector name", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "go_goroutines"}) }, nil},
+		{"clash with counter samples", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "mock_connection_drops_total_total"}) }, mockexporter.ErrDuplicateMetric},
+		{"histogram clashing with gauge", func() error {
+			// It would expose mock_queue_backlog_high_count, a catalogue gauge.
+			return reg.Declare(mockexporter.MetricOpts{Name: "mock_queue_backlog_high", Type: mockexporter.Histogram, Buckets: []float64{1}})
+		}, mockexporter.ErrDuplicateMetric},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -297,4 +303,18 @@ func TestErrorsAreWrapped(t *testing.T) {
 	err := reg.SetValue("mock_unknown", nil, 1)
 	assert.True(t, errors.Is(err, mockexporter.ErrUnknownMetric))
 	assert.Contains(t, err.Error(), "mock_unknown")
+}
+
+func TestExtremeSourcesStayFinite(t *testing.T) {
+	reg, clock := newTestRegistry(t)
+	require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: "wide"}))
+	require.NoError(t, reg.Set("wide", nil, mockexporter.Ramp{From: -math.MaxFloat64, To: math.MaxFloat64, Duration: time.Second}))
+	require.NoError(t, reg.Set("mock_connection_drops_total", nil, mockexporter.Constant(math.MaxFloat64)))
+	clock.Advance(500 * time.Millisecond)
+	rec := do(t, reg.Handler(), "GET", "/api/v1/series", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	clock.Advance(time.Hour)
+	rec = do(t, reg.Handler(), "GET", "/api/v1/series", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	scrapeFamilies(t, reg.Handler())
 }

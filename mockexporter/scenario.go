@@ -239,6 +239,7 @@ func (r *Registry) StartScenario(sc Scenario) (ScenarioInfo, error) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.retireFinishedLocked(r.now())
 	running := 0
 	for _, s := range r.scenarios {
 		if s.state == scenarioRunning {
@@ -374,6 +375,23 @@ func (r *Registry) Scenario(id string) (ScenarioInfo, error) {
 		}
 	}
 	return ScenarioInfo{}, fmt.Errorf("%w: %q", ErrUnknownScenario, truncate(id))
+}
+
+// retireFinishedLocked marks the scenarios whose (non-repeating) duration
+// has passed as finished and unbinds them from their series, so that they
+// no longer count towards the running limit or cost time at every read.
+func (r *Registry) retireFinishedLocked(now time.Time) {
+	for _, s := range r.scenarios {
+		d := time.Duration(s.def.Duration)
+		if s.state != scenarioRunning || d <= 0 || s.def.Repeat || now.Sub(s.start) < d {
+			continue
+		}
+		for _, se := range s.series {
+			se.integrate(now) // counters take in what the scenario drove
+			se.bindings = slices.DeleteFunc(se.bindings, func(b *binding) bool { return b.sc == s })
+		}
+		s.state, s.series = ScenarioFinished, nil
+	}
 }
 
 func (r *Registry) pruneScenariosLocked() {

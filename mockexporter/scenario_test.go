@@ -219,3 +219,42 @@ func TestScenarioHTTP(t *testing.T) {
 	rec = do(t, h, "POST", "/api/v1/scenarios", "name: x", "Content-Type", "application/json")
 	assert.Equal(t, http.StatusBadRequest, rec.Code)
 }
+
+func TestFinishedScenariosFreeTheirSlot(t *testing.T) {
+	reg, clock := newTestRegistry(t)
+	short := mockexporter.Scenario{
+		Name: "blip", Duration: mockexporter.Duration(time.Second),
+		Phases: []mockexporter.Phase{{Set: []mockexporter.Target{{Metric: "mock_connection_drops_total", Src: mockexporter.Constant(1)}}}},
+	}
+	// Far more short scenarios than may run at once, one after the other:
+	// the finished ones must not count as running.
+	for i := range 250 {
+		_, err := reg.StartScenario(short)
+		require.NoError(t, err, "scenario %d", i)
+		clock.Advance(2 * time.Second)
+	}
+	// Each drove the counter at 1/s for 1 s.
+	v, err := reg.Value("mock_connection_drops_total", nil)
+	require.NoError(t, err)
+	assert.InDelta(t, 250, v, 1e-6)
+	list := reg.Scenarios()
+	assert.LessOrEqual(t, len(list), 101, "history is bounded")
+	for _, si := range list {
+		assert.Equal(t, mockexporter.ScenarioFinished, si.State, si.ID)
+	}
+
+	// Scenarios that keep running do hit the limit, with ErrLimit (409).
+	forever := short
+	forever.Duration = 0
+	var err2 error
+	for range 200 {
+		if _, err2 = reg.StartScenario(forever); err2 != nil {
+			break
+		}
+	}
+	assert.ErrorIs(t, err2, mockexporter.ErrLimit)
+	before := snapshot(t, reg)
+	rec := do(t, reg.Handler(), "POST", "/api/v1/scenarios", `{"name":"one-more","phases":[{"at":"0s","set":[{"metric":"mock_service_up","value":0}]}]}`)
+	assert.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	assert.Equal(t, before, snapshot(t, reg), "state changed")
+}

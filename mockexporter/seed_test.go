@@ -190,8 +190,8 @@ func TestSeedBadInput(t *testing.T) {
 		{"too few segments", "POST", "/simulate/disk-usage/85", 404, "no route"},
 		{"wrong method GET", "GET", "/simulate/cpu-usage/78", 405, "POST"},
 		{"wrong method PUT", "PUT", "/simulate/disk-read-error/sda", 405, "POST"},
-		{"unknown top-level route", "GET", "/nope", 404, "not found"},
-		{"health wrong method", "POST", "/health", 405, "Method Not Allowed"},
+		{"health wrong method", "POST", "/health", 405, "method not allowed"},
+		{"metrics wrong method", "DELETE", "/metrics", 405, "method not allowed"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

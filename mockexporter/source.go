@@ -278,9 +278,12 @@ type RandomWalk struct {
 	Seed       int64
 	Base, Step float64
 	Min, Max   float64
-	Interval   time.Duration
-	Scales     int // number of doubling time scales; default 12
+	Interval   time.Duration // at most MaxWalkInterval
 }
+
+// MaxWalkInterval is the longest [RandomWalk] interval: the walk sums noise
+// over 12 doubling time scales, up to 2048 intervals.
+const MaxWalkInterval = 24 * time.Hour
 
 // Value returns the walk's position at now.
 func (w RandomWalk) Value(now time.Time, _ time.Duration) float64 {
@@ -293,6 +296,9 @@ func (w RandomWalk) Value(now time.Time, _ time.Duration) float64 {
 	v := w.Base
 	for l := 0; l < scales; l++ {
 		span := int64(iv) << l
+		if span <= 0 { // an unvalidated interval so long it overflows
+			break
+		}
 		k := floorDiv(t, span)
 		f := float64(t-k*span) / float64(span)
 		f = f * f * (3 - 2*f) // smoothstep
@@ -311,6 +317,9 @@ func (w RandomWalk) Validate() error {
 	var errs []error
 	errs = append(errs, finite("base", w.Base), finite("step", w.Step), finite("min", w.Min), finite("max", w.Max),
 		nonNegative("interval", w.Interval))
+	if w.Interval > MaxWalkInterval {
+		errs = append(errs, validationf("interval", "must be at most %v", MaxWalkInterval))
+	}
 	if !(w.Min < w.Max) {
 		errs = append(errs, validationf("max", "must be greater than min"))
 	} else if w.Base < w.Min || w.Base > w.Max {

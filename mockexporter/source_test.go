@@ -119,6 +119,7 @@ func TestSourceValidation(t *testing.T) {
 		{"walk min == max", mockexporter.RandomWalk{Min: 1, Max: 1, Base: 1}},
 		{"walk base outside", mockexporter.RandomWalk{Min: 0, Max: 1, Base: 5}},
 		{"walk negative step", mockexporter.RandomWalk{Min: 0, Max: 1, Step: -1}},
+		{"walk interval too long", mockexporter.RandomWalk{Min: 0, Max: 1, Interval: 1 << 53}},
 		{"empty sum", mockexporter.Sum{}},
 		{"sum with bad part", mockexporter.Sum{mockexporter.Ramp{}}},
 	}
@@ -180,4 +181,25 @@ func TestDurationEncoding(t *testing.T) {
 	b, err := json.Marshal(mockexporter.Duration(90 * time.Second))
 	require.NoError(t, err)
 	assert.Equal(t, `"1m30s"`, string(b))
+}
+
+func TestUnvalidatedSourcesDoNotPanic(t *testing.T) {
+	// Sources built in Go skip validation until they are attached; reading
+	// them must still not panic (an interval of 2^53 ns once made the walk's
+	// coarsest time scale overflow to 0 and divide by it).
+	now := time.Date(2026, 2, 10, 5, 35, 0, 0, time.UTC)
+	for _, src := range []mockexporter.Source{
+		mockexporter.RandomWalk{Seed: 1, Base: 5, Step: 1, Min: 0, Max: 10, Interval: 1 << 53},
+		mockexporter.RandomWalk{Seed: 1, Base: 5, Step: 1, Min: 0, Max: 10, Interval: math.MaxInt64},
+		mockexporter.Noise{Seed: 1, Interval: math.MaxInt64},
+		mockexporter.Steps{Values: []float64{1, 2}, Every: 1, Repeat: true},
+		mockexporter.Spike{Height: 1, Width: 1, Every: 1},
+		mockexporter.Sine{Amplitude: 1, Period: math.MaxInt64},
+		mockexporter.Square{High: 1, Period: math.MaxInt64},
+		mockexporter.Ramp{},
+		mockexporter.Steps{},
+	} {
+		assert.NotPanics(t, func() { src.Value(now, math.MaxInt64) }, "%#v", src)
+		assert.NotPanics(t, func() { src.Value(now, math.MinInt64) }, "%#v", src)
+	}
 }

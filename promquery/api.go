@@ -191,21 +191,22 @@ func seconds(f float64) time.Duration { return time.Duration(f * float64(time.Se
 
 // Targets returns the scrape targets in the given state ([TargetsAny] for
 // both active and dropped).
-func (c *Client) Targets(ctx context.Context, state TargetState) (Targets, error) {
+func (c *Client) Targets(ctx context.Context, state TargetState) (Targets, Meta, error) {
 	v := url.Values{}
 	switch state {
 	case TargetsAny:
 	case TargetsActive, TargetsDropped:
 		v.Set("state", string(state))
 	default:
-		return Targets{}, fmt.Errorf("%w: target state %q", ErrInvalidArgument, state)
+		return Targets{}, Meta{}, fmt.Errorf("%w: target state %q", ErrInvalidArgument, state)
 	}
 	var w struct {
 		Active  []wireTarget    `json:"activeTargets"`
 		Dropped []DroppedTarget `json:"droppedTargets"`
 	}
-	if _, err := c.getJSON(ctx, "/api/v1/targets", v, false, &w); err != nil {
-		return Targets{}, err
+	meta, err := c.getJSON(ctx, "/api/v1/targets", v, false, &w)
+	if err != nil {
+		return Targets{}, Meta{}, err
 	}
 	out := Targets{Active: make([]ActiveTarget, len(w.Active)), Dropped: w.Dropped}
 	for i, t := range w.Active {
@@ -219,7 +220,7 @@ func (c *Client) Targets(ctx context.Context, state TargetState) (Targets, error
 	if out.Dropped == nil {
 		out.Dropped = []DroppedTarget{}
 	}
-	return out, nil
+	return out, meta, nil
 }
 
 // AlertState is the state of an alert.
@@ -242,17 +243,18 @@ type Alert struct {
 }
 
 // Alerts returns the active alerts of all alerting rules.
-func (c *Client) Alerts(ctx context.Context) ([]Alert, error) {
+func (c *Client) Alerts(ctx context.Context) ([]Alert, Meta, error) {
 	var w struct {
 		Alerts []Alert `json:"alerts"`
 	}
-	if _, err := c.getJSON(ctx, "/api/v1/alerts", nil, false, &w); err != nil {
-		return nil, err
+	meta, err := c.getJSON(ctx, "/api/v1/alerts", nil, false, &w)
+	if err != nil {
+		return nil, Meta{}, err
 	}
 	if w.Alerts == nil {
 		w.Alerts = []Alert{}
 	}
-	return w.Alerts, nil
+	return w.Alerts, meta, nil
 }
 
 // RuleHealth is the outcome of a rule's last evaluation.
@@ -319,7 +321,7 @@ type wireRule struct {
 }
 
 // Rules returns the rule groups loaded by the server.
-func (c *Client) Rules(ctx context.Context) ([]RuleGroup, error) {
+func (c *Client) Rules(ctx context.Context) ([]RuleGroup, Meta, error) {
 	var w struct {
 		Groups []struct {
 			Name           string     `json:"name"`
@@ -330,8 +332,9 @@ func (c *Client) Rules(ctx context.Context) ([]RuleGroup, error) {
 			EvaluationTime float64    `json:"evaluationTime"`
 		} `json:"groups"`
 	}
-	if _, err := c.getJSON(ctx, "/api/v1/rules", nil, false, &w); err != nil {
-		return nil, err
+	meta, err := c.getJSON(ctx, "/api/v1/rules", nil, false, &w)
+	if err != nil {
+		return nil, Meta{}, err
 	}
 	out := make([]RuleGroup, 0, len(w.Groups))
 	for _, g := range w.Groups {
@@ -357,12 +360,12 @@ func (c *Client) Rules(ctx context.Context) ([]RuleGroup, error) {
 					LastError: r.LastError, LastEvaluation: r.LastEvaluation, EvaluationTime: seconds(r.EvaluationTime),
 				})
 			default:
-				return nil, fmt.Errorf("%w: rule %q has unknown type %q", ErrBadResponse, r.Name, r.Type)
+				return nil, Meta{}, fmt.Errorf("%w: rule %q has unknown type %q", ErrBadResponse, r.Name, r.Type)
 			}
 		}
 		out = append(out, rg)
 	}
-	return out, nil
+	return out, meta, nil
 }
 
 // Healthy checks /-/healthy: nil when the server answers 200, else an

@@ -84,6 +84,7 @@ type Client struct {
 	retry        RetryPolicy
 	log          *slog.Logger
 	pollInterval time.Duration
+	ownHC        bool        // hc was built by New
 	noPOST       atomic.Bool // set for good after a POST was refused
 }
 
@@ -108,7 +109,7 @@ func New(address string, opts Options) (*Client, error) {
 		if err := opts.HTTPConfig.Validate(); err != nil {
 			return nil, fmt.Errorf("promquery: http config: %w", err)
 		}
-		hc, err = config.NewClientFromConfig(opts.HTTPConfig, "promquery")
+		hc, err = config.NewClientFromConfig(opts.HTTPConfig, "promquery", config.WithUserAgent("promflow-promquery"))
 		if err != nil {
 			return nil, fmt.Errorf("promquery: http client: %w", err)
 		}
@@ -120,6 +121,7 @@ func New(address string, opts Options) (*Client, error) {
 		max:     opts.MaxResponseBytes,
 		retry:   opts.Retry,
 		log:     opts.Logger,
+		ownHC:   opts.HTTPClient == nil,
 	}
 	if c.max == 0 {
 		c.max = DefaultMaxResponseBytes
@@ -141,10 +143,14 @@ func New(address string, opts Options) (*Client, error) {
 	return c, nil
 }
 
-// Close releases idle connections of the client's transport. The client
-// must not be used afterwards. It is safe to call more than once.
+// Close releases the idle connections of the HTTP client that New built
+// from Options.HTTPConfig (a caller's Options.HTTPClient is left alone). The
+// client owns no goroutines, so nothing else needs stopping; calls after
+// Close still work but open new connections. Close is idempotent.
 func (c *Client) Close() error {
-	c.hc.CloseIdleConnections()
+	if c.ownHC {
+		c.hc.CloseIdleConnections()
+	}
 	return nil
 }
 

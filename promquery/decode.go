@@ -347,11 +347,7 @@ func fastPair(b []byte) (model.SamplePair, int, bool) {
 	if i >= len(b)-2 || b[i+1] != '"' {
 		return model.SamplePair{}, 0, false
 	}
-	num := b[1:i]
-	if !validNumber(num) {
-		return model.SamplePair{}, 0, false
-	}
-	ts, ok := parseTimestamp(num)
+	ts, ok := parseTimestamp(b[1:i])
 	if !ok {
 		return model.SamplePair{}, 0, false
 	}
@@ -443,7 +439,9 @@ func (d *decoder) series() error {
 			}
 		case 5:
 			if err = mark(model.ValMatrix); err == nil {
-				err = d.rawJSON(&histograms)
+				var hs []model.SampleHistogramPair // escapes; allocated only here
+				err = d.rawJSON(&hs)
+				histograms = hs
 			}
 		default:
 			err = s.skip(0)

@@ -259,6 +259,7 @@ func TestParseRetryAfter(t *testing.T) {
 	assert.Equal(t, 3*time.Second, parseRetryAfter("3", now))
 	assert.Equal(t, time.Duration(0), parseRetryAfter("-3", now))
 	assert.Equal(t, time.Duration(0), parseRetryAfter("soon", now))
+	assert.Equal(t, time.Duration(1<<20)*time.Second, parseRetryAfter("99999999999999", now))
 	assert.Equal(t, 90*time.Second, parseRetryAfter(now.Add(90*time.Second).Format(http.TimeFormat), now))
 	assert.Equal(t, time.Duration(0), parseRetryAfter(now.Add(-time.Hour).Format(http.TimeFormat), now))
 }
@@ -269,4 +270,52 @@ func TestFormatTime(t *testing.T) {
 	assert.Equal(t, "-1.500", formatTime(time.UnixMilli(-1500)))
 	assert.Equal(t, "0.5", formatDuration(500*time.Millisecond))
 	assert.Equal(t, "60", formatDuration(time.Minute))
+}
+
+func TestParseTimestampStrict(t *testing.T) {
+	for _, bad := range []string{"", "-", "01", "1.", ".5", "1e", "1e+", "--1", "1.5.5", "0x10", "1_000", "+1", " 1", "１", "12345678901234567"} {
+		_, ok := parseTimestamp([]byte(bad))
+		assert.False(t, ok, "%q", bad)
+	}
+	for in, want := range map[string]int64{"0": 0, "-0": 0, "0.5": 500, "10": 10000, "1.0001": 1000, "1000000000000000": 1000000000000000000, "1E2": 100000, "-1e-3": -1} {
+		got, ok := parseTimestamp([]byte(in))
+		assert.True(t, ok, in)
+		assert.Equal(t, want, got, in)
+	}
+}
+
+// splitReader returns the first n bytes in one read and the rest in the
+// next, so that every token can be made to straddle a refill.
+type splitReader struct {
+	b []byte
+	n int
+}
+
+func (r *splitReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	k := len(r.b)
+	if r.n > 0 {
+		k, r.n = min(r.n, k), 0
+	}
+	k = copy(p, r.b[:k])
+	r.b = r.b[k:]
+	return k, nil
+}
+
+func TestDecodeEverySplit(t *testing.T) {
+	h := `{"count":"5","sum":"9.01","buckets":[[0,"0.0095","0.0105","1"]]}`
+	body := `{"status":"success","warnings":["w\u00e9\ud83d\ude00"],"data":{"resultType":"matrix","stats":{"a":[1,2.5e3,true,null]},"result":[` +
+		`{"metric":{"__name__":"m","x":"a\"b\\c\nd\u00e9\ud83d\ude00\ud800z","y":"` + "\xff" + `"},"values":[[1700000000.123,"1.5"], [1700000001,"NaN"],[1.5e3,"-Inf"]]},` +
+		` {"values":[[2,"2"]],"metric":{}},{"metric":{"h":"1"},"histograms":[[3,` + h + `]]}]}}`
+	want, err := decodeQuery(strings.NewReader(body), nil)
+	require.NoError(t, err)
+	require.Len(t, want.matrix, 3)
+	assert.Equal(t, model.LabelValue("a\"b\\c\ndé😀\uFFFDz"), want.matrix[0].Metric["x"])
+	for n := 1; n < len(body); n++ {
+		got, err := decodeQuery(&splitReader{b: []byte(body), n: n}, nil)
+		require.NoError(t, err, "split at %d", n)
+		requireSame(t, want, got)
+	}
 }

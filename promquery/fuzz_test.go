@@ -32,8 +32,9 @@ func FuzzDecodeQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		res, err := decodeQuery(bytes.NewReader(body), nil)
 		_, err1 := decodeQuery(iotest.OneByteReader(bytes.NewReader(body)), nil)
-		if (err == nil) != (err1 == nil) {
-			t.Fatalf("whole read: %v; one-byte reads: %v", err, err1)
+		_, err2 := decodeQuery(&splitReader{b: body, n: len(body) / 3}, nil)
+		if (err == nil) != (err1 == nil) || (err == nil) != (err2 == nil) {
+			t.Fatalf("whole read: %v; one-byte reads: %v; split read: %v", err, err1, err2)
 		}
 		if err != nil {
 			var apiErr *APIError

@@ -1,8 +1,10 @@
 package promquery_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/pem"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -65,10 +67,14 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 				}
 				return true
 			})
-			c := client(t, srv.URL, promquery.Options{})
+			var logs bytes.Buffer
+			c := client(t, srv.URL, promquery.Options{
+				Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+			})
 			ctx := ctx30(t)
 			v, _, err := c.Vector(ctx, `promquery_test_gauge{tag="plain"}`, time.Time{})
 			require.NoError(t, err, "status %d", status)
+			assert.Contains(t, logs.String(), "falling back to GET")
 			require.Len(t, v, 1)
 			// The client remembers: the next query goes straight to GET.
 			_, err = c.QueryRaw(ctx, `vector(1)`, time.Time{})
@@ -91,7 +97,8 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 
 	t.Run("TLSBearerAndHeaders", func(t *testing.T) {
 		srv := proxyTo(t, e.prom.URL, true, func(w http.ResponseWriter, r *http.Request) bool {
-			if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Scope-OrgID") != "team-a" {
+			if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Scope-OrgID") != "team-a" ||
+				r.Header.Get("User-Agent") != "promflow-promquery" {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return false
 			}
@@ -142,7 +149,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		c := client(t, srv.URL, promquery.Options{HTTPConfig: config.HTTPClientConfig{
 			BasicAuth: &config.BasicAuth{Username: "alice", Password: "pa:ss"},
 		}})
-		groups, err := c.Rules(context.Background())
+		groups, _, err := c.Rules(context.Background())
 		require.NoError(t, err)
 		assert.Len(t, groups, 1)
 	})

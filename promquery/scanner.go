@@ -228,7 +228,7 @@ func (s *scanner) strSlow() ([]byte, error) {
 			case 't':
 				out = append(out, '\t')
 			case 'u':
-				r, ok := s.hex4(s.pos + 2)
+				r, ok := s.hex4(2)
 				if !ok {
 					return nil, s.fail("bad \\u escape")
 				}
@@ -236,7 +236,7 @@ func (s *scanner) strSlow() ([]byte, error) {
 				if utf16.IsSurrogate(r) {
 					r2 := rune(-1)
 					if s.ensure(6) && s.buf[s.pos] == '\\' && s.buf[s.pos+1] == 'u' {
-						if v, ok := s.hex4(s.pos + 2); ok {
+						if v, ok := s.hex4(2); ok {
 							r2 = v
 						}
 					}
@@ -269,11 +269,13 @@ func (s *scanner) strSlow() ([]byte, error) {
 	}
 }
 
-// hex4 parses four hex digits at buf[i:]; ensure must have been called.
-func (s *scanner) hex4(i int) (rune, bool) {
-	if !s.ensure(i - s.pos + 4) {
+// hex4 parses the four hex digits that start off bytes after s.pos. The
+// position is taken after ensure, which may move the buffer's contents.
+func (s *scanner) hex4(off int) (rune, bool) {
+	if !s.ensure(off + 4) {
 		return 0, false
 	}
+	i := s.pos + off
 	var r rune
 	for _, c := range s.buf[i : i+4] {
 		switch {
@@ -468,21 +470,28 @@ func parseValue(b []byte) (float64, bool) {
 }
 
 // parseTimestamp converts a JSON number of Unix seconds into milliseconds
-// exactly (no float rounding for the usual "1435781451.781" form).
+// exactly (no float rounding for the usual "1435781451.781" form). It
+// checks the JSON number grammar as it goes.
 func parseTimestamp(b []byte) (int64, bool) {
 	i, neg := 0, false
 	if i < len(b) && b[i] == '-' {
 		neg = true
 		i++
 	}
+	start := i
 	var sec int64
-	digits := 0
-	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
-		sec = sec*10 + int64(b[i]-'0')
+	if i < len(b) && b[i] == '0' {
 		i++
-		digits++
+	} else {
+		for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+			sec = sec*10 + int64(b[i]-'0')
+			i++
+		}
 	}
-	if digits == 0 || digits > 15 {
+	if i == start {
+		return 0, false
+	}
+	if i-start > 15 {
 		return parseTimestampFloat(b)
 	}
 	var ms int64
@@ -496,12 +505,15 @@ func parseTimestamp(b []byte) (int64, bool) {
 			n++
 			i++
 		}
+		if n == 0 {
+			return 0, false
+		}
 		for ; n < 3; n++ {
 			ms *= 10
 		}
 	}
 	if i != len(b) {
-		return parseTimestampFloat(b)
+		return parseTimestampFloat(b) // exponent form, checked there
 	}
 	t := sec*1000 + ms
 	if neg {
@@ -511,6 +523,9 @@ func parseTimestamp(b []byte) (int64, bool) {
 }
 
 func parseTimestampFloat(b []byte) (int64, bool) {
+	if !validNumber(b) {
+		return 0, false
+	}
 	f, err := strconv.ParseFloat(bstr(b), 64)
 	if err != nil || f > 9.2e15 || f < -9.2e15 {
 		return 0, false

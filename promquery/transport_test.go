@@ -72,7 +72,7 @@ func TestHTMLFromProxy(t *testing.T) {
 	check(err)
 	_, err = c.QueryRaw(ctx, "up", time.Time{})
 	check(err)
-	_, err = c.Targets(ctx, promquery.TargetsAny)
+	_, _, err = c.Targets(ctx, promquery.TargetsAny)
 	check(err)
 	check(c.Healthy(ctx))
 }
@@ -88,7 +88,7 @@ func TestErrorStatusIn200(t *testing.T) {
 	assert.Equal(t, promquery.ErrorExecution, apiErr.Type)
 	assert.Equal(t, "boom", apiErr.Message)
 	assert.Equal(t, []string{"w1"}, apiErr.Warnings)
-	_, err = c.Alerts(context.Background())
+	_, _, err = c.Alerts(context.Background())
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, "boom", apiErr.Message)
 }
@@ -128,7 +128,7 @@ func TestTruncatedBody(t *testing.T) {
 			assert.True(t, errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, promquery.ErrBadResponse), "%v", err)
 			_, err = c.QueryRaw(ctx, "up", time.Time{})
 			require.Error(t, err)
-			_, err = c.Rules(ctx)
+			_, _, err = c.Rules(ctx)
 			require.Error(t, err)
 		})
 	}

@@ -14,17 +14,20 @@ import (
 func (c *Client) poll(ctx context.Context, what string, try func() (done bool, err error)) error {
 	t := time.NewTicker(c.pollInterval)
 	defer t.Stop()
+	last := errors.New("condition not met")
 	for {
 		done, err := try()
 		if done {
 			return err
 		}
+		// An attempt cut short by the context says nothing new; keep the
+		// reason seen before it.
+		if err != nil && ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-ctx.Done():
-			if err == nil {
-				err = errors.New("condition not met")
-			}
-			return fmt.Errorf("promquery: waiting for %s: %w (last: %w)", what, ctx.Err(), err)
+			return fmt.Errorf("promquery: waiting for %s: %w (last: %w)", what, ctx.Err(), last)
 		case <-t.C:
 		}
 	}
@@ -44,7 +47,7 @@ func permanent(err error) bool {
 func (c *Client) WaitTargetUp(ctx context.Context, job, instance string) (ActiveTarget, error) {
 	var found ActiveTarget
 	err := c.poll(ctx, fmt.Sprintf("target job=%q instance=%q up", job, instance), func() (bool, error) {
-		ts, err := c.Targets(ctx, TargetsActive)
+		ts, _, err := c.Targets(ctx, TargetsActive)
 		if err != nil {
 			return permanent(err), err
 		}

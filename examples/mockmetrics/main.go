@@ -40,6 +40,9 @@ func main() {
 	}
 }
 
+// testHookHandler, when set by a test, wraps the served handler.
+var testHookHandler func(http.Handler) http.Handler
+
 // run serves until ctx is done. If ready is not nil it receives the bound
 // address once the server listens.
 func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger, ready chan<- string) error {
@@ -76,11 +79,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	// Requests see a context that ends when shutdown begins, so a /metrics
+	// held back by an injected delay fault does not hold up the shutdown.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	var handler http.Handler = reg.Handler()
+	if testHookHandler != nil {
+		handler = testHookHandler(handler)
+	}
 	srv := &http.Server{
-		Handler:           reg.Handler(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 	}
+	srv.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("mockmetrics: listening", "addr", ln.Addr().String(),
@@ -98,6 +111,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutCtx); err != nil {
+		_ = srv.Close()
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {

@@ -13,7 +13,13 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
+
+// TestMain checks that run leaves no goroutine behind once it returns.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
 
 func TestRunServesAndShutsDown(t *testing.T) {
 	dir := t.TempDir()
@@ -89,4 +95,69 @@ func TestRunConfiguration(t *testing.T) {
 	}, logger, nil)
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "listen"), err.Error())
+}
+
+func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {
+	scrapeStarted := make(chan struct{}, 1)
+	testHookHandler = func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/metrics" {
+				scrapeStarted <- struct{}{}
+			}
+			h.ServeHTTP(w, r)
+		})
+	}
+	t.Cleanup(func() { testHookHandler = nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(string) string { return "" }, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/api/v1/faults", strings.NewReader(`{"delay":"5m"}`))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	// A scrape now waits 5 minutes; shutting down must not (the shutdown
+	// timeout is 10 s: without the request context ending at shutdown, run
+	// would fail with a deadline error).
+	scraped := make(chan error, 1)
+	go func() {
+		resp, err := http.Get("http://" + addr + "/metrics")
+		if err == nil {
+			resp.Body.Close()
+		}
+		scraped <- err
+	}()
+	select {
+	case <-scrapeStarted:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the scrape did not reach the server")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	select {
+	case err := <-scraped:
+		assert.NoError(t, err, "the delayed scrape should get an answer")
+	case <-time.After(30 * time.Second):
+		t.Fatal("the delayed scrape is still hanging after shutdown")
+	}
 }

@@ -46,14 +46,16 @@ CREATE INDEX IF NOT EXISTS incidents_details_idx
     ON incidents (created_at DESC, id DESC) WHERE status <> 'closed';
 CREATE INDEX IF NOT EXISTS incidents_details_source_idx
     ON incidents (source, created_at DESC, id DESC) WHERE status <> 'closed';
--- Window edges and exact percentiles over small windows.
-CREATE INDEX IF NOT EXISTS incidents_created_idx ON incidents (created_at);
+-- Window edges and exact percentiles over small windows: covering, so that
+-- they are answered by an index-only scan whatever the heap order.
+CREATE INDEX IF NOT EXISTS incidents_created_idx
+    ON incidents (created_at) INCLUDE (source, status, acknowledged_at, resolved_at);
 
 -- incidents_duration_bucket maps a duration in seconds to its histogram slot:
 -- slot 1 holds [0, 1/16 s), slots 2..241 are log buckets with 8 per doubling
 -- from 1/16 s (slot k covers [2^((k-2)/8) / 16, 2^((k-1)/8) / 16)), slot 242
--- holds everything from 2^26 s (about 2.1 years) up. Slot 0 is a scratch slot
--- that receives the +0 of rows without that duration.
+-- holds everything from 2^26 s (about 2.1 years) up. Slot 0 stands for "no
+-- such duration" and is never counted.
 CREATE OR REPLACE FUNCTION incidents_duration_bucket(seconds double precision)
 RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE
@@ -63,20 +65,60 @@ RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     END
 $$;
 
--- Histograms are bytea of 243 big-endian int4 counters, one per slot: reading
--- them is a plain copy, far cheaper than decoding an integer array.
+-- A histogram is a bytea: empty when all counts are zero, else a big-endian
+-- int2 "lo" (the first slot stored) followed by one big-endian int4 counter
+-- per slot from lo up. Only the span of slots ever used is stored, so a
+-- day's histogram is usually a few hundred bytes and reading it is a plain
+-- copy, far cheaper than decoding an integer array.
 CREATE OR REPLACE FUNCTION incidents_hist_get(h bytea, slot integer)
 RETURNS integer LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT (get_byte(h, slot * 4) << 24) | (get_byte(h, slot * 4 + 1) << 16)
-         | (get_byte(h, slot * 4 + 2) << 8) | get_byte(h, slot * 4 + 3)
+    SELECT CASE
+        WHEN length(h) < 6 THEN 0
+        WHEN slot < ((get_byte(h, 0) << 8) | get_byte(h, 1)) THEN 0
+        WHEN 2 + 4 * (slot - ((get_byte(h, 0) << 8) | get_byte(h, 1))) + 4 > length(h) THEN 0
+        ELSE (get_byte(h, 2 + 4 * (slot - ((get_byte(h, 0) << 8) | get_byte(h, 1)))) << 24)
+           | (get_byte(h, 3 + 4 * (slot - ((get_byte(h, 0) << 8) | get_byte(h, 1)))) << 16)
+           | (get_byte(h, 4 + 4 * (slot - ((get_byte(h, 0) << 8) | get_byte(h, 1)))) << 8)
+           |  get_byte(h, 5 + 4 * (slot - ((get_byte(h, 0) << 8) | get_byte(h, 1))))
+    END
 $$;
 
--- incidents_hist_bump adds delta to one slot.
+-- incidents_hist_bump adds delta to one slot, widening the stored span if
+-- needed.
 CREATE OR REPLACE FUNCTION incidents_hist_bump(h bytea, slot integer, delta integer)
+RETURNS bytea LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+    lo integer;
+    n  integer;
+BEGIN
+    IF delta = 0 THEN
+        RETURN h;
+    END IF;
+    IF h IS NULL OR length(h) < 6 THEN
+        RETURN int2send(slot::smallint) || int4send(delta);
+    END IF;
+    lo := (get_byte(h, 0) << 8) | get_byte(h, 1);
+    n := (length(h) - 2) / 4;
+    IF slot < lo THEN
+        h := int2send(slot::smallint) || decode(repeat('00', 4 * (lo - slot)), 'hex') || substring(h FROM 3);
+        lo := slot;
+    ELSIF slot >= lo + n THEN
+        h := h || decode(repeat('00', 4 * (slot - lo - n + 1)), 'hex');
+    END IF;
+    RETURN overlay(h PLACING int4send(incidents_hist_get(h, slot) + delta) FROM 3 + 4 * (slot - lo) FOR 4);
+END
+$$;
+
+-- incidents_hist_build makes a histogram from (slot, count) pairs.
+CREATE OR REPLACE FUNCTION incidents_hist_build(slots integer[], counts integer[])
 RETURNS bytea LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT CASE WHEN delta = 0 THEN h
-        ELSE overlay(h PLACING int4send(incidents_hist_get(h, slot) + delta) FROM slot * 4 + 1 FOR 4)
-    END
+    SELECT coalesce((
+        SELECT int2send(lo::smallint) || string_agg(int4send(coalesce(x.n, 0)), ''::bytea ORDER BY g.s)
+        FROM (SELECT min(s) AS lo, max(s) AS hi FROM unnest(slots) AS s) AS b
+        CROSS JOIN LATERAL generate_series(b.lo, b.hi) AS g(s)
+        LEFT JOIN unnest(slots, counts) AS x(s, n) ON x.s = g.s
+        WHERE b.lo IS NOT NULL
+        GROUP BY b.lo), ''::bytea)
 $$;
 
 CREATE TABLE IF NOT EXISTS incident_rollup_service (
@@ -90,8 +132,8 @@ CREATE TABLE IF NOT EXISTS incident_rollup_service (
     ack_sum    numeric NOT NULL DEFAULT 0,
     res_n      bigint  NOT NULL DEFAULT 0,
     res_sum    numeric NOT NULL DEFAULT 0,
-    ack_hist   bytea NOT NULL DEFAULT decode(repeat('00', 972), 'hex'),
-    res_hist   bytea NOT NULL DEFAULT decode(repeat('00', 972), 'hex')
+    ack_hist   bytea NOT NULL DEFAULT ''::bytea,
+    res_hist   bytea NOT NULL DEFAULT ''::bytea
 );
 
 -- day is the UTC day of created_at, in days since 1970-01-01.
@@ -107,8 +149,8 @@ CREATE TABLE IF NOT EXISTS incident_rollup_day (
     ack_sum    numeric NOT NULL DEFAULT 0,
     res_n      bigint  NOT NULL DEFAULT 0,
     res_sum    numeric NOT NULL DEFAULT 0,
-    ack_hist   bytea NOT NULL DEFAULT decode(repeat('00', 972), 'hex'),
-    res_hist   bytea NOT NULL DEFAULT decode(repeat('00', 972), 'hex'),
+    ack_hist   bytea NOT NULL DEFAULT ''::bytea,
+    res_hist   bytea NOT NULL DEFAULT ''::bytea,
     PRIMARY KEY (day, source)
 );
 
@@ -144,7 +186,7 @@ DECLARE
     nab integer := incidents_duration_bucket(n_a::double precision);
     orb integer := incidents_duration_bucket(o_r::double precision);
     nrb integer := incidents_duration_bucket(n_r::double precision);
-    zero bytea := decode(repeat('00', 972), 'hex');
+    zero bytea := ''::bytea;
 BEGIN
     INSERT INTO incident_rollup_service AS t (source, total, open_n, ack_status, resolved_n, closed_n,
         ack_n, ack_sum, res_n, res_sum, ack_hist, res_hist)
@@ -275,25 +317,22 @@ BEGIN
                count(r) AS res_n, coalesce(sum(r), 0) AS res_sum
         FROM incidents_rebuild_src GROUP BY source, day
     ), ha AS (
-        SELECT source, day, incidents_duration_bucket(a::double precision) AS b, count(*)::integer AS n
-        FROM incidents_rebuild_src WHERE a IS NOT NULL GROUP BY 1, 2, 3
+        SELECT source, day, array_agg(b) AS bs, array_agg(n) AS ns FROM (
+            SELECT source, day, incidents_duration_bucket(a::double precision) AS b, count(*)::integer AS n
+            FROM incidents_rebuild_src WHERE a IS NOT NULL GROUP BY 1, 2, 3) x
+        GROUP BY source, day
     ), hr AS (
-        SELECT source, day, incidents_duration_bucket(r::double precision) AS b, count(*)::integer AS n
-        FROM incidents_rebuild_src WHERE r IS NOT NULL GROUP BY 1, 2, 3
-    ), dense AS (
-        SELECT c.source, c.day, g.b, coalesce(ha.n, 0) AS an, coalesce(hr.n, 0) AS rn
-        FROM c CROSS JOIN generate_series(0, 242) AS g(b)
-        LEFT JOIN ha ON ha.source = c.source AND ha.day = c.day AND ha.b = g.b
-        LEFT JOIN hr ON hr.source = c.source AND hr.day = c.day AND hr.b = g.b
-    ), hists AS (
-        SELECT source, day,
-               string_agg(int4send(an), ''::bytea ORDER BY b) AS ack_hist,
-               string_agg(int4send(rn), ''::bytea ORDER BY b) AS res_hist
-        FROM dense GROUP BY source, day
+        SELECT source, day, array_agg(b) AS bs, array_agg(n) AS ns FROM (
+            SELECT source, day, incidents_duration_bucket(r::double precision) AS b, count(*)::integer AS n
+            FROM incidents_rebuild_src WHERE r IS NOT NULL GROUP BY 1, 2, 3) x
+        GROUP BY source, day
     )
     SELECT c.source, c.day, c.total, c.open_n, c.ack_status, c.resolved_n, c.closed_n,
-           c.ack_n, c.ack_sum, c.res_n, c.res_sum, hists.ack_hist, hists.res_hist
-    FROM c JOIN hists USING (source, day);
+           c.ack_n, c.ack_sum, c.res_n, c.res_sum,
+           coalesce(incidents_hist_build(ha.bs, ha.ns), ''::bytea),
+           coalesce(incidents_hist_build(hr.bs, hr.ns), ''::bytea)
+    FROM c LEFT JOIN ha USING (source, day) LEFT JOIN hr USING (source, day)
+    ORDER BY c.day, c.source; -- a window's rows end up on few pages
 
     INSERT INTO incident_rollup_service (source, total, open_n, ack_status, resolved_n,
         closed_n, ack_n, ack_sum, res_n, res_sum, ack_hist, res_hist)
@@ -307,25 +346,21 @@ BEGIN
                count(r) AS res_n, coalesce(sum(r), 0) AS res_sum
         FROM incidents_rebuild_src GROUP BY source
     ), ha AS (
-        SELECT source, incidents_duration_bucket(a::double precision) AS b, count(*)::integer AS n
-        FROM incidents_rebuild_src WHERE a IS NOT NULL GROUP BY 1, 2
+        SELECT source, array_agg(b) AS bs, array_agg(n) AS ns FROM (
+            SELECT source, incidents_duration_bucket(a::double precision) AS b, count(*)::integer AS n
+            FROM incidents_rebuild_src WHERE a IS NOT NULL GROUP BY 1, 2) x
+        GROUP BY source
     ), hr AS (
-        SELECT source, incidents_duration_bucket(r::double precision) AS b, count(*)::integer AS n
-        FROM incidents_rebuild_src WHERE r IS NOT NULL GROUP BY 1, 2
-    ), dense AS (
-        SELECT c.source, g.b, coalesce(ha.n, 0) AS an, coalesce(hr.n, 0) AS rn
-        FROM c CROSS JOIN generate_series(0, 242) AS g(b)
-        LEFT JOIN ha ON ha.source = c.source AND ha.b = g.b
-        LEFT JOIN hr ON hr.source = c.source AND hr.b = g.b
-    ), hists AS (
-        SELECT source,
-               string_agg(int4send(an), ''::bytea ORDER BY b) AS ack_hist,
-               string_agg(int4send(rn), ''::bytea ORDER BY b) AS res_hist
-        FROM dense GROUP BY source
+        SELECT source, array_agg(b) AS bs, array_agg(n) AS ns FROM (
+            SELECT source, incidents_duration_bucket(r::double precision) AS b, count(*)::integer AS n
+            FROM incidents_rebuild_src WHERE r IS NOT NULL GROUP BY 1, 2) x
+        GROUP BY source
     )
     SELECT c.source, c.total, c.open_n, c.ack_status, c.resolved_n, c.closed_n,
-           c.ack_n, c.ack_sum, c.res_n, c.res_sum, hists.ack_hist, hists.res_hist
-    FROM c JOIN hists USING (source);
+           c.ack_n, c.ack_sum, c.res_n, c.res_sum,
+           coalesce(incidents_hist_build(ha.bs, ha.ns), ''::bytea),
+           coalesce(incidents_hist_build(hr.bs, hr.ns), ''::bytea)
+    FROM c LEFT JOIN ha USING (source) LEFT JOIN hr USING (source);
     DROP TABLE pg_temp.incidents_rebuild_src;
 END
 $$;
