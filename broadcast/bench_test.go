@@ -366,6 +366,7 @@ func (e *fanoutEnv) run(b *testing.B) {
 func (e *fanoutEnv) close(b *testing.B) {
 	if e.driverDone != nil {
 		_, _ = io.WriteString(e.stdin, "quit\n")
+		_ = e.stdin.Close()
 		<-e.driverDone
 		for range e.lines {
 		}

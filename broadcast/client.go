@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/coder/websocket"
 )
@@ -25,9 +24,9 @@ const (
 	reasonShutdown     = "shutdown"       // Hub.Shutdown (1001)
 )
 
-// client is one connection. Its HTTP handler goroutine reads; writes are
-// done by a goroutine that exists only while messages are pending, so an
-// idle client costs one goroutine.
+// client is one connection. A goroutine of its own reads; writes are done
+// by the hub's writers (see writer.go), so an idle client costs one
+// goroutine.
 type client struct {
 	hub  *Hub
 	conn *websocket.Conn
@@ -39,20 +38,28 @@ type client struct {
 	head    int        // queue[head:] is pending
 	events  int        // pending non-snapshot messages
 	slots   []*message // newest pending message per snapshot topic
-	writing bool       // a writeLoop goroutine is running
+	writing bool       // queued for the writers or being written
 	closing bool
 
 	writeStart atomic.Int64 // UnixNano when the current write began, 0 if none
 }
 
 // enqueue queues m if the client is subscribed to bit (0: always) and makes
-// sure a writer runs. It never blocks on the network.
+// sure a writer will send it. It never blocks on the network.
 func (c *client) enqueue(m *message, bit uint64) {
+	if c.push(m, bit) {
+		c.hub.schedule(c)
+	}
+}
+
+// push queues m if the client is subscribed to bit (0: always). It reports
+// whether the client must be handed to the writers (it was idle).
+func (c *client) push(m *message, bit uint64) bool {
 	h := c.hub
 	c.mu.Lock()
 	if c.closing || (bit != 0 && c.subs&bit == 0) {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	if m.snapshot {
 		if c.slots == nil {
@@ -63,25 +70,22 @@ func (c *client) enqueue(m *message, bit uint64) {
 			c.slots[m.topic] = m
 			c.mu.Unlock()
 			h.metrics.skipped[m.topic].Add(1)
-			return
+			return false
 		}
 		c.slots[m.topic] = m
 	} else {
 		if c.events >= h.opts.EventQueueSize {
 			c.mu.Unlock()
 			c.kick(websocket.StatusPolicyViolation, "event queue overflow: client too slow", reasonSlow)
-			return
+			return false
 		}
 		c.events++
 	}
 	c.queue = append(c.queue, m)
-	start := !c.writing
+	idle := !c.writing
 	c.writing = true
 	c.mu.Unlock()
-	if start {
-		h.wg.Add(1)
-		go c.writeLoop()
-	}
+	return idle
 }
 
 // nextLocked pops the next message to write, or returns nil when the queue
@@ -115,38 +119,45 @@ func (c *client) nextLocked() *message {
 	return m
 }
 
-func (c *client) writeLoop() {
+// writeOne writes the client's next pending message. It reports whether
+// more are pending; if not, the client is no longer scheduled.
+func (c *client) writeOne(now int64) (more bool) {
 	h := c.hub
-	defer h.wg.Done()
-	for {
-		c.mu.Lock()
-		var m *message
-		if !c.closing {
-			m = c.nextLocked()
-		}
-		if m == nil {
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-
-		// No per-write context: Hub.maintain drops a client whose write has
-		// been in progress longer than WriteTimeout.
-		c.writeStart.Store(time.Now().UnixNano())
-		err := c.conn.Write(context.Background(), websocket.MessageText, m.data)
-		c.writeStart.Store(0)
-		if err != nil {
-			c.kick(0, "", reasonWriteError)
-			c.mu.Lock()
-			c.writing = false
-			c.mu.Unlock()
-			return
-		}
-		if m.topic >= 0 {
-			h.metrics.delivered[m.topic].Add(1)
-		}
+	c.mu.Lock()
+	var m *message
+	if !c.closing {
+		m = c.nextLocked()
 	}
+	if m == nil {
+		c.writing = false
+		c.mu.Unlock()
+		return false
+	}
+	c.mu.Unlock()
+
+	// No per-write context: Hub.maintain drops a client whose write has
+	// been in progress longer than WriteTimeout.
+	c.writeStart.Store(now)
+	err := c.conn.Write(context.Background(), websocket.MessageText, m.data)
+	c.writeStart.Store(0)
+	if err != nil {
+		c.kick(0, "", reasonWriteError)
+		c.mu.Lock()
+		c.writing = false
+		c.mu.Unlock()
+		return false
+	}
+	if m.topic >= 0 {
+		h.metrics.delivered[m.topic].Add(1)
+	}
+	c.mu.Lock()
+	more = !c.closing && c.head < len(c.queue)
+	if !more {
+		c.nextLocked() // releases the drained queue
+		c.writing = false
+	}
+	c.mu.Unlock()
+	return more
 }
 
 // kick disconnects the client: with a close handshake (code, reason), or at

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -121,6 +122,11 @@ type HubOptions struct {
 	Authorize func(r *http.Request) error
 	// Logger receives connection-level logs. Default slog.Default().
 	Logger *slog.Logger
+	// Writers is how many goroutines write to clients while messages are
+	// pending (none exist when idle). A writer blocked on a slow client for
+	// more than 10 ms is replaced, so one slow client never holds up the
+	// others. Default GOMAXPROCS/2, at least 1.
+	Writers int
 }
 
 // Errors returned by the hub.
@@ -164,7 +170,7 @@ type Hub struct {
 	connMsg string
 	metrics hubMetrics
 
-	wg sync.WaitGroup // handlers, writers, closers, pingers
+	wg sync.WaitGroup // readers, writers, closers, pingers, maintain
 
 	mu          sync.Mutex // guards the fields below; never held while writing or closing
 	clients     map[*client]struct{}
@@ -173,6 +179,9 @@ type Hub struct {
 	closed      bool
 	maintaining bool
 	done        chan struct{} // closed by Shutdown
+	batch       []*client     // reused by publish
+
+	pool writerPool // has its own lock
 }
 
 // NewHub returns a Hub. It starts no goroutine until the first client
@@ -206,6 +215,9 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.Writers <= 0 {
+		opts.Writers = max(1, runtime.GOMAXPROCS(0)/2)
+	}
 	if len(opts.Topics) > maxTopics {
 		panic(fmt.Sprintf("broadcast: %d topics, at most %d", len(opts.Topics), maxTopics))
 	}
@@ -219,6 +231,7 @@ func NewHub(opts HubOptions) *Hub {
 		latest:  make([]*message, len(opts.Topics)),
 		done:    make(chan struct{}),
 	}
+	h.pool.kick = make(chan struct{}, 1)
 	for i, t := range h.topics {
 		if t.Name == "" {
 			panic("broadcast: topic with empty name")
@@ -284,9 +297,15 @@ func (h *Hub) publish(topic string, b []byte) error {
 	if m.snapshot {
 		h.latest[ti] = m
 	}
+	batch := h.batch[:0]
 	for c := range h.clients {
-		c.enqueue(m, bit)
+		if c.push(m, bit) {
+			batch = append(batch, c)
+		}
 	}
+	h.scheduleAll(batch)
+	clear(batch)
+	h.batch = batch
 	return nil
 }
 
@@ -461,8 +480,9 @@ func (h *Hub) startMaintenanceLocked() {
 }
 
 // maintain enforces WriteTimeout (a write in progress for longer gets its
-// client dropped; checked every WriteTimeout/4, at most every second) and
-// sends keepalive pings every PingInterval. Doing both from one goroutine
+// client dropped; checked every WriteTimeout/4, at most every second), sends
+// keepalive pings every PingInterval, and while clients wait for a writer,
+// replaces writers stalled on slow clients. Doing this from one goroutine
 // spares every write a timer of its own.
 func (h *Hub) maintain() {
 	defer h.wg.Done()
@@ -474,10 +494,26 @@ func (h *Hub) maintain() {
 	defer t.Stop()
 	nextPing := time.Now().Add(h.opts.PingInterval)
 	var cs []*client
+	stall := time.NewTimer(time.Hour)
+	stall.Stop()
+	defer stall.Stop()
+	watching := false
 	for {
 		select {
 		case <-h.done:
 			return
+		case <-h.pool.kick:
+			if !watching {
+				watching = true
+				stall.Reset(stallAfter)
+			}
+			continue
+		case <-stall.C:
+			watching = h.replaceStalledWriters()
+			if watching {
+				stall.Reset(stallAfter)
+			}
+			continue
 		case <-t.C:
 		}
 		now := time.Now()
@@ -559,6 +595,10 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	<-waited
 	return ctx.Err()
 }
+
+// Close is Shutdown without a deadline: it closes every client with 1001
+// and waits for the hub's goroutines. It is safe to call more than once.
+func (h *Hub) Close() error { return h.Shutdown(context.Background()) }
 
 type connectionMsg struct {
 	Type      string `json:"type"`

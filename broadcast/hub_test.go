@@ -165,6 +165,7 @@ func TestPublishErrors(t *testing.T) {
 	require.NoError(t, h.Shutdown(context.Background()))
 	require.ErrorIs(t, h.Publish(TopicIncident, 1), ErrClosed)
 	require.NoError(t, h.Shutdown(context.Background()), "Shutdown is idempotent")
+	require.NoError(t, h.Close(), "so is Close")
 }
 
 func TestNewHubRejectsBadTopics(t *testing.T) {

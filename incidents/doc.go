@@ -56,9 +56,11 @@
 // times to acknowledge and resolve, and a log-bucketed histogram of each. So:
 //
 //   - [Store.ByService] and all-time [Store.Stats] read one row per service;
-//   - windowed Stats read one row per service and whole day, plus the
-//     incidents of the partial days at the window's edges from the base table
-//     (index on created_at), so counts and means are exact for any window;
+//   - windowed Stats read, in one statement and so from one snapshot, one
+//     row per service and whole day plus the incidents of the partial days
+//     at the window's edges from the base table (an index-only scan of a
+//     covering index on created_at), so counts and means are exact for any
+//     window;
 //   - percentiles are exact (percentile_cont over the base table) when the
 //     window holds at most Options.ExactPercentileLimit (default 10,000)
 //     incidents; otherwise they come from the
@@ -70,10 +72,15 @@
 //   - [Store.Details] walks an index on (created_at DESC, id DESC) that
 //     excludes closed incidents, with keyset pagination.
 //
-// Triggers apply an UPDATE's old and new contributions in (service, day)
-// order, so concurrent writers take rollup row locks in one global order.
-// Bulk loads may disable the triggers (session_replication_role = replica)
-// and then call [Store.RebuildRollups] (SQL: SELECT incidents_rebuild_rollups()).
+// An UPDATE that keeps an incident's (service, day) touches one service row
+// and one day row; one that moves it applies the two keys in (service, day)
+// order, so concurrent writers take rollup row locks in one global order and
+// cannot deadlock on them. The trigger work per written row is small but not
+// free (up to about a millisecond on a busy machine), so bulk loads should
+// disable the triggers
+// (ALTER TABLE incidents DISABLE TRIGGER USER, or session_replication_role =
+// replica) and then call [Store.RebuildRollups] (SQL: SELECT
+// incidents_rebuild_rollups()).
 //
 // # Alertmanager
 //

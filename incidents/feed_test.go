@@ -36,7 +36,7 @@ func TestChangeFeedAcrossPools(t *testing.T) {
 	defer poolB.Close()
 	require.NoError(t, incidents.Migrate(ctx, poolA))
 
-	reader := incidents.NewStore(poolA, incidents.Options{})
+	reader := incidents.NewStore(poolA, incidents.Options{Logger: quietLogger})
 	writer := incidents.NewStore(poolB, incidents.Options{})
 	sub, err := reader.Subscribe(ctx, incidents.SubscribeOptions{MinBackoff: 20 * time.Millisecond})
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package incidents_test
 
 import (
 	"context"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 	"github.com/promflow/promflow/incidents"
 	"github.com/promflow/promflow/internal/testutil"
 )
+
+// quietLogger drops the expected warnings (outages, reconnects) of tests.
+var quietLogger = slog.New(slog.DiscardHandler)
 
 // clock is a settable clock for Options.Now.
 type clock struct {
@@ -50,6 +54,9 @@ func newStore(t testing.TB, opts incidents.Options) (*incidents.Store, *pgxpool.
 	t.Helper()
 	pool := testPool(t, testutil.PostgresURL(t))
 	require.NoError(t, incidents.Migrate(ctxT(t), pool))
+	if opts.Logger == nil {
+		opts.Logger = quietLogger
+	}
 	return incidents.NewStore(pool, opts), pool
 }
 

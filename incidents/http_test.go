@@ -253,7 +253,7 @@ func TestHTTPDatabaseOutage(t *testing.T) {
 	s2, closed := newStore(t, incidents.Options{})
 	closed.Close()
 
-	for name, s := range map[string]*incidents.Store{"refused": incidents.NewStore(dead, incidents.Options{}), "closed pool": s2} {
+	for name, s := range map[string]*incidents.Store{"refused": incidents.NewStore(dead, incidents.Options{Logger: quietLogger}), "closed pool": s2} {
 		h := s.Handler()
 		for _, c := range []struct{ method, target, body string }{
 			{"GET", "/api/metrics/incidents/by-service", ""},

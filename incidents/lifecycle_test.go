@@ -123,3 +123,59 @@ func TestLifecycleErrors(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents").Scan(&count))
 	assert.Zero(t, count, "rejected input wrote nothing")
 }
+
+// Concurrent callers cannot both win a transition: exactly one acknowledges,
+// the others get a StateError; the same for concurrent webhook deliveries of
+// one firing episode.
+func TestTransitionsAtomic(t *testing.T) {
+	s, pool := newStore(t, incidents.Options{})
+	ctx := ctxT(t)
+	in, err := s.Open(ctx, incidents.NewIncident{Title: "race", Source: "api"})
+	require.NoError(t, err)
+
+	const n = 20
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := s.Acknowledge(ctx, in.ID)
+			errs <- err
+		}()
+	}
+	wins := 0
+	for i := 0; i < n; i++ {
+		err := <-errs
+		if err == nil {
+			wins++
+			continue
+		}
+		var se *incidents.StateError
+		require.ErrorAs(t, err, &se)
+		assert.Equal(t, incidents.StatusAcknowledged, se.From)
+	}
+	assert.Equal(t, 1, wins)
+
+	msg := incidents.WebhookMessage{Version: "4", Alerts: []incidents.WebhookAlert{
+		{Status: "firing", Labels: map[string]string{"alertname": "A", "service": "api"}, StartsAt: t0, Fingerprint: "f1"},
+	}}
+	opened := make(chan int, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			res, err := s.Ingest(ctx, msg, incidents.IntakeOptions{})
+			if err != nil {
+				opened <- -1
+				return
+			}
+			opened <- res.Opened
+		}()
+	}
+	total := 0
+	for i := 0; i < n; i++ {
+		o := <-opened
+		require.GreaterOrEqual(t, o, 0)
+		total += o
+	}
+	assert.Equal(t, 1, total)
+	var count int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents WHERE fingerprint = 'f1'").Scan(&count))
+	assert.Equal(t, 1, count)
+}

@@ -64,3 +64,35 @@ func TestConstraints(t *testing.T) {
 		assert.Error(t, err, q)
 	}
 }
+
+// The original platform's table, with its rows, is adopted: columns added,
+// rollups built from the existing rows.
+func TestMigrateExistingTable(t *testing.T) {
+	pool := testutil.Postgres(t)
+	ctx := ctxT(t)
+	_, err := pool.Exec(ctx, `CREATE TABLE incidents (
+		id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+		title varchar(255) NOT NULL, severity varchar(50), source varchar(100),
+		description text, status varchar(50) DEFAULT 'open', labels jsonb DEFAULT '{}',
+		assigned_to varchar(100), created_at timestamptz DEFAULT now(), updated_at timestamptz DEFAULT now(),
+		acknowledged_at timestamptz, resolved_at timestamptz);
+		INSERT INTO incidents (title, severity, source, status, created_at, acknowledged_at, resolved_at) VALUES
+		('a', 'critical', 'prometheus', 'open', now() - interval '2 h', NULL, NULL),
+		('b', 'warning', 'prometheus', 'resolved', now() - interval '2 h', now() - interval '1 h', now()),
+		('c', 'info', 'node-exporter', 'acknowledged', now() - interval '1 h', now(), NULL),
+		('d', NULL, NULL, 'open', now() - interval '3 h', NULL, NULL)`)
+	require.NoError(t, err)
+	require.NoError(t, incidents.Migrate(ctx, pool))
+	requireRollupsExact(t, pool)
+	s := incidents.NewStore(pool, incidents.Options{})
+	counts, err := s.ByService(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []incidents.ServiceCounts{
+		{Service: "prometheus", Total: 2, Open: 1, Resolved: 1},
+		{Service: "node-exporter", Total: 1, Acknowledged: 1},
+		{Service: "unknown", Total: 1, Open: 1},
+	}, counts)
+	page, err := s.Details(ctx, incidents.DetailsQuery{})
+	require.NoError(t, err)
+	assert.Len(t, page.Items, 4)
+}

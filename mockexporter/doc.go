@@ -52,7 +52,9 @@
 //	                                     /simulate/disk-read-error/sda (adds 1);
 //	                                     200 text/plain on success, 400/404/405 text/plain on error
 //
-// and a JSON control API. Successful answers are {"status":"success","data":...};
+// /health and /metrics answer other methods than GET and HEAD with 405
+// (text/plain, Allow header); any path not listed here gets 404 with a JSON
+// error. The JSON control API answers {"status":"success","data":...};
 // errors are {"status":"error","error":"..."} with 400 (invalid input), 404
 // (unknown metric, series, scenario or route), 405 (wrong method, with an
 // Allow header), 409 (duplicate metric, limit reached) or 413 (body over

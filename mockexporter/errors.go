@@ -28,7 +28,13 @@ var (
 type ValidationError struct {
 	Field  string // what was wrong, e.g. "value", "labels.device", "source.period"
 	Reason string
+	// Err is the underlying error, if any (e.g. the JSON or YAML decoder's);
+	// Reason already includes its text.
+	Err error
 }
+
+// Unwrap returns Err.
+func (e *ValidationError) Unwrap() error { return e.Err }
 
 func (e *ValidationError) Error() string {
 	if e.Field == "" {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"}
@@ -39,6 +41,7 @@ func FuzzControlAPI(f *testing.F) {
 		{1, "/simulate/cpu-usage/abc", ""},
 		{0, "/api/v1/series?metric=mock_service_up", ""},
 		{1, "/api/v1/metrics", `{"name":"wide","range":"any"}`},
+		{1, "/api/v1/metrics", `{"name":"h","type":"histogram","labels":["le"],"defaults":{"le":"x"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":1,"base":5,"step":1,"min":0,"max":10,"interval":"9007199254740992ns"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_connection_drops_total","source":{"kind":"ramp","from":0,"to":1.7e308,"duration":"1ns"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":3,"base":1,"step":1e300,"min":0,"max":1.7e308}}`},
@@ -86,8 +89,22 @@ func FuzzControlAPI(f *testing.F) {
 		g.MustRegister(reg)
 		for _, step := range []time.Duration{0, time.Hour} {
 			clock.Advance(step)
-			if _, err := g.Gather(); err != nil {
+			mfs, err := g.Gather()
+			if err != nil {
 				t.Fatalf("%s %s %q: gather after the request (+%v): %v", req.Method, path, body, step, err)
+			}
+			// The text exposition parses back (catches, e.g., a histogram
+			// label "le" clashing with the bucket label).
+			var buf bytes.Buffer
+			enc := expfmt.NewEncoder(&buf, expfmt.NewFormat(expfmt.TypeTextPlain))
+			for _, mf := range mfs {
+				if err := enc.Encode(mf); err != nil {
+					t.Fatalf("%s %s %q: encoding (+%v): %v", req.Method, path, body, step, err)
+				}
+			}
+			parser := expfmt.NewTextParser(model.LegacyValidation)
+			if _, err := parser.TextToMetricFamilies(&buf); err != nil {
+				t.Fatalf("%s %s %q: exposition does not parse (+%v): %v", req.Method, path, body, step, err)
 			}
 			if rec := do(t, h, "GET", "/api/v1/series", ""); rec.Code != 200 {
 				t.Fatalf("%s %s %q: listing series (+%v): %d %s", req.Method, path, body, step, rec.Code, rec.Body.String())

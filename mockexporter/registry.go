@@ -138,8 +138,13 @@ func (r *Registry) Reset() {
 	r.resetLocked()
 }
 
+// MaxFamilies is the most metric families a registry declares; Declare
+// beyond it fails with ErrLimit.
+const MaxFamilies = 10_000
+
 // Declare adds a metric family. It fails with ErrDuplicateMetric if the name
-// is taken and with a *ValidationError for a bad name, label or bucket.
+// is taken, with ErrLimit beyond MaxFamilies families (or MaxSeries series)
+// and with a *ValidationError for a bad name, label or bucket.
 func (r *Registry) Declare(m MetricOpts) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -152,6 +157,9 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 	}
 	if _, ok := r.fams[m.Name]; ok {
 		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
+	}
+	if len(r.fams) >= MaxFamilies {
+		return fmt.Errorf("%w: at most %d metric families", ErrLimit, MaxFamilies)
 	}
 	if m.Type < Gauge || m.Type > Histogram {
 		return validationf("type", "unknown type %d", int(m.Type))
@@ -179,6 +187,9 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 		}
 		if seen[ln] {
 			return validationf("labels", "duplicate label name %q", ln)
+		}
+		if ln == "le" && m.Type == Histogram {
+			return validationf("labels", `"le" is the bucket label of a histogram`)
 		}
 		seen[ln] = true
 	}

@@ -2,6 +2,7 @@ package mockexporter_test
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"sync"
@@ -190,6 +191,9 @@ func TestRegistryValidationChangesNothing(t *testing.T) {
 			return reg.Declare(mockexporter.MetricOpts{Name: "ok", Type: mockexporter.Histogram, Buckets: []float64{1, 0.5}})
 		}, nil},
 		{"buckets on gauge", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "ok", Buckets: []float64{1}}) }, nil},
+		{"le label on histogram", func() error {
+			return reg.Declare(mockexporter.MetricOpts{Name: "ok", Type: mockexporter.Histogram, LabelNames: []string{"le"}})
+		}, nil},
 		{"runtime collector name", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "go_goroutines"}) }, nil},
 		{"clash with counter samples", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "mock_connection_drops_total_total"}) }, mockexporter.ErrDuplicateMetric},
 		{"histogram clashing with gauge", func() error {
@@ -254,6 +258,13 @@ func TestDeclareDeleteAndLimit(t *testing.T) {
 	var ve *mockexporter.ValidationError
 	require.ErrorAs(t, err, &ve)
 	assert.Equal(t, "labels.queue", ve.Field)
+
+	// Families without a default series are capped too.
+	for i := 1; i < mockexporter.MaxFamilies; i++ {
+		require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: fmt.Sprintf("f%d", i), LabelNames: []string{"x"}}))
+	}
+	assert.ErrorIs(t, reg.Declare(mockexporter.MetricOpts{Name: "one_too_many", LabelNames: []string{"x"}}), mockexporter.ErrLimit)
+	assert.Len(t, reg.Families(), mockexporter.MaxFamilies)
 }
 
 func TestResetRestoresCatalogue(t *testing.T) {

@@ -169,7 +169,7 @@ func ParseScenario(data []byte) (Scenario, error) {
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&sc); err != nil {
-			return Scenario{}, validationf("scenario", "malformed JSON: %v", err)
+			return Scenario{}, &ValidationError{Field: "scenario", Reason: "malformed JSON: " + err.Error(), Err: err}
 		}
 		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 			return Scenario{}, validationf("scenario", "trailing data after the JSON object")
@@ -178,7 +178,7 @@ func ParseScenario(data []byte) (Scenario, error) {
 		dec := yaml.NewDecoder(bytes.NewReader(trimmed))
 		dec.KnownFields(true)
 		if err := dec.Decode(&sc); err != nil {
-			return Scenario{}, validationf("scenario", "malformed YAML: %v", err)
+			return Scenario{}, &ValidationError{Field: "scenario", Reason: "malformed YAML: " + err.Error(), Err: err}
 		}
 	}
 	return sc, sc.validateShape()

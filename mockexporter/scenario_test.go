@@ -145,6 +145,15 @@ func TestParseScenarioErrors(t *testing.T) {
 	}
 }
 
+func TestParseScenarioKeepsTheDecoderError(t *testing.T) {
+	_, err := mockexporter.ParseScenario([]byte(`{"name":1}`))
+	var ute *json.UnmarshalTypeError
+	require.ErrorAs(t, err, &ute, "the JSON decoder's error is wrapped")
+	var ve *mockexporter.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "scenario", ve.Field)
+}
+
 func TestStartScenarioValidatesAgainstRegistry(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	before := snapshot(t, reg)

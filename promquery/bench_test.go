@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -100,6 +101,20 @@ func BenchmarkDecodeMatrix(b *testing.B) {
 			b.Fatalf("decoded %d series", len(m))
 		}
 	}
+	// Fairness: outside the timing, both sides must decode the whole
+	// answer to the same model.Matrix, every label and sample included.
+	mine, _, err := c.Matrix(ctx, "node_cpu_seconds_total", r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	theirs, _, _, err := capi.QueryRange(ctx, "node_cpu_seconds_total", v1.Range{Start: r.Start, End: r.End, Step: r.Step})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !reflect.DeepEqual(mine, theirs) {
+		b.Fatal("promquery and client_golang decode the answer differently")
+	}
+	mine, theirs = nil, nil
 	b.Run("promflow", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()
@@ -140,6 +155,18 @@ func BenchmarkDecodeVector(b *testing.B) {
 	srv := serveBody(b, body)
 	c, capi := benchClients(b, srv.URL)
 	ctx := context.Background()
+	mine, _, err := c.Vector(ctx, "http_requests_total", time.Time{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	theirs, _, _, err := capi.Query(ctx, "http_requests_total", time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !reflect.DeepEqual(mine, theirs) {
+		b.Fatal("promquery and client_golang decode the answer differently")
+	}
+	mine, theirs = nil, nil
 	b.Run("promflow", func(b *testing.B) {
 		b.SetBytes(int64(len(body)))
 		b.ReportAllocs()

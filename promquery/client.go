@@ -27,6 +27,10 @@ type Options struct {
 	// HTTPConfig carries auth (bearer token, basic auth, OAuth2), TLS
 	// (CA, client certificate, files re-read on change) and proxy settings in
 	// the format Prometheus itself uses. It is ignored when HTTPClient is set.
+	// Its zero value, like any Go zero value and unlike a YAML file Prometheus
+	// reads, does not follow redirects (a 3xx answer is an [*APIError]) and
+	// speaks HTTP/1.1; start from config.DefaultHTTPClientConfig to get
+	// Prometheus' defaults.
 	HTTPConfig config.HTTPClientConfig
 
 	// HTTPClient, when set, is used as is (HTTPConfig is then ignored).
@@ -61,16 +65,19 @@ type Options struct {
 
 // RetryPolicy sets how requests that failed with a retryable answer (HTTP
 // 429, 503, or errorType "timeout") are retried. Waits grow exponentially
-// from InitialBackoff, are capped at MaxBackoff, and follow the server's
-// Retry-After header when present. Retrying stops when the context ends.
+// from InitialBackoff and are capped at MaxBackoff. A Retry-After header is
+// honoured: the next attempt waits exactly as long as the server asked, and
+// if it asked for more than MaxBackoff the call gives up at once with the
+// answer's [*APIError] (whose RetryAfter says when to come back). Retrying
+// stops when the context ends.
 type RetryPolicy struct {
 	// MaxAttempts is the total number of attempts, the first included.
 	// 0 or 1 means no retry.
 	MaxAttempts int
 	// InitialBackoff is the first wait; zero means 100 ms.
 	InitialBackoff time.Duration
-	// MaxBackoff caps each wait, including one asked for by Retry-After;
-	// zero means 10 s.
+	// MaxBackoff caps each wait, and is the longest Retry-After the client
+	// waits for; zero means 10 s.
 	MaxBackoff time.Duration
 }
 
@@ -97,10 +104,10 @@ func New(address string, opts Options) (*Client, error) {
 		return nil, fmt.Errorf("promquery: parse address: %w", err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("promquery: address %q: scheme must be http or https", address)
+		return nil, fmt.Errorf("%w: address %q: scheme must be http or https", ErrInvalidArgument, address)
 	}
 	if u.Host == "" {
-		return nil, fmt.Errorf("promquery: address %q: missing host", address)
+		return nil, fmt.Errorf("%w: address %q: missing host", ErrInvalidArgument, address)
 	}
 	u.Path = strings.TrimRight(u.Path, "/")
 	u.RawQuery, u.Fragment = "", ""

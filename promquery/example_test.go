@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"time"
 
 	"github.com/prometheus/common/config"
@@ -119,22 +121,75 @@ func ExampleClient_Query() {
 	}
 }
 
-// Every non-2xx answer is an *APIError.
-func ExampleAPIError() {
-	c, err := promquery.New("http://localhost:9090", promquery.Options{})
+// Vector answers an instant query with a model.Vector and the answer's
+// warnings. (A stand-in server plays Prometheus here so that the example
+// runs; point New at a real one.)
+func ExampleClient_Vector() {
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"status":"success","data":{"resultType":"vector","result":[`+
+			`{"metric":{"__name__":"up","instance":"app-1:8080","job":"app"},"value":[1700000000.5,"1"]}]},`+
+			`"warnings":["some series were dropped"]}`)
+	}))
+	defer prom.Close()
+
+	c, err := promquery.New(prom.URL, promquery.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
-	_, _, err = c.Vector(context.Background(), `sum(`, time.Time{})
-	var apiErr *promquery.APIError
-	switch {
-	case errors.As(err, &apiErr) && apiErr.Type == promquery.ErrorBadData:
-		fmt.Println("bad query:", apiErr.Message)
-	case errors.Is(err, context.DeadlineExceeded):
-		fmt.Println("gave up")
-	case err != nil:
-		fmt.Println("failed:", err)
+	defer c.Close()
+	v, meta, err := c.Vector(context.Background(), `up{job="app"}`, time.Time{})
+	if err != nil {
+		log.Fatal(err)
 	}
+	for _, s := range v {
+		fmt.Println(s.Metric[model.InstanceLabel], s.Value, s.Timestamp.Time().UTC().Format(time.RFC3339Nano))
+	}
+	fmt.Println("warnings:", meta.Warnings)
+	// Output:
+	// app-1:8080 1 2023-11-14T22:13:20.5Z
+	// warnings: [some series were dropped]
+}
+
+// Every non-2xx answer is an *APIError carrying the HTTP status and
+// Prometheus' errorType and message, or the body when it is not Prometheus
+// JSON (an HTML page from a proxy, say). (Stand-in servers play Prometheus
+// and a broken proxy here so that the example runs.)
+func ExampleAPIError() {
+	prom := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = io.WriteString(w, `{"status":"error","errorType":"bad_data","error":"1:5: parse error: unclosed left parenthesis"}`)
+	}))
+	defer prom.Close()
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html><h1>502 Bad Gateway</h1></html>")
+	}))
+	defer proxy.Close()
+
+	for _, url := range []string{prom.URL, proxy.URL} {
+		c, err := promquery.New(url, promquery.Options{})
+		if err != nil {
+			log.Fatal(err)
+		}
+		_, _, err = c.Vector(context.Background(), `sum(`, time.Time{})
+		var apiErr *promquery.APIError
+		switch {
+		case errors.As(err, &apiErr) && apiErr.Type == promquery.ErrorBadData:
+			fmt.Println("bad query:", apiErr.StatusCode, apiErr.Message)
+		case errors.As(err, &apiErr):
+			fmt.Printf("server failed: %d %s %q\n", apiErr.StatusCode, apiErr.Message, apiErr.Body)
+		case errors.Is(err, context.DeadlineExceeded):
+			fmt.Println("gave up")
+		case err != nil:
+			fmt.Println("failed:", err)
+		}
+		_ = c.Close()
+	}
+	// Output:
+	// bad query: 400 1:5: parse error: unclosed left parenthesis
+	// server failed: 502 Bad Gateway "<html><h1>502 Bad Gateway</h1></html>"
 }
 
 // Tests and pipelines wait for a scrape, then for data, bounded by the

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,7 +24,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/promflow/promflow/internal/localserver"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/mockexporter"
 	"github.com/promflow/promflow/promquery"
 )
 
@@ -57,12 +60,14 @@ var injections = []string{
 	`\`,
 }
 
-// env is a real Prometheus scraping a registry served by the test.
+// env is a real Prometheus scraping a mockexporter (the hostile-valued
+// gauge), a client_golang registry (a native histogram, which mockexporter
+// does not simulate) and a target that is down.
 type env struct {
 	prom    *testutil.Server
 	client  *promquery.Client
 	appAddr string
-	gauge   *prometheus.GaugeVec
+	mock    *mockexporter.Registry
 }
 
 const ruleFile = `
@@ -80,19 +85,25 @@ groups:
         expr: count(promquery_test_gauge)
 `
 
-// startEnv starts a real Prometheus scraping a registry served by the test
-// (one hostile-valued gauge, one native histogram) and a target that is
-// down, with an alerting and a recording rule. testutil servers belong to
-// the test that started them, so related checks are subtests of few tests.
+// startEnv starts a real Prometheus scraping a mockexporter whose gauge
+// promquery_test_gauge has one series per hostile label value, a registry
+// with one native histogram, and a target that is down, with an alerting
+// and a recording rule. testutil servers belong to the test that started
+// them, so related checks are subtests of few tests.
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	gauge := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "promquery_test_gauge", Help: "Test gauge with hostile label values."}, []string{"tag"})
-	reg.MustRegister(gauge)
-	gauge.WithLabelValues("plain").Set(1)
+	mock, app := testutil.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
+	require.NoError(t, mock.Declare(mockexporter.MetricOpts{
+		Name: "promquery_test_gauge", Help: "Test gauge with hostile label values.",
+		Type: mockexporter.Gauge, LabelNames: []string{"tag"},
+	}))
+	require.NoError(t, mock.SetValue("promquery_test_gauge", mockexporter.Labels{"tag": "plain"}, 1))
 	for i, v := range nastyValues {
-		gauge.WithLabelValues(v).Set(float64(i + 2))
+		require.NoError(t, mock.SetValue("promquery_test_gauge", mockexporter.Labels{"tag": v}, float64(i+2)), "value %q", v)
 	}
+	appAddr := strings.TrimPrefix(app.URL, "http://")
+
+	reg := prometheus.NewRegistry()
 	hist := prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "promquery_test_native_seconds", Help: "A native histogram.",
 		NativeHistogramBucketFactor: 1.1,
@@ -101,14 +112,14 @@ func startEnv(t *testing.T) *env {
 	for _, v := range []float64{0.01, 0.2, 0.3, 1.5, 7} {
 		hist.Observe(v)
 	}
-	app := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	t.Cleanup(app.Close)
-	appAddr := strings.TrimPrefix(app.URL, "http://")
+	native := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	t.Cleanup(native.Close)
 
 	downAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
 		ScrapeConfigs: []testutil.ScrapeConfig{
 			{JobName: "app", Targets: []string{appAddr}},
+			{JobName: "native", Targets: []string{strings.TrimPrefix(native.URL, "http://")}},
 			{JobName: "down", Targets: []string{downAddr}},
 		},
 		RuleFiles: map[string]string{"rules.yml": ruleFile},
@@ -125,7 +136,7 @@ func startEnv(t *testing.T) *env {
 		return len(v) == 1 && int(v[0].Value) == len(nastyValues)+1
 	})
 	require.NoError(t, err)
-	return &env{prom: prom, client: c, appAddr: appAddr, gauge: gauge}
+	return &env{prom: prom, client: c, appAddr: appAddr, mock: mock}
 }
 
 func ctx30(t *testing.T) context.Context {
@@ -164,7 +175,7 @@ func TestRealPrometheus(t *testing.T) {
 		})
 		ts, _, err := c.Targets(ctx, promquery.TargetsAny)
 		require.NoError(t, err)
-		require.Len(t, ts.Active, 2)
+		require.Len(t, ts.Active, 3)
 		var up promquery.ActiveTarget
 		for _, tg := range ts.Active {
 			if tg.Labels["job"] == "app" {
@@ -185,7 +196,9 @@ func TestRealPrometheus(t *testing.T) {
 		require.ErrorIs(t, err, promquery.ErrInvalidArgument)
 
 		// Waiting for the down target gives up with the context and says why.
-		short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		// (3 s: the first poll must finish before the deadline even on a
+		// loaded machine, or there is no reason to report.)
+		short, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 		_, err = c.WaitTargetUp(short, "down", "")
 		require.ErrorIs(t, err, context.DeadlineExceeded)
@@ -580,54 +593,107 @@ func TestInjection(t *testing.T) {
 	}
 }
 
-// TestWarnings uses a real Prometheus whose remote-read endpoint is dead:
-// Prometheus answers every query with data from local storage plus a
-// warning about the failed remote read.
+// remoteReadDown is the body of the failing remote-read endpoint of
+// TestWarnings; Prometheus quotes it in its warnings.
+const remoteReadDown = "promquery-test: remote storage is down"
+
+// TestWarnings checks that warnings of real Prometheus answers reach the
+// caller. Prometheus 2.42 warns only when a remote-read endpoint fails, and
+// the configuration testutil generates has no remote_read section. So the
+// test writes its own configuration, with a remote_read endpoint (an
+// httptest server) that always answers 503, and starts the real prometheus
+// binary through a small POSIX sh wrapper that swaps the generated
+// --config.file argument for it and passes every other argument through.
+// The wrapper needs nothing but /bin/sh (present on every Debian system),
+// lives in the test's temporary directory and is removed with it;
+// prometheus replaces the wrapper's process (exec), so stopping the server
+// stops prometheus itself.
 func TestWarnings(t *testing.T) {
-	dir := t.TempDir()
-	bin, err := execPath("prometheus")
+	bin, err := localserver.LookBinary("prometheus", "prometheus")
 	if err != nil {
-		testutil.SkipOrFail(t, "prometheus binary (Debian package prometheus): %v", err)
+		testutil.SkipOrFail(t, "%v", err)
 	}
-	deadURL := "http://127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)) + "/read"
+	var reads atomic.Int32
+	remote := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		http.Error(w, remoteReadDown, http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(remote.Close)
+
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "prometheus-with-remote-read.json")
+	confJSON, err := json.Marshal(map[string]any{
+		"global":      map[string]string{"scrape_interval": "1s", "evaluation_interval": "1s"},
+		"remote_read": []any{map[string]any{"url": remote.URL + "/read", "read_recent": true}},
+	})
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(conf, confJSON, 0o644))
 	wrapper := filepath.Join(dir, "prometheus-remote-read")
-	script := "#!/bin/sh\n" +
-		"for a in \"$@\"; do case \"$a\" in --config.file=*) f=\"${a#--config.file=}\";; esac; done\n" +
-		"sed -i '1s|^{|{\"remote_read\":[{\"url\":\"" + deadURL + "\",\"read_recent\":true}],|' \"$f\"\n" +
-		"exec " + bin + " \"$@\"\n"
+	script := `#!/bin/sh
+# Written by promquery's TestWarnings: runs prometheus with the test's own
+# configuration (it adds a failing remote_read endpoint) instead of the
+# generated one; every other argument passes through unchanged.
+CONF=` + shellQuote(conf) + `
+BIN=` + shellQuote(bin) + `
+n=$#
+while [ "$n" -gt 0 ]; do
+	a=$1
+	shift
+	n=$((n - 1))
+	case $a in --config.file=*) a="--config.file=$CONF" ;; esac
+	set -- "$@" "$a"
+done
+exec "$BIN" "$@"
+`
 	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
 	prom := testutil.Prometheus(t, testutil.PrometheusOptions{Binary: wrapper})
 	c, err := promquery.New(prom.URL, promquery.Options{})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
 	ctx := ctx30(t)
 
+	requireWarning := func(warnings []string) {
+		t.Helper()
+		require.NotEmpty(t, warnings, "expected a remote-read warning")
+		assert.Contains(t, strings.Join(warnings, "\n"), remoteReadDown)
+	}
 	_, meta, err := c.Vector(ctx, `count(up)`, time.Time{})
-	require.NoError(t, err)
-	require.NotEmpty(t, meta.Warnings, "expected a remote-read warning")
-	assert.Contains(t, strings.Join(meta.Warnings, "\n"), "connection refused")
+	require.NoError(t, err, "the answer comes from local storage despite the warning")
+	requireWarning(meta.Warnings)
+	t.Logf("warnings: %q", meta.Warnings)
+	assert.Positive(t, reads.Load(), "Prometheus consulted the remote-read endpoint")
 
 	end := time.Now()
 	_, meta, err = c.Matrix(ctx, `up`, promquery.Range{Start: end.Add(-time.Minute), End: end, Step: 10 * time.Second})
 	require.NoError(t, err)
-	assert.NotEmpty(t, meta.Warnings)
+	requireWarning(meta.Warnings)
+
+	meta, err = c.StreamMatrix(ctx, `up`, promquery.Range{Start: end.Add(-time.Minute), End: end, Step: 10 * time.Second},
+		func(*model.SampleStream) error { return nil })
+	require.NoError(t, err)
+	requireWarning(meta.Warnings)
+
+	r, meta, err := c.Query(ctx, `up`, time.Time{})
+	require.NoError(t, err)
+	assert.Equal(t, model.ValVector, r.Type)
+	requireWarning(meta.Warnings)
 
 	raw, err := c.QueryRaw(ctx, `up`, time.Time{})
 	require.NoError(t, err)
-	assert.NotEmpty(t, raw.Warnings)
+	requireWarning(raw.Warnings)
+
+	raw, err = c.QueryRangeRaw(ctx, `up`, promquery.Range{Start: end.Add(-time.Minute), End: end, Step: 10 * time.Second})
+	require.NoError(t, err)
+	requireWarning(raw.Warnings)
 
 	_, meta, err = c.Series(ctx, []string{`up`}, time.Time{}, time.Time{})
 	require.NoError(t, err)
-	assert.NotEmpty(t, meta.Warnings)
+	requireWarning(meta.Warnings)
 }
 
-func execPath(name string) (string, error) {
-	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
-		p := filepath.Join(dir, name)
-		if st, err := os.Stat(p); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%s not found in PATH", name)
+// shellQuote quotes s as one POSIX sh word.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func sortMatrix(m model.Matrix) {

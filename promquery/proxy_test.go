@@ -3,8 +3,17 @@ package promquery_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
+	"log"
 	"log/slog"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -138,6 +147,49 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		require.NotErrorAs(t, err, &apiErr)
 	})
 
+	t.Run("MutualTLSFiles", func(t *testing.T) {
+		// A gateway that demands a client certificate: CA, certificate and
+		// key all come from files, as in a Prometheus configuration.
+		dir := t.TempDir()
+		caCert, caKey := newCert(t, "promquery test CA", nil, nil)
+		clientCert, clientKey := newCert(t, "promquery test client", caCert, caKey)
+		writePEM(t, filepath.Join(dir, "client.pem"), "CERTIFICATE", clientCert.Raw)
+		keyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
+		require.NoError(t, err)
+		writePEM(t, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", keyDER)
+
+		u, err := url.Parse(e.prom.URL)
+		require.NoError(t, err)
+		srv := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(u))
+		pool := x509.NewCertPool()
+		pool.AddCert(caCert)
+		srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshake below is expected
+		srv.StartTLS()
+		t.Cleanup(srv.Close)
+		writePEM(t, filepath.Join(dir, "server-ca.pem"), "CERTIFICATE", srv.Certificate().Raw)
+		ctx := ctx30(t)
+
+		c := client(t, srv.URL, promquery.Options{HTTPConfig: config.HTTPClientConfig{TLSConfig: config.TLSConfig{
+			CAFile:   filepath.Join(dir, "server-ca.pem"),
+			CertFile: filepath.Join(dir, "client.pem"),
+			KeyFile:  filepath.Join(dir, "client-key.pem"),
+		}}})
+		v, _, err := c.Vector(ctx, `promquery_test_gauge{tag="plain"}`, time.Time{})
+		require.NoError(t, err)
+		require.Len(t, v, 1)
+
+		// Without the client certificate the handshake fails: an error,
+		// but no *APIError since the server never answered.
+		noCert := client(t, srv.URL, promquery.Options{HTTPConfig: config.HTTPClientConfig{TLSConfig: config.TLSConfig{
+			CAFile: filepath.Join(dir, "server-ca.pem"),
+		}}})
+		_, _, err = noCert.Vector(ctx, `vector(1)`, time.Time{})
+		require.Error(t, err)
+		var apiErr *promquery.APIError
+		require.NotErrorAs(t, err, &apiErr)
+	})
+
 	t.Run("BasicAuth", func(t *testing.T) {
 		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
 			if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "pa:ss" {
@@ -170,4 +222,36 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		require.NoError(t, err)
 		assert.Contains(t, vals, model.LabelValue("app"))
 	})
+}
+
+// newCert returns a new ECDSA certificate for cn, self-signed when parent
+// is nil (a CA) and signed by parent otherwise (a client certificate).
+func newCert(t *testing.T, cn string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+	}
+	if parent == nil {
+		tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+		tmpl.KeyUsage = x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature
+		parent, parentKey = tmpl, key
+	} else {
+		tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return cert, key
+}
+
+func writePEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600))
 }

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"time"
 
 	"github.com/prometheus/common/model"
-	"time"
 )
 
 // Result is the answer of [Client.Query], whose result type is only known at

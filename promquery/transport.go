@@ -62,8 +62,9 @@ type APIError struct {
 	Body []byte
 	// Warnings and Infos that came with the error answer, if any.
 	Warnings, Infos []string
-
-	retryAfter time.Duration // from the Retry-After header
+	// RetryAfter is the wait the server asked for in its Retry-After
+	// header (seconds or an HTTP date), zero when it sent none.
+	RetryAfter time.Duration
 }
 
 // Error implements error.
@@ -154,11 +155,16 @@ func (c *Client) do(ctx context.Context, path string, params url.Values, queryLi
 		if err == nil || !errors.As(err, &apiErr) || !apiErr.Retryable() || attempt >= c.retry.MaxAttempts {
 			return err
 		}
-		wait := backoff
-		if ra, ok := retryAfter(apiErr); ok {
+		wait := min(backoff, c.retry.MaxBackoff)
+		if ra := apiErr.RetryAfter; ra > 0 {
+			// Never ask again sooner than the server said; if it said
+			// longer than MaxBackoff, give up now with its answer (its
+			// RetryAfter tells the caller when to come back).
+			if ra > c.retry.MaxBackoff {
+				return err
+			}
 			wait = ra
 		}
-		wait = min(wait, c.retry.MaxBackoff)
 		backoff = min(backoff*2, c.retry.MaxBackoff)
 		c.log.DebugContext(ctx, "promquery: retrying", "path", path, "attempt", attempt, "wait", wait, "err", err)
 		t := time.NewTimer(wait)
@@ -169,13 +175,6 @@ func (c *Client) do(ctx context.Context, path string, params url.Values, queryLi
 		case <-t.C:
 		}
 	}
-}
-
-func retryAfter(e *APIError) (time.Duration, bool) {
-	if e.retryAfter > 0 {
-		return e.retryAfter, true
-	}
-	return 0, false
 }
 
 func parseRetryAfter(h string, now time.Time) time.Duration {
@@ -226,7 +225,7 @@ func (c *Client) once(ctx context.Context, path string, params url.Values, query
 			return fmt.Errorf("promquery: %s: %w", path, ctx.Err())
 		}
 		e := newAPIError(resp.StatusCode, b)
-		e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
+		e.RetryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return e
 	}
 	if err := decode(body); err != nil {

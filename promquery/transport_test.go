@@ -40,10 +40,12 @@ func client(t *testing.T, url string, opts promquery.Options) *promquery.Client 
 }
 
 func TestNewRejectsBadAddress(t *testing.T) {
-	for _, addr := range []string{"", "localhost:9090", "ftp://x", "http://", "http://[::1"} {
+	for _, addr := range []string{"", "localhost:9090", "ftp://x", "http://"} {
 		_, err := promquery.New(addr, promquery.Options{})
-		assert.Error(t, err, "address %q", addr)
+		assert.ErrorIs(t, err, promquery.ErrInvalidArgument, "address %q", addr)
 	}
+	_, err := promquery.New("http://[::1", promquery.Options{})
+	assert.Error(t, err)
 	c, err := promquery.New("http://127.0.0.1:1/prefix/", promquery.Options{})
 	require.NoError(t, err)
 	require.NoError(t, c.Close())
@@ -154,6 +156,7 @@ func TestRetryAfter(t *testing.T) {
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, http.StatusTooManyRequests, apiErr.StatusCode)
 	assert.True(t, apiErr.Retryable())
+	assert.Equal(t, time.Second, apiErr.RetryAfter)
 	assert.Equal(t, int32(1), calls.Load())
 
 	calls.Store(0)
@@ -186,6 +189,25 @@ func TestRetryStopsWithContext(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, apiErr.StatusCode)
 	assert.Equal(t, int32(1), calls.Load(), "no second attempt before Retry-After")
 	assert.Less(t, time.Since(start), 20*time.Second)
+}
+
+func TestRetryAfterLongerThanMaxBackoff(t *testing.T) {
+	var calls atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Retry-After", "30")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	t.Cleanup(srv.Close)
+	c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 5, MaxBackoff: time.Second}})
+	start := time.Now()
+	_, _, err := c.Vector(context.Background(), "up", time.Time{})
+	var apiErr *promquery.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, http.StatusTooManyRequests, apiErr.StatusCode)
+	assert.Equal(t, 30*time.Second, apiErr.RetryAfter)
+	assert.Equal(t, int32(1), calls.Load(), "no attempt sooner than the server asked")
+	assert.Less(t, time.Since(start), 20*time.Second, "gave up rather than waiting 30 s")
 }
 
 func TestRetryBackoffCapped(t *testing.T) {

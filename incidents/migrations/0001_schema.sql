@@ -22,6 +22,20 @@ CREATE TABLE IF NOT EXISTS incidents (
 ALTER TABLE incidents ADD COLUMN IF NOT EXISTS fingerprint text;
 ALTER TABLE incidents ADD COLUMN IF NOT EXISTS starts_at timestamptz;
 
+-- Rows of an adopted table may hold NULLs where this schema needs values.
+UPDATE incidents SET
+    title = coalesce(title, ''), severity = coalesce(severity, 'warning'),
+    source = coalesce(source, 'unknown'), status = coalesce(status, 'open'),
+    labels = coalesce(labels, '{}'::jsonb), created_at = coalesce(created_at, updated_at, now()),
+    updated_at = coalesce(updated_at, created_at, now())
+WHERE title IS NULL OR severity IS NULL OR source IS NULL OR status IS NULL
+   OR labels IS NULL OR created_at IS NULL OR updated_at IS NULL;
+ALTER TABLE incidents
+    ALTER COLUMN title SET NOT NULL, ALTER COLUMN severity SET NOT NULL,
+    ALTER COLUMN source SET NOT NULL, ALTER COLUMN status SET NOT NULL,
+    ALTER COLUMN labels SET NOT NULL, ALTER COLUMN created_at SET NOT NULL,
+    ALTER COLUMN updated_at SET NOT NULL;
+
 ALTER TABLE incidents
     ADD CONSTRAINT incidents_status_valid
         CHECK (status IN ('open', 'acknowledged', 'resolved', 'closed')),
@@ -364,3 +378,7 @@ BEGIN
     DROP TABLE pg_temp.incidents_rebuild_src;
 END
 $$;
+
+-- An incidents table that existed before (the original platform's) already
+-- holds rows: count them into the rollups. On a new table this is a no-op.
+SELECT incidents_rebuild_rollups();
