@@ -22,7 +22,8 @@ import (
 // never holds up the others.
 func TestSlowClient(t *testing.T) {
 	const queue = 8
-	h, srv := startHub(t, HubOptions{EventQueueSize: queue, PingInterval: -1, WriteTimeout: time.Minute})
+	// One writer: the slow client must not hold it up for the others.
+	h, srv := startHub(t, HubOptions{EventQueueSize: queue, PingInterval: -1, WriteTimeout: time.Minute, Writers: 1})
 	slow := dial(t, srv) // never reads until the end
 	fast := dial(t, srv)
 	readMsg(t, fast) // connection

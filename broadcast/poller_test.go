@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
@@ -13,12 +14,12 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/mockexporter"
 	"github.com/promflow/promflow/promquery"
 )
 
@@ -217,17 +218,22 @@ func TestPollerRunNeverOverlaps(t *testing.T) {
 	assert.Zero(t, inFlight, "Run returns once its queries are done")
 }
 
-// TestPollerAgainstPrometheus: a real Prometheus scrapes a real exposition;
-// the poller publishes its value through the hub to a WebSocket client;
-// when Prometheus stops, errors are published and the poller goes on; when
-// it is back, values come again.
+// TestPollerAgainstPrometheus: a real Prometheus scrapes the mockexporter;
+// the poller publishes the simulated value through the hub to a WebSocket
+// client; when Prometheus stops, errors are published and the poller goes
+// on; when it is back, values come again.
 func TestPollerAgainstPrometheus(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	gauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "mock_high_memory_usage_bytes", Help: "simulated"})
-	reg.MustRegister(gauge)
-	gauge.Set(1234)
-	target := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mock := mockexporter.New(mockexporter.Options{Logger: quietLogger, DisableRuntimeCollectors: true})
+	target := httptest.NewServer(mock.Handler())
 	defer target.Close()
+	simulate := func(v string) {
+		t.Helper()
+		resp, err := http.Post(target.URL+"/simulate/memory-usage/"+v, "text/plain", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+	simulate("1234")
 
 	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
 		ScrapeConfigs: []testutil.ScrapeConfig{{JobName: "mock", Targets: []string{target.Listener.Addr().String()}}},
@@ -240,7 +246,7 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 	p, err := NewPoller(client, h, PollerOptions{
 		Interval: 200 * time.Millisecond,
 		Timeout:  2 * time.Second,
-		Instant:  []Query{{"memory", "mock_high_memory_usage_bytes"}, {"up", `up{job="mock"}`}},
+		Instant:  []Query{{"memory", `mock_high_memory_usage_bytes{instance="mock-app-1"}`}, {"up", `up{job="mock"}`}},
 		Range:    []RangeQuery{{Name: "memory_5m", Query: "mock_high_memory_usage_bytes", Window: 5 * time.Minute, Step: time.Second}},
 		Logger:   quietLogger,
 	})
@@ -291,8 +297,8 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 		})
 	}
 	waitValue("1234")
-	gauge.Set(987654321)
-	waitValue("987654321")
+	simulate("87.5")
+	waitValue("87.5")
 
 	// Prometheus stops: each query's error is published, the poller goes on.
 	require.NoError(t, prom.Stop())
@@ -316,7 +322,7 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 
 	// Back again: values again.
 	prom.Restart()
-	gauge.Set(42)
+	simulate("42")
 	waitValue("42")
 	assert.Positive(t, promtestutil.ToFloat64(p.collected))
 

@@ -1,9 +1,12 @@
 package promquery_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -218,13 +221,31 @@ func TestRetryBackoffCapped(t *testing.T) {
 		_, _ = io.WriteString(w, `{"status":"error","errorType":"timeout","error":"query timed out"}`)
 	}))
 	t.Cleanup(srv.Close)
-	c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{MaxAttempts: 4, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 10 * time.Millisecond}})
+	var logs bytes.Buffer
+	c := client(t, srv.URL, promquery.Options{
+		Retry:  promquery.RetryPolicy{MaxAttempts: 5, InitialBackoff: 5 * time.Millisecond, MaxBackoff: 12 * time.Millisecond},
+		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
 	_, err := c.QueryRaw(context.Background(), "up", time.Time{})
 	var apiErr *promquery.APIError
 	require.ErrorAs(t, err, &apiErr)
 	assert.Equal(t, promquery.ErrorTimeout, apiErr.Type)
 	assert.Equal(t, "query timed out", apiErr.Message)
-	assert.Equal(t, int32(4), calls.Load())
+	assert.Equal(t, int32(5), calls.Load())
+	// The waits double from InitialBackoff and stop at MaxBackoff.
+	var waits []time.Duration
+	dec := json.NewDecoder(&logs)
+	for dec.More() {
+		var line struct {
+			Msg  string        `json:"msg"`
+			Wait time.Duration `json:"wait"`
+		}
+		require.NoError(t, dec.Decode(&line))
+		if line.Msg == "promquery: retrying" {
+			waits = append(waits, line.Wait)
+		}
+	}
+	assert.Equal(t, []time.Duration{5 * time.Millisecond, 10 * time.Millisecond, 12 * time.Millisecond, 12 * time.Millisecond}, waits)
 
 	// Bad data is never retried.
 	calls.Store(0)
