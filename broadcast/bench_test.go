@@ -36,6 +36,11 @@ import (
 // machine. Each op publishes one message and waits until every client has it.
 //
 //	go test -run '^$' -bench BenchmarkFanout -benchtime 20x -count 1 ./broadcast
+//
+// BROADCAST_BENCH_WRITERS=n sets HubOptions.Writers for "promflow";
+// BROADCAST_BENCH_INPROCESS=1 runs the clients in this process instead
+// (bytes/client then counts both ends; 10,000 clients need 21,000 file
+// descriptors in one process).
 func BenchmarkFanout(b *testing.B) {
 	counts := []int{1000, 10000}
 	impls := []struct {
@@ -73,11 +78,14 @@ type fanoutServer interface {
 
 type promflowServer struct{ *Hub }
 
+var benchWriters, _ = strconv.Atoi(os.Getenv("BROADCAST_BENCH_WRITERS"))
+
 func newPromflowServer() fanoutServer {
 	return promflowServer{NewHub(HubOptions{
 		Topics:     []Topic{{Name: "bench", Kind: EventTopic}},
 		MaxClients: -1,
 		Logger:     slog.New(slog.DiscardHandler),
+		Writers:    benchWriters,
 	})}
 }
 

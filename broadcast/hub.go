@@ -372,7 +372,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.reserved++
+	h.wg.Add(1) // Shutdown waits for upgrades in progress too
 	h.mu.Unlock()
+	defer h.wg.Done()
 
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
 		// The origin was checked above, with the hub's own rules.

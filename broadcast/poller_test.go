@@ -246,7 +246,7 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 	p, err := NewPoller(client, h, PollerOptions{
 		Interval: 200 * time.Millisecond,
 		Timeout:  2 * time.Second,
-		Instant:  []Query{{"memory", `mock_high_memory_usage_bytes{instance="mock-app-1"}`}, {"up", `up{job="mock"}`}},
+		Instant:  []Query{{"memory", `mock_high_memory_usage_bytes{service="mock-service"}`}, {"up", `up{job="mock"}`}},
 		Range:    []RangeQuery{{Name: "memory_5m", Query: "mock_high_memory_usage_bytes", Window: 5 * time.Minute, Step: time.Second}},
 		Logger:   quietLogger,
 	})

@@ -80,7 +80,7 @@ func (h *Hub) runWriter(w *writer) {
 	for {
 		p.mu.Lock()
 		if p.head == len(p.ready) {
-			if cap(p.ready) > 1024 {
+			if cap(p.ready) > 1<<16 {
 				p.ready = nil
 			} else {
 				p.ready = p.ready[:0]

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/common/model"
 )
 
@@ -106,11 +105,14 @@ func clip(v string, max int) string {
 	return v[:max]
 }
 
-// Ingest applies an Alertmanager webhook message in one transaction: each
-// firing alert opens an incident for its firing episode (fingerprint and
-// startsAt) unless one exists, so repeated notifications open nothing new;
-// each resolved alert resolves the open incident of its episode. The whole
-// message is checked before anything is written.
+// Ingest applies an Alertmanager webhook message: each firing alert opens an
+// incident for its firing episode (fingerprint and startsAt) unless one
+// exists, so repeated notifications open nothing new; each resolved alert
+// resolves the unresolved incident of its episode. The whole message is
+// checked before anything is written; then each alert is applied by one
+// idempotent statement, so a message that fails half way (the error is
+// returned with what was done so far) is completed by a redelivery, as
+// Alertmanager retries failed notifications.
 func (s *Store) Ingest(ctx context.Context, msg WebhookMessage, opts IntakeOptions) (IngestResult, error) {
 	opts = opts.withDefaults()
 	if msg.Version != "4" {
@@ -180,44 +182,45 @@ func (s *Store) Ingest(ctx context.Context, msg WebhookMessage, opts IntakeOptio
 		items = append(items, it)
 	}
 
+	// Each alert is its own single-statement transaction, not one
+	// transaction for the message: a transaction writing several incidents
+	// would hold several services' rollup rows at once and could deadlock
+	// with a concurrent one (or with a lifecycle call) taking them in
+	// another order. Every statement is idempotent — a firing episode is
+	// inserted at most once, a resolve only matches an unresolved incident —
+	// so when a failure leaves a message half applied, Alertmanager's retry
+	// of the whole message completes it without duplicates.
 	var res IngestResult
 	now := s.now()
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		res = IngestResult{}
-		for _, it := range items {
-			if it.firing {
-				tag, err := tx.Exec(ctx, `INSERT INTO incidents
-					(title, severity, source, description, status, labels, created_at, updated_at, fingerprint, starts_at)
-					VALUES ($1, $2, $3, $4, 'open', $5, $6, $6, $7, $8)
-					ON CONFLICT (fingerprint, starts_at) WHERE fingerprint IS NOT NULL DO NOTHING`,
-					it.title, it.sev, it.source, it.desc, string(it.labels), now, it.fp, it.startsAt)
-				if err != nil {
-					return err
-				}
-				res.Opened += int(tag.RowsAffected())
-				continue
-			}
-			end := it.endsAt
-			if end.IsZero() || end.After(now) {
-				end = now
-			}
-			tag, err := tx.Exec(ctx, `UPDATE incidents SET status = 'resolved',
-				resolved_at = greatest(created_at, $3), updated_at = greatest(updated_at, $4)
-				WHERE fingerprint = $1 AND starts_at = $2 AND status IN ('open', 'acknowledged')`,
-				it.fp, it.startsAt, end, now)
+	for _, it := range items {
+		if it.firing {
+			tag, err := s.pool.Exec(ctx, `INSERT INTO incidents
+				(title, severity, source, description, status, labels, created_at, updated_at, fingerprint, starts_at)
+				VALUES ($1, $2, $3, $4, 'open', $5, $6, $6, $7, $8)
+				ON CONFLICT (fingerprint, starts_at) WHERE fingerprint IS NOT NULL DO NOTHING`,
+				it.title, it.sev, it.source, it.desc, string(it.labels), now, it.fp, it.startsAt)
 			if err != nil {
-				return err
+				return res, fmt.Errorf("incidents: ingest: %w", classify(err))
 			}
-			if tag.RowsAffected() > 0 {
-				res.Resolved += int(tag.RowsAffected())
-			} else {
-				res.Ignored++
-			}
+			res.Opened += int(tag.RowsAffected())
+			continue
 		}
-		return nil
-	})
-	if err != nil {
-		return IngestResult{}, fmt.Errorf("incidents: ingest: %w", classify(err))
+		end := it.endsAt
+		if end.IsZero() || end.After(now) {
+			end = now
+		}
+		tag, err := s.pool.Exec(ctx, `UPDATE incidents SET status = 'resolved',
+			resolved_at = greatest(created_at, $3), updated_at = greatest(updated_at, $4)
+			WHERE fingerprint = $1 AND starts_at = $2 AND status IN ('open', 'acknowledged')`,
+			it.fp, it.startsAt, end, now)
+		if err != nil {
+			return res, fmt.Errorf("incidents: ingest: %w", classify(err))
+		}
+		if tag.RowsAffected() > 0 {
+			res.Resolved += int(tag.RowsAffected())
+		} else {
+			res.Ignored++
+		}
 	}
 	return res, nil
 }

@@ -302,28 +302,49 @@ func (s *Store) Reopen(ctx context.Context, id string) (Incident, error) {
 
 // transition runs one guarded UPDATE; the WHERE clause makes the state check
 // and the change a single atomic step. When it matches nothing, a second
-// look tells a missing incident from one in the wrong state.
+// look tells a missing incident from one in the wrong state. If that look
+// finds a status the action allows, a concurrent change slipped in between
+// the two statements, and the UPDATE is tried again, so a StateError always
+// names a status that really forbids the action.
 func (s *Store) transition(ctx context.Context, id string, action Action, query string) (Incident, error) {
 	uid, err := ParseID(id)
 	if err != nil {
 		return Incident{}, err
 	}
-	in, err := scanIncident(s.pool.QueryRow(ctx, query, uid, s.now()))
-	if err == nil {
-		return in, nil
+	for attempt := 0; ; attempt++ {
+		in, err := scanIncident(s.pool.QueryRow(ctx, query, uid, s.now()))
+		if err == nil {
+			return in, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return Incident{}, fmt.Errorf("incidents: %s: %w", action, classify(err))
+		}
+		var cur string
+		err = s.pool.QueryRow(ctx, "SELECT status FROM incidents WHERE id = $1", uid).Scan(&cur)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return Incident{}, fmt.Errorf("incidents: %s %s: %w", action, uid, ErrNotFound)
+		}
+		if err != nil {
+			return Incident{}, fmt.Errorf("incidents: %s: %w", action, classify(err))
+		}
+		if !action.allowedFrom(Status(cur)) || attempt >= 10 {
+			return Incident{}, &StateError{ID: uid, Action: action, From: Status(cur)}
+		}
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return Incident{}, fmt.Errorf("incidents: %s: %w", action, classify(err))
+}
+
+// allowedFrom reports whether the action may start from status st; it
+// mirrors the WHERE clauses of the transition statements.
+func (a Action) allowedFrom(st Status) bool {
+	switch a {
+	case ActionAcknowledge:
+		return st == StatusOpen
+	case ActionResolve:
+		return st == StatusOpen || st == StatusAcknowledged
+	case ActionReopen:
+		return st == StatusResolved || st == StatusClosed
 	}
-	var cur string
-	err = s.pool.QueryRow(ctx, "SELECT status FROM incidents WHERE id = $1", uid).Scan(&cur)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return Incident{}, fmt.Errorf("incidents: %s %s: %w", action, uid, ErrNotFound)
-	}
-	if err != nil {
-		return Incident{}, fmt.Errorf("incidents: %s: %w", action, classify(err))
-	}
-	return Incident{}, &StateError{ID: uid, Action: action, From: Status(cur)}
+	return false
 }
 
 // ParseID checks that id is a UUID (8-4-4-4-12 hex digits, any case, or 32

@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -507,6 +508,37 @@ func TestRealPrometheus(t *testing.T) {
 		// Small answers still pass.
 		_, _, err = small.Vector(ctx, `vector(1)`, time.Time{})
 		require.NoError(t, err)
+	})
+
+	t.Run("Concurrent", func(t *testing.T) {
+		// One Client shared by many goroutines (run with -race).
+		ctx := ctx30(t)
+		var wg sync.WaitGroup
+		errs := make(chan error, 8*5)
+		for g := range 8 {
+			wg.Go(func() {
+				for range 5 {
+					var err error
+					switch g % 4 {
+					case 0:
+						_, _, err = c.Vector(ctx, `promquery_test_gauge`, time.Time{})
+					case 1:
+						end := time.Now()
+						_, _, err = c.Matrix(ctx, `promquery_test_gauge`, promquery.Range{Start: end.Add(-10 * time.Second), End: end, Step: time.Second})
+					case 2:
+						_, _, err = c.Targets(ctx, promquery.TargetsAny)
+					case 3:
+						_, err = c.QueryRaw(ctx, `vector(1)`, time.Time{})
+					}
+					errs <- err
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			require.NoError(t, err)
+		}
 	})
 
 	t.Run("Canceled", func(t *testing.T) {

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,8 +34,9 @@ import (
 )
 
 // These tests put a small reverse proxy in front of the real Prometheus to
-// play a gateway that refuses POST, or that demands TLS, a bearer token or
-// basic auth and a tenant header.
+// play a gateway that refuses POST, that demands TLS (with a client
+// certificate), a bearer token or basic auth and a tenant header, that
+// serves under a path prefix, or that counts the requests of retries.
 
 func proxyTo(t *testing.T, target string, tls bool, gate func(w http.ResponseWriter, r *http.Request) bool) *httptest.Server {
 	t.Helper()
@@ -102,6 +104,32 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		_, _, err := c.Vector(ctx30(t), `vector(1)`, time.Time{})
 		require.NoError(t, err)
 		assert.False(t, sawPost)
+	})
+
+	t.Run("RetriesOnlyRetryable", func(t *testing.T) {
+		// A counting proxy shows how often the real Prometheus was asked:
+		// its 503 timeout answers are retried up to MaxAttempts, its 400
+		// bad_data answer is not retried at all.
+		var requests atomic.Int32
+		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+			requests.Add(1)
+			return true
+		})
+		c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{
+			MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		}})
+		ctx := ctx30(t)
+		_, _, err := c.Vector(ctx, `sum(count_over_time(vector(1)[10m:1ms]))`, time.Time{}, promquery.WithTimeout(time.Millisecond))
+		var apiErr *promquery.APIError
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, promquery.ErrorTimeout, apiErr.Type)
+		assert.Equal(t, int32(3), requests.Load())
+
+		requests.Store(0)
+		_, _, err = c.Vector(ctx, `sum(`, time.Time{})
+		require.ErrorAs(t, err, &apiErr)
+		assert.Equal(t, promquery.ErrorBadData, apiErr.Type)
+		assert.Equal(t, int32(1), requests.Load())
 	})
 
 	t.Run("TLSBearerAndHeaders", func(t *testing.T) {
