@@ -24,5 +24,8 @@
 // Dependencies point downward only: broadcast may use promquery; incidents and
 // mockexporter stand alone. The examples directory holds mains that compose
 // them into the seed's services: mock-metrics on :8082
-// (examples/mockmetrics), and further examples as they land.
+// (examples/mockmetrics), service-metrics on :8005 with its REST API,
+// WebSocket broadcast and dashboard (examples/servicemetrics), and the whole
+// pipeline with Prometheus and Alertmanager in one command
+// (examples/pipeline).
 package promflow
