@@ -146,13 +146,13 @@ func benchFingerprint(b *testing.B, rows int) string {
 }
 
 // loadBenchData replaces the table's contents with generated incidents:
-// COPY with the row triggers disabled, then RebuildRollups.
+// COPY with the rollup triggers disabled, then RebuildRollups.
 func loadBenchData(ctx context.Context, pool *pgxpool.Pool, rows int, fingerprint string) error {
 	if _, err := pool.Exec(ctx, `CREATE TABLE promflow_bench_state (fingerprint text NOT NULL)`); err != nil {
 		return err
 	}
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		// Row triggers off for the load; RebuildRollups recomputes after.
+		// Triggers off for the load; RebuildRollups recomputes after.
 		if _, err := tx.Exec(ctx, "ALTER TABLE incidents DISABLE TRIGGER USER"); err != nil {
 			return err
 		}
@@ -236,39 +236,41 @@ const (
 		count(resolved_at), avg(extract(epoch FROM resolved_at - created_at)),
 		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM resolved_at - created_at))
 		FROM incidents WHERE created_at >= $1 AND created_at < $2 GROUP BY GROUPING SETS ((source), ())`
-	// The seed's details query; the naive run disables index scans, as the
-	// original schema had no index for it.
+	// The seed's details query, as is, on the same table: it needs no
+	// rollup, only an index, and PostgreSQL uses the package's partial index
+	// on (created_at DESC, id DESC) for it, so this anchor is about as fast
+	// as promflow. That is the honest comparison: the details goal is met by
+	// the schema's index, not by anything a plain query could not use.
 	naiveDetails = `SELECT id, title, severity, source, status, created_at, acknowledged_at, resolved_at,
 		extract(epoch FROM acknowledged_at - created_at), extract(epoch FROM resolved_at - created_at)
 		FROM incidents WHERE status <> 'closed' ORDER BY created_at DESC LIMIT 100`
 )
 
-func runNaive(b *testing.B, pool *pgxpool.Pool, noIndex bool, sql string, args ...any) {
+// runNaive times one plain statement on the base table, run like the
+// package runs its own: one round trip on the pool, every row read.
+func runNaive(b *testing.B, pool *pgxpool.Pool, sql string, args ...any) {
 	b.Helper()
 	ctx := context.Background()
 	run := func() error {
-		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if noIndex {
-				if _, err := tx.Exec(ctx, "SET LOCAL enable_indexscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_indexonlyscan = off"); err != nil {
-					return err
-				}
-			}
-			rows, err := tx.Query(ctx, sql, args...)
-			if err != nil {
+		rows, err := pool.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for rows.Next() {
+			if _, err := rows.Values(); err != nil {
+				rows.Close()
 				return err
 			}
-			n := 0
-			for rows.Next() {
-				n++
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-			if n == 0 {
-				return fmt.Errorf("no rows")
-			}
-			return nil
-		})
+			n++
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("no rows")
+		}
+		return nil
 	}
 	// One untimed run first, as for promflow: statement preparation and
 	// cold caches are not what is measured.
@@ -302,7 +304,7 @@ func BenchmarkByService(b *testing.B) {
 			}
 		}
 	})
-	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveByService) })
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveByService) })
 }
 
 func BenchmarkStatsAllTime(b *testing.B) {
@@ -317,7 +319,7 @@ func BenchmarkStatsAllTime(b *testing.B) {
 			}
 		}
 	})
-	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveStatsAllTime) })
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveStatsAllTime) })
 }
 
 func BenchmarkStatsWindow30d(b *testing.B) {
@@ -360,7 +362,7 @@ func BenchmarkStatsWindow30d(b *testing.B) {
 			}
 		}
 	})
-	b.Run("naive", func(b *testing.B) { runNaive(b, pool, false, naiveStatsWindow, benchWindow.From, benchWindow.To) })
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveStatsWindow, benchWindow.From, benchWindow.To) })
 }
 
 func BenchmarkDetails(b *testing.B) {
@@ -375,5 +377,5 @@ func BenchmarkDetails(b *testing.B) {
 			}
 		}
 	})
-	b.Run("naive", func(b *testing.B) { runNaive(b, pool, true, naiveDetails) })
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveDetails) })
 }

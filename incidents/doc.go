@@ -27,7 +27,9 @@
 // or closed → open). Every transition is one guarded UPDATE, so concurrent
 // callers cannot both win; an action the current status does not allow is a
 // [*StateError] (errors.Is(err, [ErrWrongState])), an unknown id is
-// [ErrNotFound]. The first acknowledgement time survives a reopen and a
+// [ErrNotFound]; the status a StateError names is one that forbids the
+// action, even under concurrent transitions. The first acknowledgement
+// time survives a reopen and a
 // second acknowledgement. Lifecycle times come from Options.Now (default
 // time.Now) and are never earlier than the incident's creation.
 //
@@ -38,8 +40,15 @@
 //     acknowledged are excluded and reported as a count (unacknowledged)
 //     and an ack rate (acknowledged / all).
 //   - time to resolve = resolution − creation. MTTR is its mean over the
-//     incidents that have a resolution time; the others are reported as
-//     still_open (status open or acknowledged).
+//     incidents that have a resolution time; incidents not yet resolved
+//     (status open or acknowledged) are reported as a count, still_open.
+//   - reopening clears the resolution time and keeps the first
+//     acknowledgement. So while reopened an incident counts as still open
+//     and is left out of MTTR (it still counts in MTTA); once resolved again
+//     its time to resolve is the last resolution − creation, the reopened
+//     period included. The rollups and a plain recomputation over the base
+//     table (resolved_at − created_at where resolved_at is set) agree by
+//     construction, since both read the same columns.
 //   - windows select incidents by creation time, [from, to); p50, p90 and p99
 //     are given next to the means, per service (the source column) and
 //     overall. Percentiles interpolate between ranks like PostgreSQL's
@@ -49,10 +58,11 @@
 //
 // # Rollups and cost
 //
-// Row triggers on INSERT, UPDATE and DELETE (and a statement trigger on
-// TRUNCATE) maintain two rollup tables, whoever writes the incidents table —
-// this package, psql or another program: per service, and per service and UTC
-// day. Each holds counts by status, the count and exact (numeric) sum of the
+// Statement triggers on INSERT, UPDATE, DELETE and TRUNCATE maintain two
+// rollup tables, whoever writes the incidents table — this package, psql or
+// another program, in any statement, including UPDATEs that move an incident
+// to another service or day: per service, and per service and UTC day.
+// Each holds counts by status, the count and exact (numeric) sum of the
 // times to acknowledge and resolve, and a log-bucketed histogram of each. So:
 //
 //   - [Store.ByService] and all-time [Store.Stats] read one row per service;
@@ -72,12 +82,18 @@
 //   - [Store.Details] walks an index on (created_at DESC, id DESC) that
 //     excludes closed incidents, with keyset pagination.
 //
-// An UPDATE that keeps an incident's (service, day) touches one service row
-// and one day row; one that moves it applies the two keys in (service, day)
-// order, so concurrent writers take rollup row locks in one global order and
-// cannot deadlock on them. The trigger work per written row is small but not
-// free (up to about a millisecond on a busy machine), so bulk loads should
-// disable the triggers
+// The triggers read the statement's transition tables, sum its changes per
+// service and per (service, day), and apply them in two sorted passes
+// (service rows by name, then day rows by service and day), skipping groups
+// whose changes cancel out (an UPDATE of the title locks nothing). So every
+// single-statement transaction takes rollup row locks in one global order
+// and cannot deadlock on them, however many rows it writes; this package only
+// writes in single-statement transactions. A transaction of several
+// statements written by another program that touch the same services in
+// different orders can still deadlock, as it could on any shared row;
+// PostgreSQL then aborts one of them and it can be retried. The trigger work
+// per statement is small but not free (about a millisecond for a one-row
+// statement on a busy machine), so bulk loads should disable the triggers
 // (ALTER TABLE incidents DISABLE TRIGGER USER, or session_replication_role =
 // replica) and then call [Store.RebuildRollups] (SQL: SELECT
 // incidents_rebuild_rollups()).
@@ -88,6 +104,8 @@
 // POST /api/alertmanager/webhook) accepts webhook payload version 4. A firing
 // alert opens one incident per firing episode — fingerprint plus startsAt —
 // so repeated notifications open nothing new; a resolved alert resolves it.
+// Each alert is applied by one idempotent statement, so a message that fails
+// half way is completed, without duplicates, when Alertmanager retries it.
 // Title, severity, description and service are taken from labels and
 // annotations as [IntakeOptions] says.
 //

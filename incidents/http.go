@@ -196,7 +196,9 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 		if v == "" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339Nano, v)
+		// An unescaped "+" of a UTC offset arrives as a space; RFC 3339
+		// times never contain one, so put it back.
+		t, err := time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
 		if err != nil {
 			writeError(w, http.StatusBadRequest, "invalid "+p.name+": want an RFC 3339 time such as 2026-01-02T15:04:05Z")
 			return

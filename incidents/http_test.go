@@ -138,6 +138,15 @@ func TestHTTPSeedShapesAndLifecycle(t *testing.T) {
 	require.NotNil(t, st.Overall.MTTA)
 	assert.Equal(t, 330.0, st.Overall.MTTA.Mean)
 	assert.Nil(t, st.Overall.MTTR, "the only resolved incident was reopened")
+	assert.Equal(t, int64(4), st.Overall.StillOpen)
+
+	// An unescaped "+" offset (decoded as a space) is accepted.
+	code, r, _ = do(t, h, "GET", "/api/metrics/incidents/stats?from=2026-02-10T05:30:00+01:00&to=2026-02-10T06:30:00+01:00", "")
+	require.Equal(t, http.StatusOK, code, r.Error)
+	require.NoError(t, json.Unmarshal(r.Data, &st))
+	assert.Equal(t, int64(5), st.Overall.Incidents)
+	require.NotNil(t, st.From)
+	assert.Equal(t, t0.Add(-30*time.Minute), *st.From)
 }
 
 func TestHTTPDetailsFiltersAndPagination(t *testing.T) {
@@ -209,6 +218,9 @@ func TestHTTPBadInput(t *testing.T) {
 		{"POST", "/api/incidents", `{"title":"x","source":"a"} {}`, 400},
 		{"POST", "/api/incidents", `{"title":"","source":"a"}`, 400},
 		{"POST", "/api/incidents", `{"title":"x","source":"a","labels":{"k":1}}`, 400},
+		{"POST", "/api/incidents", `{"title":"x","source":"a","labels":{"k":""}}`, 400},
+		{"POST", "/api/incidents", `{"title":"x","source":"a","labels":{"k":"\xff"}}`, 400},
+		{"POST", "/api/incidents", `{"title":"x","source":"a","severity":"` + strings.Repeat("s", 201) + `"}`, 400},
 		{"POST", "/api/incidents", `{"title":"` + strings.Repeat("x", 2000) + `","source":"a"}`, 413},
 		{"GET", "/api/incidents/not-a-uuid", ``, 400},
 		{"POST", "/api/incidents/not-a-uuid/acknowledge", ``, 400},

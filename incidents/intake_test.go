@@ -167,3 +167,66 @@ func TestIngestMapping(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, page.Items, 2)
 }
+
+// Concurrent webhook deliveries whose alerts span the same services in
+// opposite orders neither deadlock nor lose an alert, and a redelivered
+// message changes nothing.
+func TestIngestConcurrentMessages(t *testing.T) {
+	s, pool := newStore(t, incidents.Options{})
+	ctx := ctxT(t)
+	start := time.Date(2026, 2, 10, 5, 0, 0, 0, time.UTC)
+	services := []string{"api", "db", "cache"}
+	const writers, rounds = 4, 8
+	msg := func(g, round int, status string) incidents.WebhookMessage {
+		m := incidents.WebhookMessage{Version: "4"}
+		for i := 0; i < 6; i++ {
+			svc := services[i%len(services)]
+			if g%2 == 1 {
+				svc = services[len(services)-1-i%len(services)]
+			}
+			m.Alerts = append(m.Alerts, incidents.WebhookAlert{
+				Status: status, StartsAt: start, EndsAt: start.Add(time.Minute),
+				Labels:      map[string]string{"alertname": "A", "service": svc},
+				Fingerprint: fmt.Sprintf("g%d-r%d-a%d", g, round, i),
+			})
+		}
+		return m
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*writers*rounds)
+	for g := 0; g < writers; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for r := 0; r < rounds; r++ {
+				res, err := s.Ingest(ctx, msg(g, r, "firing"), incidents.IntakeOptions{})
+				if err == nil && res.Opened != 6 {
+					err = fmt.Errorf("opened %d, want 6", res.Opened)
+				}
+				errs <- err
+				res, err = s.Ingest(ctx, msg(g, r, "firing"), incidents.IntakeOptions{})
+				if err == nil && res.Opened != 0 {
+					err = fmt.Errorf("redelivery opened %d", res.Opened)
+				}
+				errs <- err
+				if r%2 == 0 {
+					res, err = s.Ingest(ctx, msg(g, r, "resolved"), incidents.IntakeOptions{})
+					if err == nil && res.Resolved != 6 {
+						err = fmt.Errorf("resolved %d, want 6", res.Resolved)
+					}
+					errs <- err
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	var total, resolved int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE status = 'resolved') FROM incidents").Scan(&total, &resolved))
+	assert.Equal(t, writers*rounds*6, total)
+	assert.Equal(t, writers*rounds/2*6, resolved)
+	requireRollupsExact(t, pool)
+}

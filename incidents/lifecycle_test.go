@@ -1,6 +1,7 @@
 package incidents_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -178,4 +179,44 @@ func TestTransitionsAtomic(t *testing.T) {
 	var count int
 	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents WHERE fingerprint = 'f1'").Scan(&count))
 	assert.Equal(t, 1, count)
+}
+
+// Under concurrent transitions of one incident, a StateError always names a
+// status that really forbids the action (never, say, "cannot resolve: it is
+// open" because the status changed between the UPDATE and the look-up).
+func TestStateErrorNamesForbiddingStatus(t *testing.T) {
+	s, _ := newStore(t, incidents.Options{})
+	ctx := ctxT(t)
+	in, err := s.Open(ctx, incidents.NewIncident{Title: "flappy", Source: "api"})
+	require.NoError(t, err)
+	allowed := map[incidents.Action][]incidents.Status{
+		incidents.ActionAcknowledge: {incidents.StatusOpen},
+		incidents.ActionResolve:     {incidents.StatusOpen, incidents.StatusAcknowledged},
+		incidents.ActionReopen:      {incidents.StatusResolved, incidents.StatusClosed},
+	}
+	rounds := 60
+	if testing.Short() {
+		rounds = 20
+	}
+	const perAction = 3
+	errs := make(chan error, 3*perAction*rounds)
+	for _, f := range []func(context.Context, string) (incidents.Incident, error){s.Acknowledge, s.Resolve, s.Reopen} {
+		for g := 0; g < perAction; g++ {
+			go func() {
+				for i := 0; i < rounds; i++ {
+					_, err := f(ctx, in.ID)
+					errs <- err
+				}
+			}()
+		}
+	}
+	for i := 0; i < 3*perAction*rounds; i++ {
+		err := <-errs
+		if err == nil {
+			continue
+		}
+		var se *incidents.StateError
+		require.ErrorAs(t, err, &se)
+		assert.NotContains(t, allowed[se.Action], se.From, "%v", err)
+	}
 }

@@ -267,4 +267,20 @@ func TestRollupsMultiRowStatementsNoDeadlock(t *testing.T) {
 		require.NoError(t, err)
 	}
 	requireRollupsExact(t, pool)
+
+	// INSERT ... ON CONFLICT DO UPDATE and MERGE fire the triggers of each
+	// action they take, with the right transition tables.
+	_, err = pool.Exec(ctx, `INSERT INTO incidents (id, title, source, status, acknowledged_at, created_at)
+		SELECT id, 'upsert', 'svc-upsert', 'acknowledged', now(), now() - interval '1 hour'
+		FROM incidents WHERE labels->>'part' = '0' LIMIT 5
+		ON CONFLICT (id) DO UPDATE SET source = excluded.source, status = excluded.status,
+			acknowledged_at = excluded.acknowledged_at, created_at = excluded.created_at`)
+	require.NoError(t, err)
+	requireRollupsExact(t, pool)
+	_, err = pool.Exec(ctx, `MERGE INTO incidents i
+		USING (SELECT id, labels->>'part' AS part FROM incidents WHERE labels->>'part' IN ('1', '2')) s ON i.id = s.id
+		WHEN MATCHED AND s.part = '1' THEN DELETE
+		WHEN MATCHED THEN UPDATE SET status = 'closed', resolved_at = i.created_at + interval '5 minutes'`)
+	require.NoError(t, err)
+	requireRollupsExact(t, pool)
 }

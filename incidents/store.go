@@ -127,7 +127,9 @@ func (n *NewIncident) validate() error {
 		if err := checkText("labels", k, maxShortLen, true); err != nil {
 			return invalid("labels", "label name %q: %s", k, err.(*ValidationError).Reason)
 		}
-		if err := checkText("labels", v, maxLabelValueLen, false); err != nil {
+		// An empty value means "no such label" in Prometheus; a label that
+		// is sent must say something.
+		if err := checkText("labels", v, maxLabelValueLen, true); err != nil {
 			return invalid("labels", "value of %q: %s", k, err.(*ValidationError).Reason)
 		}
 	}
@@ -327,7 +329,7 @@ func (s *Store) transition(ctx context.Context, id string, action Action, query 
 		if err != nil {
 			return Incident{}, fmt.Errorf("incidents: %s: %w", action, classify(err))
 		}
-		if !action.allowedFrom(Status(cur)) || attempt >= 10 {
+		if !action.allowedFrom(Status(cur)) || attempt >= 100 {
 			return Incident{}, &StateError{ID: uid, Action: action, From: Status(cur)}
 		}
 	}
