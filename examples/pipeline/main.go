@@ -20,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -32,41 +33,60 @@ import (
 
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	if err := run(log, os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, log, os.Stdout, nil); err != nil {
 		var missing *localserver.MissingBinaryError
 		if errors.As(err, &missing) {
 			fmt.Fprintln(os.Stderr, missing.Error())
 		} else {
 			log.Error("pipeline failed", "err", err)
 		}
+		stop()
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, args []string) error {
+// run brings the pipeline up, prints where everything is on out, sends the
+// running pipeline on ready (if not nil) and stops it when ctx ends.
+func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger, out io.Writer, ready chan<- *pipeline.Pipeline) error {
+	envOr := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
+	envDuration := func(key string, def time.Duration) time.Duration {
+		if d, err := time.ParseDuration(getenv(key)); err == nil && d > 0 {
+			return d
+		}
+		return def
+	}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
 	var cfg pipeline.Config
 	fs.StringVar(&cfg.MockAddr, "mock-addr", envOr("MOCK_ADDR", "127.0.0.1:8082"), "mock-metrics listen address")
 	fs.StringVar(&cfg.ServiceAddr, "service-addr", envOr("SERVICE_ADDR", "127.0.0.1:8005"), "service-metrics listen address")
-	fs.StringVar(&cfg.PrometheusURL, "prometheus-url", os.Getenv("PROMETHEUS_URL"), "use this Prometheus instead of starting one")
+	fs.StringVar(&cfg.PrometheusURL, "prometheus-url", getenv("PROMETHEUS_URL"), "use this Prometheus instead of starting one")
 	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "127.0.0.1:9090"), "listen address of the Prometheus started here")
-	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", os.Getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
+	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
 	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "127.0.0.1:9093"), "listen address of the Alertmanager started here")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", pipeline.DefaultDatabaseURL), "PostgreSQL URL")
 	scrape := fs.Duration("scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval")
 	poll := fs.Duration("poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fmt.Errorf("flags: %w", err)
+	}
+	if *scrape <= 0 || *poll <= 0 {
+		return fmt.Errorf("flags: -scrape-interval and -poll-interval must be positive")
 	}
 	cfg.ScrapeInterval, cfg.PollInterval, cfg.Logger = *scrape, *poll, log
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	p, err := pipeline.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	fmt.Printf(`promflow pipeline is up:
+	fmt.Fprintf(out, `promflow pipeline is up:
   mock-metrics     %[1]s   (POST %[1]s/simulate/memory-usage/95)
   prometheus       %[2]s
   alertmanager     %[3]s
@@ -74,6 +94,9 @@ func run(log *slog.Logger, args []string) error {
   incidents        %[4]s/api/metrics/incidents/by-service
 Press Ctrl-C to stop.
 `, p.MockURL, p.PrometheusURL, p.AlertmanagerURL, p.ServiceURL)
+	if ready != nil {
+		ready <- p
+	}
 
 	var runErr error
 	select {
@@ -84,18 +107,4 @@ Press Ctrl-C to stop.
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return errors.Join(runErr, p.Close(sctx))
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-func envDuration(key string, def time.Duration) time.Duration {
-	if d, err := time.ParseDuration(os.Getenv(key)); err == nil && d > 0 {
-		return d
-	}
-	return def
 }

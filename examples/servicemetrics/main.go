@@ -19,7 +19,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -35,29 +37,39 @@ import (
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
-	if err := run(log, os.Args[1:]); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, log, nil); err != nil {
 		log.Error("service-metrics failed", "err", err)
+		stop()
 		os.Exit(1)
 	}
 }
 
-func run(log *slog.Logger, args []string) error {
+// run serves until ctx ends. getenv supplies the environment fallbacks; the
+// listening address is sent on ready (if not nil) once the server accepts
+// connections.
+func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger, ready chan<- string) error {
+	envOr := func(key, def string) string {
+		if v := getenv(key); v != "" {
+			return v
+		}
+		return def
+	}
 	fs := flag.NewFlagSet("servicemetrics", flag.ContinueOnError)
-	addr := fs.String("addr", portAddr(os.Getenv("PORT"), ":8005"), "listen address (env PORT)")
+	fs.SetOutput(io.Discard)
+	addr := fs.String("addr", portAddr(getenv("PORT"), ":8005"), "listen address (env PORT)")
 	promURL := fs.String("prometheus-url", envOr("PROMETHEUS_URL", "http://127.0.0.1:9090"), "Prometheus base URL (env PROMETHEUS_URL)")
 	dbURL := fs.String("database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL (env DATABASE_URL)")
 	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval, Go duration or seconds (env POLL_INTERVAL)")
-	origins := fs.String("allowed-origins", os.Getenv("ALLOWED_ORIGINS"), "comma-separated extra WebSocket origin hosts (env ALLOWED_ORIGINS)")
+	origins := fs.String("allowed-origins", getenv("ALLOWED_ORIGINS"), "comma-separated extra WebSocket origin hosts (env ALLOWED_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fmt.Errorf("flags: %w", err)
 	}
 	interval, err := parseInterval(*poll)
 	if err != nil {
 		return err
 	}
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	pool, err := pgxpool.New(ctx, *dbURL)
 	if err != nil {
@@ -73,10 +85,18 @@ func run(log *slog.Logger, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Addr: *addr, Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		_ = svc.Close(context.Background())
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("service-metrics listening", "addr", *addr, "prometheus", *promURL, "poll_interval", interval.String())
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("service-metrics listening", "addr", ln.Addr().String(), "prometheus", *promURL, "poll_interval", interval.String())
+	if ready != nil {
+		ready <- ln.Addr().String()
+	}
 
 	select {
 	case err := <-errc:
@@ -90,13 +110,6 @@ func run(log *slog.Logger, args []string) error {
 	// Close the hub first: http.Server.Shutdown does not wait for hijacked
 	// WebSocket connections.
 	return errors.Join(svc.Close(sctx), srv.Shutdown(sctx))
-}
-
-func envOr(key, def string) string {
-	if v := os.Getenv(key); v != "" {
-		return v
-	}
-	return def
 }
 
 // portAddr turns the seed's PORT variable (a bare port) into a listen address.

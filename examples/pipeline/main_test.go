@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/internal/localserver"
+	"github.com/promflow/promflow/internal/pipeline"
+	"github.com/promflow/promflow/internal/testutil"
+)
+
+// TestRunStartsAndStopsEverything runs the command as a user would (with
+// environment fallbacks on free ports), checks that every component
+// answers, then cancels it as Ctrl-C does: every server and child process
+// must be gone.
+func TestRunStartsAndStopsEverything(t *testing.T) {
+	env := map[string]string{
+		"MOCK_ADDR":         "127.0.0.1:0",
+		"SERVICE_ADDR":      "127.0.0.1:0",
+		"PROMETHEUS_ADDR":   "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
+		"ALERTMANAGER_ADDR": "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
+		"DATABASE_URL":      testutil.PostgresURL(t),
+		"SCRAPE_INTERVAL":   "1s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	ready := make(chan *pipeline.Pipeline, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-poll-interval", "1s"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, ready)
+	}()
+	var p *pipeline.Pipeline
+	select {
+	case p = <-ready:
+	case err := <-done:
+		if errors.Is(err, localserver.ErrBinaryNotFound) {
+			testutil.SkipOrFail(t, "%v", err)
+		}
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("pipeline did not start")
+	}
+
+	urls := map[string]string{
+		"mock-metrics":    p.MockURL + "/health",
+		"prometheus":      p.PrometheusURL + "/-/ready",
+		"alertmanager":    p.AlertmanagerURL + "/-/ready",
+		"service-metrics": p.ServiceURL + "/health",
+	}
+	for name, u := range urls {
+		resp, err := http.Get(u)
+		require.NoError(t, err, name)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode, name)
+		assert.Contains(t, out.String(), name)
+	}
+	assert.Contains(t, out.String(), p.PrometheusURL)
+	assert.Equal(t, "http://"+env["PROMETHEUS_ADDR"], p.PrometheusURL)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	client := &http.Client{Timeout: 2 * time.Second}
+	for name, u := range urls {
+		resp, err := client.Get(u)
+		if err == nil {
+			resp.Body.Close()
+		}
+		assert.Error(t, err, fmt.Sprintf("%s still answering after shutdown", name))
+	}
+}
+
+func TestRunFlagErrors(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	none := func(string) string { return "" }
+	assert.ErrorContains(t, run(context.Background(), []string{"-nope"}, none, log, io.Discard, nil), "flags")
+	assert.ErrorContains(t, run(context.Background(), []string{"-scrape-interval", "-1s"}, none, log, io.Discard, nil), "positive")
+	assert.ErrorContains(t, run(context.Background(), []string{"-poll-interval", "soon"}, none, log, io.Discard, nil), "flags")
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/internal/testutil"
+)
+
+func TestRunServesAndShutsDown(t *testing.T) {
+	prom := testutil.Prometheus(t, testutil.PrometheusOptions{})
+	env := map[string]string{
+		"PORT":           "0", // any free port, as ":0"
+		"PROMETHEUS_URL": prom.URL,
+		"DATABASE_URL":   testutil.PostgresURL(t),
+		"POLL_INTERVAL":  "1", // seconds, as the original accepted
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start")
+	}
+
+	resp, err := http.Get("http://" + addr + "/health")
+	require.NoError(t, err)
+	var health map[string]string
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&health))
+	resp.Body.Close()
+	assert.Equal(t, "ok", health["status"])
+
+	resp, err = http.Get("http://" + addr + "/ready")
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+	_, err = http.Get("http://" + addr + "/health")
+	assert.Error(t, err, "server still answering after shutdown")
+}
+
+func TestRunConfigurationErrors(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	none := func(string) string { return "" }
+	assert.ErrorContains(t, run(context.Background(), []string{"-nope"}, none, log, nil), "flags")
+	assert.ErrorContains(t, run(context.Background(), []string{"-poll-interval", "soon"}, none, log, nil), "poll interval")
+	assert.ErrorContains(t, run(context.Background(), nil, func(k string) string {
+		if k == "POLL_INTERVAL" {
+			return "-5"
+		}
+		return ""
+	}, log, nil), "poll interval")
+}
+
+func TestParseInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{"10s": 10 * time.Second, "10": 10 * time.Second, "1.5": 1500 * time.Millisecond, "250ms": 250 * time.Millisecond} {
+		got, err := parseInterval(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, bad := range []string{"", "0", "-1s", "abc", "NaN", "1e300"} {
+		_, err := parseInterval(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestPortAddr(t *testing.T) {
+	assert.Equal(t, ":8005", portAddr("", ":8005"))
+	assert.Equal(t, ":9000", portAddr("9000", ":8005"))
+	assert.Equal(t, "127.0.0.1:9000", portAddr("127.0.0.1:9000", ":8005"))
+}
