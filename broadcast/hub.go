@@ -36,6 +36,7 @@ const (
 	EventTopic
 )
 
+// String returns "snapshot" or "event".
 func (k TopicKind) String() string {
 	switch k {
 	case SnapshotTopic:
@@ -148,6 +149,7 @@ type HTTPError struct {
 	Message string
 }
 
+// Error returns the status and the message, e.g. "401 Unauthorized: token required".
 func (e *HTTPError) Error() string {
 	return fmt.Sprintf("%d %s: %s", e.Code, http.StatusText(e.Code), e.Message)
 }
@@ -345,13 +347,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.As(err, &he) && he.Code >= 400 && he.Code < 600 {
 				code = he.Code
 			}
-			h.metrics.refused("unauthorized")
+			h.metrics.refused(refusedUnauthorized)
 			http.Error(w, "connection refused: "+err.Error(), code)
 			return
 		}
 	}
 	if err := h.checkOrigin(r); err != nil {
-		h.metrics.refused("origin")
+		h.metrics.refused(refusedOrigin)
 		http.Error(w, err.Error(), http.StatusForbidden)
 		return
 	}
@@ -361,12 +363,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case h.closed:
 		h.mu.Unlock()
-		h.metrics.refused("shutdown")
+		h.metrics.refused(refusedShutdown)
 		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	case h.opts.MaxClients > 0 && len(h.clients)+h.reserved >= h.opts.MaxClients:
 		h.mu.Unlock()
-		h.metrics.refused("capacity")
+		h.metrics.refused(refusedCapacity)
 		w.Header().Set("Retry-After", "5")
 		http.Error(w, "too many WebSocket clients", http.StatusServiceUnavailable)
 		return
@@ -396,7 +398,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.reserved--
 	if h.closed {
 		h.mu.Unlock()
-		h.metrics.refused("shutdown")
+		h.metrics.refused(refusedShutdown)
 		_ = conn.Close(websocket.StatusGoingAway, "server is shutting down")
 		return
 	}

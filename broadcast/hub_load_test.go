@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -52,6 +54,9 @@ func TestSlowClient(t *testing.T) {
 		require.Less(t, i, 2000, "the slow client never skipped a snapshot")
 		require.NoError(t, h.Publish(TopicInstantMetrics, map[string]any{"type": "instant_metrics", "n": i, "pad": pad}))
 		readUntil("instant_metrics", i)
+		// At most one pending message per snapshot topic, plus the
+		// connection message: the queue never grows.
+		require.LessOrEqual(t, maxPending(h), len(h.topics), "a slow client's snapshot queue grew")
 	}
 	assert.Equal(t, 2, h.Clients(), "skipping snapshots must not disconnect anyone")
 	assert.Zero(t, counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "slow_client"))
@@ -83,6 +88,19 @@ func TestSlowClient(t *testing.T) {
 	readUntil("incident", 100)
 }
 
+// maxPending returns the most messages waiting in any one client's queue.
+func maxPending(h *Hub) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for c := range h.clients {
+		c.mu.Lock()
+		n = max(n, len(c.queue)-c.head)
+		c.mu.Unlock()
+	}
+	return n
+}
+
 // TestManyClientsConnectAndLeave: 1,000 clients connect, read a run of
 // events and leave while events are published; each one sees them in order
 // without gaps. The last ones are still connected at Shutdown and get 1001.
@@ -91,7 +109,10 @@ func TestManyClientsConnectAndLeave(t *testing.T) {
 	if testing.Short() {
 		n = 200
 	}
-	h, srv := startHub(t, HubOptions{MaxClients: -1})
+	// Overflow is TestSlowClient's subject; here a queue deep enough for a
+	// loaded machine under -race (seconds of events) keeps every client
+	// connected, so that a gap or reordering is the only way to fail.
+	h, srv := startHub(t, HubOptions{MaxClients: -1, EventQueueSize: 1 << 14})
 
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	var pubWG sync.WaitGroup
@@ -252,6 +273,16 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
+	// Every disconnect and refusal reason is exported from the start.
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(h))
+	n, err := promtestutil.GatherAndCount(reg, "broadcast_clients_disconnected_total")
+	require.NoError(t, err)
+	assert.Equal(t, 8, n)
+	n, err = promtestutil.GatherAndCount(reg, "broadcast_connections_refused_total")
+	require.NoError(t, err)
+	assert.Equal(t, 4, n)
+
 	require.NoError(t, a.Close(websocket.StatusNormalClosure, ""))
 	testutil.Eventually(t, testTimeout, func() error {
 		if n := counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "client_closed"); n != 1 {

@@ -29,6 +29,9 @@ const testTimeout = 30 * time.Second
 // cleanup, and no goroutine may be left behind.
 func startHub(t *testing.T, opts HubOptions) (*Hub, *httptest.Server) {
 	t.Helper()
+	// Taken before the hub and server exist: any goroutine started from here
+	// on and still running after Shutdown and srv.Close is a leak.
+	before := goleak.IgnoreCurrent()
 	h := NewHub(opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -36,14 +39,14 @@ func startHub(t *testing.T, opts HubOptions) (*Hub, *httptest.Server) {
 		defer cancel()
 		assert.NoError(t, h.Shutdown(ctx))
 		srv.Close()
-		goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		goleak.VerifyNone(t, before)
 	})
 	return h, srv
 }
 
 func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") }
 
-func dial(t *testing.T, srv *httptest.Server) *websocket.Conn {
+func dial(t testing.TB, srv *httptest.Server) *websocket.Conn {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -54,8 +57,19 @@ func dial(t *testing.T, srv *httptest.Server) *websocket.Conn {
 	return c
 }
 
+// readRaw reads one text message.
+func readRaw(t testing.TB, c *websocket.Conn) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	typ, b, err := c.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, websocket.MessageText, typ)
+	return string(b)
+}
+
 // readMsg reads one message and decodes it into a map.
-func readMsg(t *testing.T, c *websocket.Conn) map[string]any {
+func readMsg(t testing.TB, c *websocket.Conn) map[string]any {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -67,7 +81,7 @@ func readMsg(t *testing.T, c *websocket.Conn) map[string]any {
 	return m
 }
 
-func send(t *testing.T, c *websocket.Conn, s string) {
+func send(t testing.TB, c *websocket.Conn, s string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -75,7 +89,7 @@ func send(t *testing.T, c *websocket.Conn, s string) {
 }
 
 // readClose reads until the connection ends and returns the close status.
-func readClose(t *testing.T, c *websocket.Conn) (websocket.StatusCode, string) {
+func readClose(t testing.TB, c *websocket.Conn) (websocket.StatusCode, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
@@ -91,7 +105,7 @@ func readClose(t *testing.T, c *websocket.Conn) (websocket.StatusCode, string) {
 	}
 }
 
-func counterValue(t *testing.T, h *Hub, name string, labels ...string) float64 {
+func counterValue(t testing.TB, h *Hub, name string, labels ...string) float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
 	require.NoError(t, reg.Register(h))
@@ -155,6 +169,42 @@ func TestConnectionMessageAndSnapshotOnConnect(t *testing.T) {
 	require.NoError(t, h.Publish(TopicIncident, map[string]any{"type": "incident", "n": 5}))
 	assert.Equal(t, float64(5), readMsg(t, c2)["n"])
 	assert.Equal(t, 2, h.Clients())
+}
+
+// TestWireFormat checks the exact bytes of the server's own messages, as the
+// original's browser clients expect them.
+func TestWireFormat(t *testing.T) {
+	_, srv := startHub(t, HubOptions{})
+	c := dial(t, srv)
+	const ts = `"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`
+	assert.Regexp(t, `^\{"type":"connection","message":"Connected to service-metrics",`+ts+`\}$`, readRaw(t, c))
+	send(t, c, `{"type":"getMetrics","extra":[1,2]}`)
+	assert.Regexp(t, `^\{"type":"ack","requestType":"getMetrics",`+ts+`\}$`, readRaw(t, c))
+	send(t, c, `{"type":"subscribe","topics":["nope"]}`)
+	assert.Regexp(t, `^\{"type":"error","requestType":"subscribe","error":"unknown topic \\"nope\\"",`+ts+`\}$`, readRaw(t, c))
+}
+
+// countingMessage counts how often it is encoded.
+type countingMessage struct{ calls *atomic.Int64 }
+
+func (m countingMessage) MarshalJSON() ([]byte, error) {
+	m.calls.Add(1)
+	return []byte(`{"type":"incident","n":1}`), nil
+}
+
+func TestPublishEncodesOnce(t *testing.T) {
+	h, srv := startHub(t, HubOptions{})
+	cs := make([]*websocket.Conn, 5)
+	for i := range cs {
+		cs[i] = dial(t, srv)
+		readMsg(t, cs[i])
+	}
+	var calls atomic.Int64
+	require.NoError(t, h.Publish(TopicIncident, countingMessage{&calls}))
+	for _, c := range cs {
+		assert.Equal(t, `{"type":"incident","n":1}`, readRaw(t, c))
+	}
+	assert.Equal(t, int64(1), calls.Load(), "one encoding per publish, whatever the number of clients")
 }
 
 func TestPublishErrors(t *testing.T) {
@@ -239,7 +289,7 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 }
 
 func TestBadClientMessagesCloseOnlyThatClient(t *testing.T) {
-	_, srv := startHub(t, HubOptions{ReadLimit: 128})
+	h, srv := startHub(t, HubOptions{ReadLimit: 128})
 	other := dial(t, srv)
 	readMsg(t, other)
 
@@ -270,6 +320,17 @@ func TestBadClientMessagesCloseOnlyThatClient(t *testing.T) {
 	// The other client is untouched.
 	send(t, other, `{"type":"still-here"}`)
 	assert.Equal(t, "still-here", readMsg(t, other)["requestType"])
+	testutil.Eventually(t, testTimeout, func() error {
+		rl := counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "read_limit")
+		pe := counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "protocol_error")
+		if rl != 1 || pe != 5 {
+			return fmt.Errorf("read_limit %v (want 1), protocol_error %v (want 5)", rl, pe)
+		}
+		if n := h.Clients(); n != 1 {
+			return fmt.Errorf("%d clients, want 1", n)
+		}
+		return nil
+	})
 }
 
 func TestOrigin(t *testing.T) {
@@ -371,6 +432,7 @@ func TestConnectionCap(t *testing.T) {
 }
 
 func TestShutdownClosesWith1001(t *testing.T) {
+	before := goleak.IgnoreCurrent()
 	h := NewHub(HubOptions{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -394,14 +456,20 @@ func TestShutdownClosesWith1001(t *testing.T) {
 	_, resp, err := websocket.Dial(ctx, wsURL(srv), nil)
 	require.Error(t, err)
 	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
-	goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	for _, c := range cs {
+		_ = c.CloseNow()
+	}
+	srv.Close()
+	goleak.VerifyNone(t, before)
 }
 
 // TestDeadPeerDetectedByKeepalive connects a raw TCP client that completes
 // the handshake and then never answers anything, as a peer whose network
 // vanished: the keepalive ping must find it out and remove it.
 func TestDeadPeerDetectedByKeepalive(t *testing.T) {
-	h, srv := startHub(t, HubOptions{PingInterval: 100 * time.Millisecond, PingTimeout: 500 * time.Millisecond})
+	// A PingTimeout with room to spare: the live client must never miss it,
+	// even on a loaded machine under -race.
+	h, srv := startHub(t, HubOptions{PingInterval: 100 * time.Millisecond, PingTimeout: 3 * time.Second})
 
 	// A live client answers pings (its reader handles control frames).
 	var pings atomic.Int64

@@ -28,9 +28,27 @@ func (m *hubMetrics) init(topics []Topic) {
 	m.published = make([]atomic.Uint64, len(topics))
 	m.delivered = make([]atomic.Uint64, len(topics))
 	m.skipped = make([]atomic.Uint64, len(topics))
+	// Every reason is exported from the start, at 0, so that rate() and
+	// alerts see the first disconnect of each kind.
 	m.discBy = make(map[string]uint64)
+	for _, r := range []string{reasonClientClosed, reasonReadLimit, reasonProtocol, reasonSlow,
+		reasonWriteError, reasonWriteTimeout, reasonPingTimeout, reasonShutdown} {
+		m.discBy[r] = 0
+	}
 	m.refuseBy = make(map[string]uint64)
+	for _, r := range []string{refusedUnauthorized, refusedOrigin, refusedCapacity, refusedShutdown} {
+		m.refuseBy[r] = 0
+	}
 }
+
+// Reasons an upgrade is refused, the values of the reason label of
+// broadcast_connections_refused_total.
+const (
+	refusedUnauthorized = "unauthorized" // Authorize returned an error
+	refusedOrigin       = "origin"       // Origin not allowed (403)
+	refusedCapacity     = "capacity"     // MaxClients reached (503)
+	refusedShutdown     = "shutdown"     // the hub is shut down (503)
+)
 
 func (m *hubMetrics) disconnected(reason string) {
 	m.mu.Lock()

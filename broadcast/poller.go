@@ -85,8 +85,14 @@ type PollerOptions struct {
 	Logger *slog.Logger
 }
 
-// ErrRunning is returned by Run when the poller is already running.
-var ErrRunning = errors.New("broadcast: poller is already running")
+// Errors returned by the poller.
+var (
+	// ErrRunning is returned by Run when the poller is already running.
+	ErrRunning = errors.New("broadcast: poller is already running")
+	// ErrInvalidQuery is returned by NewPoller for a query without a name
+	// or PromQL, or with a duplicate name.
+	ErrInvalidQuery = errors.New("broadcast: invalid query")
+)
 
 // Poller runs named PromQL queries on an interval and publishes their
 // results. Queries of a poll run concurrently, each with its own timeout;
@@ -108,7 +114,8 @@ type Poller struct {
 }
 
 // NewPoller returns a poller that queries q and publishes to pub. It starts
-// nothing: call Run. It fails on empty or duplicate names or empty queries.
+// nothing: call Run. It fails with ErrInvalidQuery on empty or duplicate
+// names or empty queries.
 func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
 	if q == nil || pub == nil {
 		return nil, errors.New("broadcast: NewPoller needs a Querier and a Publisher")
@@ -176,11 +183,11 @@ func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
 func checkQuery(kind, name, query string, seen map[string]bool) error {
 	switch {
 	case name == "":
-		return fmt.Errorf("broadcast: %s query %q has no name", kind, query)
+		return fmt.Errorf("%w: %s query %q has no name", ErrInvalidQuery, kind, query)
 	case query == "":
-		return fmt.Errorf("broadcast: %s query %q is empty", kind, name)
+		return fmt.Errorf("%w: %s query %q is empty", ErrInvalidQuery, kind, name)
 	case seen[name]:
-		return fmt.Errorf("broadcast: duplicate %s query name %q", kind, name)
+		return fmt.Errorf("%w: duplicate %s query name %q", ErrInvalidQuery, kind, name)
 	}
 	seen[name] = true
 	return nil
@@ -234,6 +241,9 @@ func (p *Poller) Poll(ctx context.Context) error {
 			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 			defer cancel()
 			res, err := p.q.QueryRaw(qctx, q.Query, start)
+			if ctx.Err() != nil {
+				return // the poll is abandoned: not a query failure
+			}
 			instant[i] = p.result(q.Name, res, err)
 		})
 	}
@@ -243,12 +253,17 @@ func (p *Poller) Poll(ctx context.Context) error {
 			defer cancel()
 			r := promquery.Range{Start: start.Add(-q.Window), End: start, Step: q.Step}
 			res, err := p.q.QueryRangeRaw(qctx, q.Query, r)
+			if ctx.Err() != nil {
+				return
+			}
 			ranged[i] = p.result(q.Name, res, err)
 		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		return ctx.Err() // cancelled mid-poll: publish nothing half-done
+		// Cancelled mid-poll: publish nothing half-done, and count no
+		// failure (the queries did not fail, the caller stopped them).
+		return ctx.Err()
 	}
 
 	ts := start.UTC().Format(timeFormat)

@@ -167,7 +167,7 @@ func TestNewPollerValidates(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := NewPoller(q, &recorder{}, opts)
-			assert.Error(t, err)
+			assert.ErrorIs(t, err, ErrInvalidQuery)
 		})
 	}
 	_, err := NewPoller(nil, &recorder{}, PollerOptions{})
@@ -238,6 +238,10 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
 		ScrapeConfigs: []testutil.ScrapeConfig{{JobName: "mock", Targets: []string{target.Listener.Addr().String()}}},
 	})
+	// Stopped before the hub's cleanup checks for leaked goroutines (the
+	// restarted process's are newer than that check's baseline). A closure:
+	// Restart replaces the process.
+	defer func() { _ = prom.Stop() }()
 	client, err := promquery.New(prom.URL, promquery.Options{})
 	require.NoError(t, err)
 	defer client.Close()
@@ -339,4 +343,65 @@ func TestPollerAgainstPrometheus(t *testing.T) {
 		return nil
 	})
 	assert.Positive(t, h.Clients())
+}
+
+// TestSlowPrometheusNeverBlocksHub: while a poll waits on a Prometheus that
+// does not answer, the hub goes on serving: a client connects and gets the
+// latest snapshot, events and acks flow. Stopping the poller mid-poll
+// counts no query error and publishes nothing half-done.
+func TestSlowPrometheusNeverBlocksHub(t *testing.T) {
+	h, srv := startHub(t, HubOptions{})
+	require.NoError(t, h.PublishRaw(TopicInstantMetrics, []byte(`{"type":"instant_metrics","n":0}`)))
+	stuck := make(chan struct{})
+	var once sync.Once
+	q := &fakeQuerier{instant: func(ctx context.Context, _ string, _ time.Time) (promquery.RawResult, error) {
+		once.Do(func() { close(stuck) })
+		<-ctx.Done() // never answers
+		return promquery.RawResult{}, ctx.Err()
+	}}
+	rec := &recorder{}
+	p, err := NewPoller(q, publishers{h, rec}, PollerOptions{Interval: time.Hour, Timeout: time.Hour,
+		Instant: []Query{{"a", "a"}, {"b", "b"}}, Logger: quietLogger})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	stopped := false
+	defer func() {
+		if !stopped {
+			cancel()
+			<-done
+		}
+	}()
+	select {
+	case <-stuck:
+	case <-time.After(testTimeout):
+		t.Fatal("the poll never started")
+	}
+
+	c := dial(t, srv)
+	assert.Equal(t, "connection", readMsg(t, c)["type"])
+	assert.Equal(t, float64(0), readMsg(t, c)["n"], "the latest snapshot, at once")
+	require.NoError(t, h.Publish(TopicIncident, map[string]any{"type": "incident", "n": 1}))
+	assert.Equal(t, float64(1), readMsg(t, c)["n"])
+	send(t, c, `{"type":"ping"}`)
+	assert.Equal(t, "ack", readMsg(t, c)["type"])
+
+	cancel()
+	stopped = true
+	require.ErrorIs(t, <-done, context.Canceled)
+	assert.Zero(t, promtestutil.ToFloat64(p.errors), "an abandoned poll is not a query failure")
+	assert.Zero(t, promtestutil.ToFloat64(p.collected))
+	assert.Zero(t, rec.count(TopicInstantMetrics), "nothing half-done is published")
+}
+
+// publishers publishes to each in turn.
+type publishers []Publisher
+
+func (ps publishers) PublishRaw(topic string, b []byte) error {
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.PublishRaw(topic, b))
+	}
+	return errors.Join(errs...)
 }
