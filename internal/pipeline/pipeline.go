@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -80,6 +81,8 @@ type Pipeline struct {
 
 	log       *slog.Logger
 	servers   []*http.Server
+	serving   sync.WaitGroup
+	pendingLn net.Listener
 	children  []*localserver.Process
 	pool      *pgxpool.Pool
 	tempDir   string
@@ -118,6 +121,8 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		mockLn.Close()
 		return nil, fmt.Errorf("pipeline: service-metrics listen %s: %w", cfg.ServiceAddr, err)
 	}
+	// Until service-metrics serves it, Close must close the listener.
+	p.pendingLn = svcLn
 	p.MockURL = "http://" + mockLn.Addr().String()
 	p.ServiceURL = "http://" + svcLn.Addr().String()
 
@@ -126,10 +131,9 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 	p.AlertmanagerURL = cfg.AlertmanagerURL
 	if p.AlertmanagerURL == "" {
-		dir := dataDir + "/alertmanager"
+		dir := filepath.Join(dataDir, "alertmanager")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			svcLn.Close()
-			return nil, err
+			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 		am, err := localserver.StartAlertmanager(ctx, localserver.AlertmanagerConfig{
 			Addr:       cfg.AlertmanagerAddr,
@@ -137,7 +141,6 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
 		})
 		if err != nil {
-			svcLn.Close()
 			return nil, fmt.Errorf("pipeline: alertmanager: %w", err)
 		}
 		p.children = append(p.children, am)
@@ -146,14 +149,12 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 	p.PrometheusURL = cfg.PrometheusURL
 	if p.PrometheusURL == "" {
-		dir := dataDir + "/prometheus"
+		dir := filepath.Join(dataDir, "prometheus")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			svcLn.Close()
-			return nil, err
+			return nil, fmt.Errorf("pipeline: %w", err)
 		}
 		amAddr, err := hostPort(p.AlertmanagerURL)
 		if err != nil {
-			svcLn.Close()
 			return nil, err
 		}
 		prom, err := localserver.StartPrometheus(ctx, localserver.PrometheusConfig{
@@ -170,7 +171,6 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			Alertmanagers: []string{amAddr},
 		})
 		if err != nil {
-			svcLn.Close()
 			return nil, fmt.Errorf("pipeline: prometheus: %w", err)
 		}
 		p.children = append(p.children, prom)
@@ -179,7 +179,6 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		svcLn.Close()
 		return nil, fmt.Errorf("pipeline: database: %w", err)
 	}
 	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
@@ -190,9 +189,9 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		Logger:        cfg.Logger,
 	})
 	if err != nil {
-		svcLn.Close()
 		return nil, fmt.Errorf("pipeline: service-metrics: %w", err)
 	}
+	p.pendingLn = nil
 	p.serve("service-metrics", svcLn, p.Service.Handler())
 	return p, nil
 }
@@ -204,7 +203,9 @@ func (p *Pipeline) Err() <-chan error { return p.serveErrs }
 func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	p.servers = append(p.servers, srv)
+	p.serving.Add(1)
 	go func() {
+		defer p.serving.Done()
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("server stopped", "component", name, "err", err)
 			select {
@@ -224,12 +225,16 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		if p.Service != nil {
 			errs = append(errs, p.Service.Close(ctx))
 		}
+		if p.pendingLn != nil {
+			_ = p.pendingLn.Close()
+		}
 		for _, s := range p.servers {
 			if err := s.Shutdown(ctx); err != nil {
 				errs = append(errs, err)
 				_ = s.Close()
 			}
 		}
+		p.serving.Wait()
 		for i := len(p.children) - 1; i >= 0; i-- {
 			errs = append(errs, p.children[i].Stop())
 		}
