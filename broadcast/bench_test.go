@@ -3,7 +3,6 @@ package broadcast
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,11 +33,17 @@ import (
 // that bytes/client is the server side only: the heap in use plus goroutine
 // stacks of this process per connected idle client, after GC. Latency is
 // publish → received, over all deliveries, with wall clocks of the same
-// machine. Each op publishes one message and waits until every client has it.
+// machine. Each op publishes one message and waits until every client has it;
+// every client must receive every message, in sequence, or the benchmark
+// fails. The clients are a minimal RFC 6455 client (benchConn), the same for
+// both implementations: the driver shares the machine's CPUs with the
+// server, and a full client library costs as much CPU per message as the
+// server under test.
 //
 //	go test -run '^$' -bench BenchmarkFanout -benchtime 20x -count 1 ./broadcast
 //
 // BROADCAST_BENCH_WRITERS=n sets HubOptions.Writers for "promflow";
+// BROADCAST_BENCH_DRIVER_CPUPROFILE=file writes a CPU profile of the driver;
 // BROADCAST_BENCH_INPROCESS=1 runs the clients in this process instead
 // (bytes/client then counts both ends; 10,000 clients need 21,000 file
 // descriptors in one process).
@@ -208,8 +214,11 @@ const (
 	benchDriverEnv  = "BROADCAST_BENCH_DRIVER"
 	benchURLEnv     = "BROADCAST_BENCH_URL"
 	benchClientsEnv = "BROADCAST_BENCH_CLIENTS"
-	benchMsgSize    = 2048
-	benchPrefix     = `{"type":"bench","seq":"`
+	// benchDriverProfileEnv names a file for a CPU profile of the client
+	// driver (the child process), to see what the harness itself costs.
+	benchDriverProfileEnv = "BROADCAST_BENCH_DRIVER_CPUPROFILE"
+	benchMsgSize          = 2048
+	benchPrefix           = `{"type":"bench","seq":"`
 )
 
 func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
@@ -358,10 +367,13 @@ func (e *fanoutEnv) run(b *testing.B) {
 	b.StopTimer()
 	e.send(b, "report")
 	var p50, p99 float64
-	var count int
+	var count, bad int
 	line := e.expect(b, "report", time.Minute)
-	if _, err := fmt.Sscanf(line, "report %g %g %d", &p50, &p99, &count); err != nil {
+	if _, err := fmt.Sscanf(line, "report %g %g %d %d", &p50, &p99, &count, &bad); err != nil {
 		b.Fatalf("driver report %q: %v", line, err)
+	}
+	if bad != 0 {
+		b.Fatalf("%d benchmark messages malformed or out of sequence", bad)
 	}
 	if count != b.N*e.n {
 		b.Fatalf("%d deliveries, want %d", count, b.N*e.n)
@@ -430,13 +442,25 @@ func runBenchDriver() int {
 		fmt.Fprintln(os.Stderr, "bench driver:", err)
 		return 2
 	}
+	if path := os.Getenv(benchDriverProfileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench driver:", err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench driver:", err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	return driveClients(url, n, os.Stdin, os.Stdout)
 }
 
 // driveClients connects n clients to url and serves the driver protocol on
 // in and out (see runBenchDriver).
 func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
-	var err error
 	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
 	println := func(s string) {
@@ -449,7 +473,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 	type clientLat struct{ lat []int64 }
 	lats := make([]clientLat, n)
 	var counts [1 << 12]atomic.Int32
-	conns := make([]*websocket.Conn, n)
+	conns := make([]*benchConn, n)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 100)
 	var failed atomic.Int32
@@ -459,10 +483,11 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			var c *websocket.Conn
+			var c *benchConn
+			var err error
 			for attempt := 0; ; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				c, _, err = websocket.Dial(ctx, url, nil)
+				c, err = dialBench(ctx, url)
 				cancel()
 				if err == nil {
 					break
@@ -474,7 +499,6 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 				}
 				time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
 			}
-			c.SetReadLimit(-1)
 			conns[i] = c
 		}()
 	}
@@ -482,41 +506,44 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 	if failed.Load() > 0 {
 		return 1
 	}
+	// bad counts benchmark messages that are malformed or out of sequence;
+	// "report" includes it and the benchmark fails unless it is 0.
+	var bad atomic.Int64
 	var readers sync.WaitGroup
 	for i, c := range conns {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			buf := make([]byte, benchMsgSize+512)
+			next := 1 // every client connects before the first publish
 			for {
-				// A reusable buffer per client keeps the driver's own CPU
-				// cost low: it shares the machine with the server.
-				_, r, err := c.Reader(context.Background())
+				op, b, err := c.read()
 				if err != nil {
 					return
 				}
-				nb, err := io.ReadFull(r, buf)
-				if err == nil {
-					// longer than any benchmark message: not one of ours
-					_, _ = io.Copy(io.Discard, r)
-					continue
-				}
-				if err != io.ErrUnexpectedEOF && err != io.EOF {
-					return
-				}
-				b := buf[:nb]
 				now := time.Now().UnixNano()
-				if len(b) < len(benchPrefix)+39 || string(b[:len(benchPrefix)]) != benchPrefix {
-					continue
+				if op != 1 || len(b) < len(benchPrefix) || string(b[:len(benchPrefix)]) != benchPrefix {
+					continue // the connection message, not one of ours
 				}
 				p := b[len(benchPrefix):]
-				seq, _ := strconv.Atoi(string(p[:10]))
-				sent, _ := strconv.ParseInt(string(p[20:39]), 10, 64)
+				seq, ok1 := parseDigits(p, 0, 10)
+				sent, ok2 := parseDigits(p, 20, 39)
+				if !ok1 || !ok2 || len(b) != benchMsgSize || sent <= 0 || sent > now {
+					if bad.Add(1) <= 5 {
+						fmt.Fprintf(os.Stderr, "bench driver: client %d: malformed message %.60q\n", i, b)
+					}
+					continue
+				}
+				if int(seq) != next {
+					if bad.Add(1) <= 5 {
+						fmt.Fprintf(os.Stderr, "bench driver: client %d: message %d, want %d\n", i, seq, next)
+					}
+				}
+				next = int(seq) + 1
 				lats[i].lat = append(lats[i].lat, now-sent)
-				slot := &counts[seq%len(counts)]
+				slot := &counts[seq%int64(len(counts))]
 				if slot.Add(1) == int32(n) {
 					slot.Store(0)
-					println("done " + strconv.Itoa(seq))
+					println("done " + strconv.FormatInt(seq, 10))
 				}
 			}
 		}()
@@ -543,19 +570,32 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 				}
 				return float64(all[min(len(all)-1, int(f*float64(len(all))))]) / 1e6
 			}
-			println(fmt.Sprintf("report %g %g %d", q(0.50), q(0.99), len(all)))
+			println(fmt.Sprintf("report %g %g %d %d", q(0.50), q(0.99), len(all), bad.Load()))
 		case "quit":
 			for _, c := range conns {
-				_ = c.CloseNow()
+				_ = c.Close()
 			}
 			readers.Wait()
 			return 0
 		}
 	}
 	for _, c := range conns {
-		_ = c.CloseNow()
+		_ = c.Close()
 	}
 	return 0
 }
 
-var _ = errors.New
+// parseDigits parses the decimal digits p[from:to].
+func parseDigits(p []byte, from, to int) (int64, bool) {
+	if len(p) < to {
+		return 0, false
+	}
+	var v int64
+	for _, d := range p[from:to] {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		v = v*10 + int64(d-'0')
+	}
+	return v, true
+}

@@ -39,13 +39,13 @@
 //
 // An idle client costs one goroutine (which reads: it must, to answer pings
 // and take client messages) and its connection buffers, about 16 KB in all.
-// Writes are done by a few writer goroutines that exist only while messages
-// are pending and take clients in turn; a writer blocked on a slow client is
-// replaced after 10 ms, so a slow client never holds up the others. One hub
-// goroutine sends keepalive pings and enforces the write timeout, so no
-// write needs a timer of its own. Upgrades beyond MaxClients get 503,
-// disallowed origins 403. The hub never holds its lock while writing to or
-// closing a connection.
+// Writes are done by a few writer goroutines per core (HubOptions.Writers)
+// that exist only while messages are pending and take clients in turn; a
+// writer blocked on a slow client is replaced after 10 ms, so a slow client
+// never holds up the others. One hub goroutine sends keepalive pings and
+// enforces the write timeout, so no write needs a timer of its own.
+// Upgrades beyond MaxClients get 503, disallowed origins 403. The hub never
+// holds its lock while writing to or closing a connection.
 //
 // # Concurrency
 //
