@@ -20,6 +20,12 @@ var (
 	// reached (connection refused or lost, pool closed, server shutting
 	// down). The HTTP handlers answer them with 503.
 	ErrUnavailable = errors.New("incidents: database unavailable")
+
+	// ErrMigrationChanged is returned by Migrate when a migration recorded as
+	// applied differs from the embedded one of the same version: the schema
+	// in the database is not the one this code expects, and applying later
+	// migrations on top of it could fail or corrupt data.
+	ErrMigrationChanged = errors.New("incidents: an applied migration differs from the embedded one")
 )
 
 // StateError reports a lifecycle action that the incident's current status

@@ -2,7 +2,9 @@ package incidents
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"sort"
@@ -21,9 +23,10 @@ var migrationFS embed.FS
 const migrationLockKey int64 = 0x70726f6d666c6f77
 
 type migration struct {
-	version int
-	name    string
-	sql     string
+	version  int
+	name     string
+	sql      string
+	checksum string // hex SHA-256 of sql
 }
 
 func loadMigrations() ([]migration, error) {
@@ -46,7 +49,8 @@ func loadMigrations() ([]migration, error) {
 		if err != nil {
 			return nil, fmt.Errorf("incidents: read migration %q: %w", name, err)
 		}
-		ms = append(ms, migration{version: v, name: name, sql: string(b)})
+		sum := sha256.Sum256(b)
+		ms = append(ms, migration{version: v, name: name, sql: string(b), checksum: hex.EncodeToString(sum[:])})
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].version < ms[j].version })
 	return ms, nil
@@ -69,6 +73,11 @@ func SchemaVersion() int {
 // Migrate is idempotent and safe to call from several processes at once: it
 // holds a session-level advisory lock while it works, so concurrent callers
 // wait for each other and the later ones find nothing to do.
+//
+// Each applied migration is recorded with a SHA-256 checksum of its SQL. If
+// a recorded migration differs from the embedded one, Migrate applies
+// nothing and returns an error wrapping [ErrMigrationChanged]. (Rows recorded
+// before checksums existed are given the embedded checksum.)
 func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	ms, err := loadMigrations()
 	if err != nil {
@@ -92,23 +101,39 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS incidents_schema_migrations (
 		version    integer PRIMARY KEY,
 		name       text NOT NULL,
-		applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		applied_at timestamptz NOT NULL DEFAULT now());
+		ALTER TABLE incidents_schema_migrations ADD COLUMN IF NOT EXISTS checksum text`); err != nil {
 		return fmt.Errorf("incidents: migrate: %w", classify(err))
 	}
-	applied := map[int]bool{}
-	rows, err := conn.Query(ctx, "SELECT version FROM incidents_schema_migrations")
+	type record struct {
+		Version  int32
+		Checksum *string
+	}
+	rows, err := conn.Query(ctx, "SELECT version, checksum FROM incidents_schema_migrations")
 	if err != nil {
 		return fmt.Errorf("incidents: migrate: %w", classify(err))
 	}
-	vs, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	recs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[record])
 	if err != nil {
 		return fmt.Errorf("incidents: migrate: %w", classify(err))
 	}
-	for _, v := range vs {
-		applied[int(v)] = true
+	applied := make(map[int]*string, len(recs))
+	for _, r := range recs {
+		applied[int(r.Version)] = r.Checksum
+	}
+	// Verify everything before applying anything.
+	for _, m := range ms {
+		if sum, ok := applied[m.version]; ok && sum != nil && *sum != m.checksum {
+			return fmt.Errorf("%w: %s (version %d) was applied with checksum %.12s…, the embedded file has %.12s…", ErrMigrationChanged, m.name, m.version, *sum, m.checksum)
+		}
 	}
 	for _, m := range ms {
-		if applied[m.version] {
+		if sum, ok := applied[m.version]; ok {
+			if sum == nil {
+				if _, err := conn.Exec(ctx, "UPDATE incidents_schema_migrations SET checksum = $1 WHERE version = $2", m.checksum, m.version); err != nil {
+					return fmt.Errorf("incidents: migrate: %w", classify(err))
+				}
+			}
 			continue
 		}
 		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
@@ -116,7 +141,7 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool) error {
 			if _, err := tx.Exec(ctx, m.sql); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO incidents_schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO incidents_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
 			return err
 		})
 		if err != nil {

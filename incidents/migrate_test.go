@@ -96,3 +96,27 @@ func TestMigrateExistingTable(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, page.Items, 4)
 }
+
+// TestMigrateRefusesChangedMigration: a database whose recorded migration
+// differs from the embedded one (someone edited an applied migration) is
+// refused before anything is applied; a row recorded before checksums
+// existed is given the embedded checksum.
+func TestMigrateRefusesChangedMigration(t *testing.T) {
+	pool := testutil.Postgres(t)
+	ctx := ctxT(t)
+	require.NoError(t, incidents.Migrate(ctx, pool))
+
+	_, err := pool.Exec(ctx, "UPDATE incidents_schema_migrations SET checksum = NULL WHERE version = 1")
+	require.NoError(t, err)
+	require.NoError(t, incidents.Migrate(ctx, pool))
+	var sum *string
+	require.NoError(t, pool.QueryRow(ctx, "SELECT checksum FROM incidents_schema_migrations WHERE version = 1").Scan(&sum))
+	require.NotNil(t, sum)
+	assert.Len(t, *sum, 64)
+
+	_, err = pool.Exec(ctx, "UPDATE incidents_schema_migrations SET checksum = repeat('0', 64) WHERE version = 1")
+	require.NoError(t, err)
+	err = incidents.Migrate(ctx, pool)
+	require.ErrorIs(t, err, incidents.ErrMigrationChanged)
+	assert.Contains(t, err.Error(), "0001")
+}
