@@ -42,23 +42,12 @@ func (s *Server) Restart() {
 // and removed at cleanup; its log is printed if the test failed.
 func Prometheus(t testing.TB, opts PrometheusOptions) *Server {
 	t.Helper()
-	if opts.Binary == "" {
-		bin, err := localserver.LookBinary("prometheus", "prometheus")
-		if err != nil {
-			SkipOrFail(t, "%v", err)
-			return nil
-		}
-		opts.Binary = bin
-	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
+	// Fix the address now so that Restart comes back on the same one.
 	if opts.Addr == "" {
-		addr, err := localserver.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Addr = addr
+		opts.Addr = freeAddr(t)
 	}
 	return startServer(t, func(ctx context.Context) (*localserver.Process, error) {
 		return localserver.StartPrometheus(ctx, opts)
@@ -73,27 +62,11 @@ type AlertmanagerOptions = localserver.AlertmanagerConfig
 // notification to opts.WebhookURL. It is stopped at cleanup.
 func Alertmanager(t testing.TB, opts AlertmanagerOptions) *Server {
 	t.Helper()
-	if opts.Binary == "" {
-		bin, err := localserver.LookBinary("prometheus-alertmanager", "prometheus-alertmanager")
-		if err != nil {
-			if bin2, err2 := localserver.LookBinary("alertmanager", "prometheus-alertmanager"); err2 == nil {
-				bin = bin2
-			} else {
-				SkipOrFail(t, "%v", err)
-				return nil
-			}
-		}
-		opts.Binary = bin
-	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
 	if opts.Addr == "" {
-		addr, err := localserver.FreeAddr()
-		if err != nil {
-			t.Fatal(err)
-		}
-		opts.Addr = addr
+		opts.Addr = freeAddr(t)
 	}
 	return startServer(t, func(ctx context.Context) (*localserver.Process, error) {
 		return localserver.StartAlertmanager(ctx, opts)
@@ -120,4 +93,13 @@ func startServer(t testing.TB, run func(context.Context) (*localserver.Process, 
 		}
 	})
 	return s
+}
+
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	addr, err := localserver.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr
 }
