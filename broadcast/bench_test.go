@@ -35,15 +35,20 @@ import (
 // publish → received, over all deliveries, with wall clocks of the same
 // machine. Each op publishes one message and waits until every client has it;
 // every client must receive every message, in sequence, or the benchmark
-// fails. The clients are a minimal RFC 6455 client (benchConn), the same for
-// both implementations: the driver shares the machine's CPUs with the
-// server, and a full client library costs as much CPU per message as the
-// server under test.
+// fails. The clients are a minimal RFC 6455 client (benchConn), read from
+// one edge-triggered epoll loop in the child process (benchLoop), the same
+// for both implementations: the driver shares the machine's CPUs with the
+// server, and a full client library, or a goroutine per connection, costs
+// about as much CPU per message as the server under test. Besides the
+// latencies and bytes/client, each result reports the CPU time per publish
+// of the server process (server-cpu-ms/op) and of the driver
+// (driver-cpu-ms/op).
 //
 //	go test -run '^$' -bench BenchmarkFanout -benchtime 20x -count 1 ./broadcast
 //
 // BROADCAST_BENCH_WRITERS=n sets HubOptions.Writers for "promflow";
 // BROADCAST_BENCH_DRIVER_CPUPROFILE=file writes a CPU profile of the driver;
+// BROADCAST_BENCH_LOOPS=n reads the clients from n epoll loops (default 1);
 // BROADCAST_BENCH_INPROCESS=1 runs the clients in this process instead
 // (bytes/client then counts both ends; 10,000 clients need 21,000 file
 // descriptors in one process).
@@ -270,6 +275,15 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 // (BROADCAST_BENCH_INPROCESS=1) instead of a child process.
 var benchInProcess = os.Getenv("BROADCAST_BENCH_INPROCESS") == "1"
 
+// benchLoops is how many epoll loops read the driver's connections
+// (BROADCAST_BENCH_LOOPS, default 1).
+var benchLoops = func() int {
+	if n, err := strconv.Atoi(os.Getenv("BROADCAST_BENCH_LOOPS")); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}()
+
 func (e *fanoutEnv) scan(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
@@ -355,6 +369,7 @@ func (e *fanoutEnv) run(b *testing.B) {
 	e.send(b, "reset")
 	e.expect(b, "reset", time.Minute)
 	pad := strings.Repeat("x", benchMsgSize)
+	serverCPU := processCPU()
 	b.ResetTimer()
 	for range b.N {
 		e.seq++
@@ -365,11 +380,12 @@ func (e *fanoutEnv) run(b *testing.B) {
 		e.expect(b, "done "+strconv.Itoa(e.seq), time.Minute)
 	}
 	b.StopTimer()
+	serverCPU = processCPU() - serverCPU
 	e.send(b, "report")
-	var p50, p99 float64
+	var p50, p99, driverCPU float64
 	var count, bad int
 	line := e.expect(b, "report", time.Minute)
-	if _, err := fmt.Sscanf(line, "report %g %g %d %d", &p50, &p99, &count, &bad); err != nil {
+	if _, err := fmt.Sscanf(line, "report %g %g %d %d %g", &p50, &p99, &count, &bad, &driverCPU); err != nil {
 		b.Fatalf("driver report %q: %v", line, err)
 	}
 	if bad != 0 {
@@ -381,6 +397,12 @@ func (e *fanoutEnv) run(b *testing.B) {
 	b.ReportMetric(p50, "p50-ms")
 	b.ReportMetric(p99, "p99-ms")
 	b.ReportMetric(e.perClient, "bytes/client")
+	// CPU time per publish of the server process and of the client driver
+	// (when it runs in a child process): where the two cores went.
+	b.ReportMetric(serverCPU.Seconds()*1e3/float64(b.N), "server-cpu-ms/op")
+	if !benchInProcess {
+		b.ReportMetric(driverCPU/float64(b.N), "driver-cpu-ms/op")
+	}
 }
 
 func (e *fanoutEnv) close(b *testing.B) {
@@ -509,51 +531,79 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 	// bad counts benchmark messages that are malformed or out of sequence;
 	// "report" includes it and the benchmark fails unless it is 0.
 	var bad atomic.Int64
-	var readers sync.WaitGroup
+	next := make([]int, n) // expected sequence number per client
+	for i := range next {
+		next[i] = 1 // every client connects before the first publish
+	}
+	onMessage := func(i int, op byte, b []byte) {
+		now := time.Now().UnixNano()
+		if op != 1 || len(b) < len(benchPrefix) || string(b[:len(benchPrefix)]) != benchPrefix {
+			return // the connection message, not one of ours
+		}
+		p := b[len(benchPrefix):]
+		seq, ok1 := parseDigits(p, 0, 10)
+		sent, ok2 := parseDigits(p, 20, 39)
+		if !ok1 || !ok2 || len(b) != benchMsgSize || sent <= 0 || sent > now {
+			if bad.Add(1) <= 5 {
+				fmt.Fprintf(os.Stderr, "bench driver: client %d: malformed message %.60q\n", i, b)
+			}
+			return
+		}
+		if int(seq) != next[i] {
+			if bad.Add(1) <= 5 {
+				fmt.Fprintf(os.Stderr, "bench driver: client %d: message %d, want %d\n", i, seq, next[i])
+			}
+		}
+		next[i] = int(seq) + 1
+		lats[i].lat = append(lats[i].lat, now-sent)
+		slot := &counts[seq%int64(len(counts))]
+		if slot.Add(1) == int32(n) {
+			slot.Store(0)
+			println("done " + strconv.FormatInt(seq, 10))
+		}
+	}
+	// The connections are read by benchLoops (one epoll instance each),
+	// client i by loop i % loops.
+	loops := make([]*benchLoop, benchLoops)
+	for k := range loops {
+		l, err := newBenchLoop()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench driver:", err)
+			return 1
+		}
+		loops[k] = l
+	}
+	ids := make([][]int, len(loops)) // client number of each loop's connections
 	for i, c := range conns {
+		k := i % len(loops)
+		if err := loops[k].add(c); err != nil {
+			fmt.Fprintln(os.Stderr, "bench driver:", err)
+			return 1
+		}
+		ids[k] = append(ids[k], i)
+	}
+	var readers sync.WaitGroup
+	for k, l := range loops {
 		readers.Add(1)
 		go func() {
 			defer readers.Done()
-			next := 1 // every client connects before the first publish
-			for {
-				op, b, err := c.read()
-				if err != nil {
-					return
-				}
-				now := time.Now().UnixNano()
-				if op != 1 || len(b) < len(benchPrefix) || string(b[:len(benchPrefix)]) != benchPrefix {
-					continue // the connection message, not one of ours
-				}
-				p := b[len(benchPrefix):]
-				seq, ok1 := parseDigits(p, 0, 10)
-				sent, ok2 := parseDigits(p, 20, 39)
-				if !ok1 || !ok2 || len(b) != benchMsgSize || sent <= 0 || sent > now {
-					if bad.Add(1) <= 5 {
-						fmt.Fprintf(os.Stderr, "bench driver: client %d: malformed message %.60q\n", i, b)
-					}
-					continue
-				}
-				if int(seq) != next {
-					if bad.Add(1) <= 5 {
-						fmt.Fprintf(os.Stderr, "bench driver: client %d: message %d, want %d\n", i, seq, next)
-					}
-				}
-				next = int(seq) + 1
-				lats[i].lat = append(lats[i].lat, now-sent)
-				slot := &counts[seq%int64(len(counts))]
-				if slot.Add(1) == int32(n) {
-					slot.Store(0)
-					println("done " + strconv.FormatInt(seq, 10))
-				}
-			}
+			l.run(func(j int, op byte, b []byte) { onMessage(ids[k][j], op, b) })
 		}()
+	}
+	stop := func() {
+		for _, l := range loops {
+			l.shutdown()
+		}
+		readers.Wait()
 	}
 	println("ready")
 
+	var cpuAtReset time.Duration
 	sc := bufio.NewScanner(in)
 	for sc.Scan() {
 		switch sc.Text() {
 		case "reset":
+			cpuAtReset = processCPU()
 			for i := range lats {
 				lats[i].lat = lats[i].lat[:0]
 			}
@@ -570,19 +620,24 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 				}
 				return float64(all[min(len(all)-1, int(f*float64(len(all))))]) / 1e6
 			}
-			println(fmt.Sprintf("report %g %g %d %d", q(0.50), q(0.99), len(all), bad.Load()))
+			cpu := processCPU() - cpuAtReset
+			println(fmt.Sprintf("report %g %g %d %d %g", q(0.50), q(0.99), len(all), bad.Load(), cpu.Seconds()*1e3))
 		case "quit":
-			for _, c := range conns {
-				_ = c.Close()
-			}
-			readers.Wait()
+			stop()
 			return 0
 		}
 	}
-	for _, c := range conns {
-		_ = c.Close()
-	}
+	stop()
 	return 0
+}
+
+// processCPU is the user plus system CPU time of this process so far.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // parseDigits parses the decimal digits p[from:to].

@@ -30,6 +30,7 @@ const (
 type client struct {
 	hub  *Hub
 	conn *websocket.Conn
+	out  *frameConn // conn's connection, for the hub's prepared frames
 
 	mu      sync.Mutex
 	subs    uint64 // topic bit set
@@ -136,9 +137,10 @@ func (c *client) writeOne(now int64) (more bool) {
 	c.mu.Unlock()
 
 	// No per-write context: Hub.maintain drops a client whose write has
-	// been in progress longer than WriteTimeout.
+	// been in progress longer than WriteTimeout (closing the connection
+	// ends the write).
 	c.writeStart.Store(now)
-	err := c.conn.Write(context.Background(), websocket.MessageText, m.data)
+	err := c.out.writeFrame(m.frame)
 	c.writeStart.Store(0)
 	if err != nil {
 		c.kick(0, "", reasonWriteError)

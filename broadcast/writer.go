@@ -7,16 +7,22 @@ import (
 )
 
 // stallAfter is how long a writer may be blocked on one client before the
-// hub starts another writer for the clients waiting behind it.
+// hub hands the clients waiting behind it to another writer.
 const stallAfter = 10 * time.Millisecond
+
+// maxChunk is the most clients a writer takes from the queue at once.
+const maxChunk = 64
 
 // writerPool hands clients with pending messages to a few writer
 // goroutines. Writing to clients in turn from a few goroutines, rather than
 // from a goroutine per client, keeps a fan-out to thousands of clients cheap
 // (no goroutine to create, wake or grow per delivery). Writers exist only
-// while there is work. A writer stuck on a slow client (its socket buffer
-// full) is not waited for: Hub.maintain sees it and starts another, so the
-// pool only shrinks back once the slow write ends or times out.
+// while there is work, and take clients from the queue in chunks, so that a
+// fan-out to 10,000 clients takes the pool's lock a few hundred times, not
+// 20,000 times from goroutines fighting for it. A writer stuck on a slow
+// client (its socket buffer full) is not waited for: Hub.maintain sees it,
+// takes back the rest of its chunk and starts another writer, so the pool
+// only shrinks back once the slow write ends or times out.
 type writerPool struct {
 	mu      sync.Mutex
 	ready   []*client // clients waiting for a writer, FIFO from head
@@ -25,8 +31,14 @@ type writerPool struct {
 	kick    chan struct{} // tells Hub.maintain to watch for stalls
 }
 
+// writer is one writer goroutine's state. chunk is replaced only under
+// writerPool.mu; its clients are claimed one at a time with next, by the
+// writer or, once it is stalled, by Hub.replaceStalledWriters.
 type writer struct {
 	since atomic.Int64 // UnixNano when its current write began, 0 between writes
+	next  atomic.Int64 // index in chunk of the next client to claim
+	chunk []*client
+	again []*client // clients of the chunk with more to write
 }
 
 // schedule hands one client to the writers.
@@ -71,73 +83,96 @@ func (h *Hub) addWritersLocked(n int) []*writer {
 	return ws
 }
 
-// runWriter writes one message at a time to the next waiting client, puts
-// the client back at the end of the line if it has more, and exits when no
-// client is waiting.
+// runWriter takes a chunk of waiting clients, writes one message to each,
+// puts those with more at the end of the line, and exits when no client is
+// waiting.
 func (h *Hub) runWriter(w *writer) {
 	defer h.wg.Done()
 	p := &h.pool
 	for {
 		p.mu.Lock()
-		if p.head == len(p.ready) {
+		p.ready = append(p.ready, w.again...)
+		clear(w.again)
+		w.again = w.again[:0]
+		clear(w.chunk)
+		waiting := len(p.ready) - p.head
+		if waiting == 0 {
+			p.ready = p.ready[:0]
 			if cap(p.ready) > 1<<16 {
 				p.ready = nil
-			} else {
-				p.ready = p.ready[:0]
 			}
 			p.head = 0
-			for i, x := range p.writers {
-				if x == w {
-					last := len(p.writers) - 1
-					p.writers[i] = p.writers[last]
-					p.writers[last] = nil
-					p.writers = p.writers[:last]
-					break
-				}
-			}
+			p.removeLocked(w)
 			p.mu.Unlock()
 			return
 		}
-		c := p.ready[p.head]
-		p.ready[p.head] = nil
-		p.head++
+		n := min(maxChunk, (waiting+len(p.writers)-1)/len(p.writers))
+		w.chunk = append(w.chunk[:0], p.ready[p.head:p.head+n]...)
+		clear(p.ready[p.head : p.head+n])
+		p.head += n
 		if p.head > 1024 && p.head*2 > len(p.ready) {
-			n := copy(p.ready, p.ready[p.head:])
-			clear(p.ready[n:])
-			p.ready = p.ready[:n]
+			m := copy(p.ready, p.ready[p.head:])
+			clear(p.ready[m:])
+			p.ready = p.ready[:m]
 			p.head = 0
 		}
-		now := time.Now().UnixNano()
-		w.since.Store(now)
+		w.next.Store(0)
 		p.mu.Unlock()
 
-		more := c.writeOne(now)
-		w.since.Store(0)
-		if more {
-			p.mu.Lock()
-			p.ready = append(p.ready, c)
-			p.mu.Unlock()
+		for {
+			i := w.next.Add(1) - 1
+			if i >= int64(len(w.chunk)) {
+				break
+			}
+			c := w.chunk[i]
+			now := time.Now().UnixNano()
+			w.since.Store(now)
+			if c.writeOne(now) {
+				w.again = append(w.again, c)
+			}
+			w.since.Store(0)
 		}
 	}
 }
 
-// replaceStalledWriters starts a writer for each one blocked for longer than
-// stallAfter while clients are waiting. It reports whether clients are
-// still waiting (so the caller keeps watching).
+// removeLocked forgets an exiting writer.
+func (p *writerPool) removeLocked(w *writer) {
+	for i, x := range p.writers {
+		if x == w {
+			last := len(p.writers) - 1
+			p.writers[i] = p.writers[last]
+			p.writers[last] = nil
+			p.writers = p.writers[:last]
+			return
+		}
+	}
+}
+
+// replaceStalledWriters takes back the unclaimed clients of every writer
+// blocked for longer than stallAfter and starts writers for the clients
+// waiting. It reports whether clients are still waiting (so the caller
+// keeps watching).
 func (h *Hub) replaceStalledWriters() bool {
 	p := &h.pool
 	p.mu.Lock()
+	stalled := time.Now().Add(-stallAfter).UnixNano()
+	active := 0
+	for _, w := range p.writers {
+		s := w.since.Load()
+		if s == 0 || s > stalled {
+			active++
+			continue
+		}
+		// Claim everything the writer has not begun; it stops at its
+		// next claim.
+		if k := w.next.Swap(int64(len(w.chunk))); k < int64(len(w.chunk)) {
+			p.ready = append(p.ready, w.chunk[k:]...)
+		}
+	}
 	waiting := len(p.ready) - p.head
 	if waiting == 0 {
 		p.mu.Unlock()
 		return false
-	}
-	stalled := time.Now().Add(-stallAfter).UnixNano()
-	active := 0
-	for _, w := range p.writers {
-		if s := w.since.Load(); s == 0 || s > stalled {
-			active++
-		}
 	}
 	ws := h.addWritersLocked(min(h.opts.Writers-active, waiting))
 	p.mu.Unlock()

@@ -95,10 +95,13 @@ type Pipeline struct {
 // On error everything already started is stopped again.
 func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	cfg = withDefaults(cfg)
-	p = &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
+	// started is what to stop on error: a "return nil, err" below sets p
+	// to nil before this deferred function runs.
+	started := &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
+	p = started
 	defer func() {
 		if err != nil {
-			_ = p.Close(context.Background())
+			_ = started.Close(context.Background())
 			p = nil
 		}
 	}()

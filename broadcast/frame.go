@@ -1,0 +1,129 @@
+package broadcast
+
+import (
+	"bufio"
+	"encoding/binary"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+)
+
+// textFrame returns payload as one unmasked, final WebSocket text frame
+// (RFC 6455 section 5.2). A server's frames are never masked, so the frame
+// is the same for every client: the hub builds it once per message and
+// writes those bytes to each client as they are.
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var f []byte
+	switch {
+	case n < 126:
+		f = make([]byte, 2, 2+n)
+		f[1] = byte(n)
+	case n <= 0xffff:
+		f = make([]byte, 4, 4+n)
+		f[1] = 126
+		binary.BigEndian.PutUint16(f[2:], uint16(n))
+	default:
+		f = make([]byte, 10, 10+n)
+		f[1] = 127
+		binary.BigEndian.PutUint64(f[2:], uint64(n))
+	}
+	f[0] = 0x80 | 0x1 // FIN, text
+	return append(f, payload...)
+}
+
+// frameConn is a client's connection as coder/websocket sees it (the hub
+// hands it over from Hijack). coder/websocket does everything but the
+// hub's data messages through it: the handshake, reading, pongs, pings and
+// the close handshake. The hub writes its data messages, as frames
+// prepared once per message (textFrame), with writeFrame. mu keeps the two
+// from interleaving: coder/websocket writes every frame with a single Write
+// (the hub sends it no data messages, so it only writes control frames,
+// which fit its buffer), and writeFrame writes a whole frame in one Write
+// too. Writing a prepared frame skips coder/websocket's per-message work
+// (two channel locks, framing, copying the payload into the connection's
+// buffer): on a fan-out to thousands of clients, most of the hub's
+// user-space CPU per delivery.
+type frameConn struct {
+	net.Conn
+	raw       syscall.RawConn // nil if Conn has no file descriptor
+	mu        sync.Mutex
+	closeSent bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1)
+
+	waits atomic.Int64 // writes that found the socket buffer full (for tests)
+}
+
+func newFrameConn(nc net.Conn) *frameConn {
+	fc := &frameConn{Conn: nc}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			fc.raw = raw
+		}
+	}
+	return fc
+}
+
+// Write is coder/websocket's path to the connection: one whole frame per
+// call.
+func (fc *frameConn) Write(p []byte) (int, error) {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if len(p) > 0 && p[0]&0x0f == 0x8 {
+		fc.closeSent = true
+	}
+	return fc.Conn.Write(p)
+}
+
+// writeFrame writes one prepared frame, unless a close frame has been sent.
+func (fc *frameConn) writeFrame(frame []byte) error {
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	if fc.closeSent {
+		return net.ErrClosed
+	}
+	p := frame
+	if rawWrites && fc.raw != nil {
+		var errno syscall.Errno
+		err := fc.raw.Control(func(fd uintptr) { p, errno = writeNonblocking(fd, p) })
+		switch {
+		case err != nil:
+			return err
+		case len(p) == 0:
+			return nil
+		case errno != syscall.EAGAIN:
+			return errno
+		}
+		// The socket buffer is full: wait for room through the poller.
+		fc.waits.Add(1)
+	}
+	_, err := fc.Conn.Write(p)
+	return err
+}
+
+// hijackWriter is the http.ResponseWriter the hub gives websocket.Accept:
+// its Hijack wraps the connection in a frameConn (and points the buffered
+// writer coder/websocket uses at it).
+type hijackWriter struct {
+	http.ResponseWriter
+	fc *frameConn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// The 101 response may still sit in the buffer: send it on the
+	// original connection before the writer is pointed at the wrapper.
+	if err := brw.Writer.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	w.fc = newFrameConn(nc)
+	brw.Writer.Reset(w.fc)
+	return w.fc, brw, nil
+}
+
+var _ http.Hijacker = (*hijackWriter)(nil)
