@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -312,4 +313,36 @@ func TestGeneratedConfigIsValid(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "SUCCESS")
 	assert.True(t, bytes.Contains(b, []byte(`"honor_labels": true`)), "mock-metrics keeps its own instance label")
+}
+
+// TestStartFailureStopsWhatStarted makes Prometheus fail to start (its
+// address is taken) after mock-metrics and Alertmanager are up: Start must
+// return the error, not panic, and stop what it started, freeing its ports.
+func TestStartFailureStopsWhatStarted(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer taken.Close()
+	mockAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	amAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := pipeline.Start(ctx, pipeline.Config{
+		MockAddr:         mockAddr,
+		ServiceAddr:      "127.0.0.1:0",
+		PrometheusAddr:   taken.Addr().String(),
+		AlertmanagerAddr: amAddr,
+		DatabaseURL:      testutil.PostgresURL(t),
+		DataDir:          t.TempDir(),
+	})
+	if errors.Is(err, localserver.ErrBinaryNotFound) {
+		testutil.SkipOrFail(t, "%v", err)
+	}
+	require.Error(t, err)
+	assert.Nil(t, p)
+	assert.Contains(t, err.Error(), "prometheus")
+	for _, addr := range []string{mockAddr, amAddr} {
+		ln, err := net.Listen("tcp", addr)
+		require.NoError(t, err, "%s still in use after the failed Start", addr)
+		ln.Close()
+	}
 }
