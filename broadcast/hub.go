@@ -101,8 +101,10 @@ type HubOptions struct {
 	// take a message within it is disconnected. Default DefaultWriteTimeout.
 	WriteTimeout time.Duration
 	// PingInterval is how often every client is pinged; a client that does
-	// not answer within PingTimeout is dropped. Default DefaultPingInterval;
-	// negative disables keepalive pings.
+	// not answer within PingTimeout is dropped. The pings are spread over
+	// the interval (each client has its own slot), not sent to every
+	// client at once. Default DefaultPingInterval; negative disables
+	// keepalive pings.
 	PingInterval time.Duration
 	// PingTimeout is how long to wait for a pong. Default DefaultPingTimeout.
 	PingTimeout time.Duration
@@ -187,6 +189,10 @@ type Hub struct {
 	maintaining bool
 	done        chan struct{} // closed by Shutdown
 	batch       []*client     // reused by publish
+	nextSlot    int           // ping slot of the next client
+
+	period    time.Duration // of Hub.maintain
+	pingSlots int           // maintain ticks per PingInterval
 
 	pool writerPool // has its own lock
 }
@@ -239,6 +245,12 @@ func NewHub(opts HubOptions) *Hub {
 		done:    make(chan struct{}),
 	}
 	h.pool.kick = make(chan struct{}, 1)
+	h.period = min(opts.WriteTimeout/4, time.Second)
+	h.pingSlots = 1
+	if opts.PingInterval > 0 {
+		h.period = min(h.period, opts.PingInterval)
+		h.pingSlots = max(1, int(opts.PingInterval/h.period))
+	}
 	for i, t := range h.topics {
 		if t.Name == "" {
 			panic("broadcast: topic with empty name")
@@ -417,6 +429,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.clients[c] = struct{}{}
+	c.pingSlot = h.nextSlot
+	h.nextSlot = (h.nextSlot + 1) % h.pingSlots
 	h.metrics.connected.Add(1)
 	h.startMaintenanceLocked()
 	c.enqueue(h.direct(connectionMsg{Type: "connection", Message: h.connMsg, Timestamp: now()}), 0)
@@ -499,19 +513,17 @@ func (h *Hub) startMaintenanceLocked() {
 
 // maintain enforces WriteTimeout (a write in progress for longer gets its
 // client dropped; checked every WriteTimeout/4, at most every second), sends
-// keepalive pings every PingInterval, and while clients wait for a writer,
+// keepalive pings (each tick to the clients of one slot, so that every
+// client is pinged once per PingInterval and a hub with 10,000 clients does
+// not start 10,000 pings at once), and while clients wait for a writer,
 // replaces writers stalled on slow clients. Doing this from one goroutine
 // spares every write a timer of its own.
 func (h *Hub) maintain() {
 	defer h.wg.Done()
-	period := min(h.opts.WriteTimeout/4, time.Second)
-	if h.opts.PingInterval > 0 {
-		period = min(period, h.opts.PingInterval)
-	}
-	t := time.NewTicker(period)
+	t := time.NewTicker(h.period)
 	defer t.Stop()
-	nextPing := time.Now().Add(h.opts.PingInterval)
-	var cs []*client
+	tick := 0
+	var cs, pings []*client
 	stall := time.NewTimer(time.Hour)
 	stall.Stop()
 	defer stall.Stop()
@@ -534,13 +546,10 @@ func (h *Hub) maintain() {
 			continue
 		case <-t.C:
 		}
-		now := time.Now()
-		ping := h.opts.PingInterval > 0 && !now.Before(nextPing)
-		if ping {
-			nextPing = now.Add(h.opts.PingInterval)
-		}
-		stuck := now.Add(-h.opts.WriteTimeout).UnixNano()
-		cs = cs[:0]
+		tick = (tick + 1) % h.pingSlots
+		stuck := time.Now().Add(-h.opts.WriteTimeout).UnixNano()
+		ping := h.opts.PingInterval > 0
+		cs, pings = cs[:0], pings[:0]
 		h.mu.Lock()
 		if h.closed {
 			h.mu.Unlock()
@@ -549,26 +558,20 @@ func (h *Hub) maintain() {
 		for c := range h.clients {
 			if ws := c.writeStart.Load(); ws != 0 && ws < stuck {
 				cs = append(cs, c)
+			} else if ping && c.pingSlot == tick {
+				pings = append(pings, c)
 			}
 		}
+		h.wg.Add(len(pings))
 		h.mu.Unlock()
 		for _, c := range cs {
 			c.kick(0, "", reasonWriteTimeout)
 		}
-		if !ping {
-			continue
-		}
-		cs = cs[:0]
-		h.mu.Lock()
-		for c := range h.clients {
-			cs = append(cs, c)
-		}
-		h.wg.Add(len(cs))
-		h.mu.Unlock()
-		for _, c := range cs {
+		for _, c := range pings {
 			go c.ping()
 		}
 		clear(cs)
+		clear(pings)
 	}
 }
 

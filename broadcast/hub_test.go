@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -525,4 +526,97 @@ func TestDeadPeerDetectedByKeepalive(t *testing.T) {
 	})
 	assert.Equal(t, 1, h.Clients())
 	assert.Equal(t, float64(1), counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "ping_timeout"))
+}
+
+// TestPingsSpreadOverInterval checks that keepalive pings are spread over
+// PingInterval (each client in its own slot of the maintenance ticks)
+// rather than sent to every client at once, and that each client is still
+// pinged about once per interval.
+func TestPingsSpreadOverInterval(t *testing.T) {
+	const interval = time.Second
+	// WriteTimeout 400 ms makes the maintenance tick 100 ms: 10 slots.
+	_, srv := startHub(t, HubOptions{PingInterval: interval, WriteTimeout: 400 * time.Millisecond, PingTimeout: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+
+	const n = 20
+	var mu sync.Mutex
+	first := make([]time.Time, n)
+	counts := make([]int, n)
+	start := time.Now()
+	for i := range n {
+		c, _, err := websocket.Dial(ctx, wsURL(srv), &websocket.DialOptions{
+			OnPingReceived: func(context.Context, []byte) bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if counts[i] == 0 {
+					first[i] = time.Now()
+				}
+				counts[i]++
+				return true
+			},
+		})
+		require.NoError(t, err)
+		defer c.CloseNow()
+		go func() { // reads (and so answers pings) until the end
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	// Every client is pinged within one interval (plus a tick) of connecting.
+	testutil.Eventually(t, testTimeout, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i, k := range counts {
+			if k == 0 {
+				return fmt.Errorf("client %d not pinged yet", i)
+			}
+		}
+		return nil
+	})
+	mu.Lock()
+	earliest, latest := first[0], first[0]
+	for _, f := range first {
+		earliest = minTime(earliest, f)
+		latest = maxTime(latest, f)
+	}
+	mu.Unlock()
+	// 20 clients in 10 slots of 100 ms: first pings over about 900 ms, not
+	// at one instant.
+	assert.Greater(t, latest.Sub(earliest), interval/2, "first pings from %v to %v after start", earliest.Sub(start), latest.Sub(start))
+
+	// About one ping per client per interval, not one per 100 ms tick: two
+	// more pings for every client take more than one interval.
+	mu.Lock()
+	before := append([]int(nil), counts...)
+	mu.Unlock()
+	since := time.Now()
+	testutil.Eventually(t, testTimeout, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for i := range counts {
+			if counts[i]-before[i] < 2 {
+				return fmt.Errorf("client %d: %d more pings", i, counts[i]-before[i])
+			}
+		}
+		return nil
+	})
+	assert.Greater(t, time.Since(since), interval, "two pings per client came too fast")
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
