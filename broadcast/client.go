@@ -123,8 +123,7 @@ func (c *client) nextLocked() *message {
 
 // writeOne writes the client's next pending message. It reports whether
 // more are pending; if not, the client is no longer scheduled.
-func (c *client) writeOne(now int64) (more bool) {
-	h := c.hub
+func (c *client) writeOne(now int64, w *writer) (more bool) {
 	c.mu.Lock()
 	var m *message
 	if !c.closing {
@@ -151,7 +150,7 @@ func (c *client) writeOne(now int64) (more bool) {
 		return false
 	}
 	if m.topic >= 0 {
-		h.metrics.delivered[m.topic].Add(1)
+		w.delivered(m.topic)
 	}
 	c.mu.Lock()
 	more = !c.closing && c.head < len(c.queue)

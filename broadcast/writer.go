@@ -1,6 +1,7 @@
 package broadcast
 
 import (
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,28 @@ type writer struct {
 	next  atomic.Int64 // index in chunk of the next client to claim
 	chunk []*client
 	again []*client // clients of the chunk with more to write
+
+	// Deliveries per topic since the last flush: added to the hub's
+	// counters once per chunk rather than once per write, so that writers
+	// on different cores do not fight over the counters' cache lines.
+	counts  [maxTopics]uint64
+	touched uint64 // topics with counts
+}
+
+// delivered counts one delivery of a message of topic ti.
+func (w *writer) delivered(ti int) {
+	w.counts[ti]++
+	w.touched |= 1 << uint(ti)
+}
+
+// flush adds the counted deliveries to the hub's metrics.
+func (w *writer) flush(m *hubMetrics) {
+	for t := w.touched; t != 0; t &= t - 1 {
+		ti := bits.TrailingZeros64(t)
+		m.delivered[ti].Add(w.counts[ti])
+		w.counts[ti] = 0
+	}
+	w.touched = 0
 }
 
 // schedule hands one client to the writers.
@@ -127,11 +150,12 @@ func (h *Hub) runWriter(w *writer) {
 			c := w.chunk[i]
 			now := time.Now().UnixNano()
 			w.since.Store(now)
-			if c.writeOne(now) {
+			if c.writeOne(now, w) {
 				w.again = append(w.again, c)
 			}
 			w.since.Store(0)
 		}
+		w.flush(&h.metrics)
 	}
 }
 
