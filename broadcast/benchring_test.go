@@ -72,8 +72,14 @@ const (
 type ioUringParams struct {
 	sqEntries, cqEntries, flags, sqThreadCPU, sqThreadIdle, features, wqFd uint32
 	resv                                                                   [3]uint32
-	sqOff                                                                  struct{ head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32; resv2 uint64 }
-	cqOff                                                                  struct{ head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32; resv2 uint64 }
+	sqOff                                                                  struct {
+		head, tail, ringMask, ringEntries, flags, dropped, array, resv1 uint32
+		resv2                                                           uint64
+	}
+	cqOff struct {
+		head, tail, ringMask, ringEntries, overflow, cqes, flags, resv1 uint32
+		resv2                                                           uint64
+	}
 }
 
 type ioUringSQE struct {
