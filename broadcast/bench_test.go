@@ -275,12 +275,7 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 // (BROADCAST_BENCH_INPROCESS=1) instead of a child process.
 var benchInProcess = os.Getenv("BROADCAST_BENCH_INPROCESS") == "1"
 
-// benchReaderKind selects how the driver reads (BROADCAST_BENCH_READER):
-// "uring" (io_uring, benchRing), "epoll" (benchLoop), or empty for
-// io_uring where the kernel supports it, else epoll.
-var benchReaderKind = os.Getenv("BROADCAST_BENCH_READER")
-
-// benchLoops is how many readers read the driver's connections
+// benchLoops is how many epoll loops read the driver's connections
 // (BROADCAST_BENCH_LOOPS, default 1).
 var benchLoops = func() int {
 	if n, err := strconv.Atoi(os.Getenv("BROADCAST_BENCH_LOOPS")); err == nil && n > 0 {
@@ -567,24 +562,10 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 			println("done " + strconv.FormatInt(seq, 10))
 		}
 	}
-	// The connections are read by benchReaders (io_uring where the kernel
-	// has what benchRing needs, else epoll), client i by reader i % n.
-	useRing := benchReaderKind != "epoll"
-	if useRing {
-		if err := ringSupported(); err != nil {
-			if benchReaderKind == "uring" {
-				fmt.Fprintln(os.Stderr, "bench driver:", err)
-				return 1
-			}
-			useRing = false
-		}
-	}
-	loops := make([]benchReader, benchLoops)
+	// The connections are read by benchLoops (one epoll instance each),
+	// client i by loop i % loops.
+	loops := make([]*benchLoop, benchLoops)
 	for k := range loops {
-		if useRing {
-			loops[k] = &benchRing{}
-			continue
-		}
 		l, err := newBenchLoop()
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "bench driver:", err)
@@ -592,7 +573,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 		}
 		loops[k] = l
 	}
-	ids := make([][]int, len(loops)) // client number of each reader's connections
+	ids := make([][]int, len(loops)) // client number of each loop's connections
 	for i, c := range conns {
 		k := i % len(loops)
 		if err := loops[k].add(c); err != nil {

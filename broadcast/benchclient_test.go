@@ -296,18 +296,6 @@ type benchLoop struct {
 	buf   []byte
 }
 
-// benchReader reads a set of benchConns: benchLoop (epoll) or benchRing
-// (io_uring).
-type benchReader interface {
-	// add registers a connection; it must be called before run.
-	add(c *benchConn) error
-	// run reads until every connection has ended, calling fn(i, op,
-	// payload) for each data message of the i-th connection added.
-	run(fn func(i int, op byte, payload []byte))
-	// shutdown ends every connection; safe while run is going.
-	shutdown()
-}
-
 func newBenchLoop() (*benchLoop, error) {
 	epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
@@ -413,18 +401,6 @@ func (l *benchLoop) shutdown() {
 // server: a single-frame and a fragmented text message, a ping it must
 // answer, and a close frame it must echo.
 func TestBenchConn(t *testing.T) {
-	t.Run("epoll", func(t *testing.T) {
-		testBenchConn(t, func() (benchReader, error) { return newBenchLoop() })
-	})
-	t.Run("io_uring", func(t *testing.T) {
-		if err := ringSupported(); err != nil {
-			t.Skipf("io_uring unavailable (the benchmark then reads with epoll): %v", err)
-		}
-		testBenchConn(t, func() (benchReader, error) { return &benchRing{}, nil })
-	})
-}
-
-func testBenchConn(t *testing.T, newReader func() (benchReader, error)) {
 	pinged := make(chan error, 1)
 	closed := make(chan error, 1)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -458,7 +434,7 @@ func testBenchConn(t *testing.T, newReader func() (benchReader, error)) {
 	defer cancel()
 	c, err := dialBench(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"))
 	require.NoError(t, err)
-	l, err := newReader()
+	l, err := newBenchLoop()
 	require.NoError(t, err)
 	require.NoError(t, l.add(c))
 
