@@ -3,6 +3,7 @@ package broadcast
 import (
 	"bufio"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
@@ -93,7 +94,7 @@ func (fc *frameConn) writeFrame(frame []byte) error {
 		case len(p) == 0:
 			return nil
 		case errno != syscall.EAGAIN:
-			return errno
+			return fmt.Errorf("broadcast: send: %w", errno)
 		}
 		// The socket buffer is full: wait for room through the poller.
 		fc.waits.Add(1)
@@ -110,6 +111,8 @@ type hijackWriter struct {
 	fc *frameConn
 }
 
+// Hijack takes over the connection from net/http and returns it wrapped in
+// a frameConn, kept in w.fc for the hub.
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
