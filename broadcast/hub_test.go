@@ -589,7 +589,7 @@ func TestPingsSpreadOverInterval(t *testing.T) {
 	assert.Greater(t, latest.Sub(earliest), interval/2, "first pings from %v to %v after start", earliest.Sub(start), latest.Sub(start))
 
 	// About one ping per client per interval, not one per 100 ms tick: two
-	// more pings for every client take more than one interval.
+	// more pings for every client take about one interval.
 	mu.Lock()
 	before := append([]int(nil), counts...)
 	mu.Unlock()
@@ -604,7 +604,9 @@ func TestPingsSpreadOverInterval(t *testing.T) {
 		}
 		return nil
 	})
-	assert.Greater(t, time.Since(since), interval, "two pings per client came too fast")
+	// Two consecutive pings of a client are one interval (10 ticks) apart;
+	// pinging on every tick would take about 200 ms.
+	assert.Greater(t, time.Since(since), interval*3/4, "two pings per client came too fast")
 }
 
 func minTime(a, b time.Time) time.Time {
