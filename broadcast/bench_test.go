@@ -48,7 +48,6 @@ import (
 //
 // BROADCAST_BENCH_WRITERS=n sets HubOptions.Writers for "promflow";
 // BROADCAST_BENCH_DRIVER_CPUPROFILE=file writes a CPU profile of the driver;
-// BROADCAST_BENCH_LOOPS=n reads the clients from n epoll loops (default 1);
 // BROADCAST_BENCH_INPROCESS=1 runs the clients in this process instead
 // (bytes/client then counts both ends; 10,000 clients need 21,000 file
 // descriptors in one process).
@@ -275,15 +274,6 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 // benchInProcess runs the benchmark clients in the benchmark's own process
 // (BROADCAST_BENCH_INPROCESS=1) instead of a child process.
 var benchInProcess = os.Getenv("BROADCAST_BENCH_INPROCESS") == "1"
-
-// benchLoops is how many epoll loops read the driver's connections
-// (BROADCAST_BENCH_LOOPS, default 1).
-var benchLoops = func() int {
-	if n, err := strconv.Atoi(os.Getenv("BROADCAST_BENCH_LOOPS")); err == nil && n > 0 {
-		return n
-	}
-	return 1
-}()
 
 func (e *fanoutEnv) scan(r io.Reader) {
 	sc := bufio.NewScanner(r)
@@ -582,39 +572,27 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 			println("done " + strconv.FormatInt(seq, 10))
 		}
 	}
-	// The connections are read by benchLoops (one epoll instance each),
-	// client i by loop i % loops.
-	loops := make([]*benchLoop, benchLoops)
-	for k := range loops {
-		l, err := newBenchLoop()
-		if err != nil {
+	// One epoll loop reads every connection (two loops were slower for
+	// both implementations: more context switches on two cores).
+	loop, err := newBenchLoop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench driver:", err)
+		return 1
+	}
+	for _, c := range conns {
+		if err := loop.add(c); err != nil {
 			fmt.Fprintln(os.Stderr, "bench driver:", err)
 			return 1
 		}
-		loops[k] = l
 	}
-	ids := make([][]int, len(loops)) // client number of each loop's connections
-	for i, c := range conns {
-		k := i % len(loops)
-		if err := loops[k].add(c); err != nil {
-			fmt.Fprintln(os.Stderr, "bench driver:", err)
-			return 1
-		}
-		ids[k] = append(ids[k], i)
-	}
-	var readers sync.WaitGroup
-	for k, l := range loops {
-		readers.Add(1)
-		go func() {
-			defer readers.Done()
-			l.run(func(j int, op byte, b []byte) { onMessage(ids[k][j], op, b) })
-		}()
-	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		loop.run(onMessage)
+	}()
 	stop := func() {
-		for _, l := range loops {
-			l.shutdown()
-		}
-		readers.Wait()
+		loop.shutdown()
+		<-readerDone
 	}
 	println("ready")
 

@@ -402,19 +402,15 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Compression would defeat encoding once per publish.
 		CompressionMode: websocket.CompressionDisabled,
 	})
+	if err == nil && hw.fc == nil { // Accept always hijacks through hw; never seen
+		_ = conn.CloseNow()
+		err = errors.New("websocket.Accept did not hijack through the hub's writer")
+	}
 	if err != nil {
 		h.mu.Lock()
 		h.reserved--
 		h.mu.Unlock()
 		h.log.Debug("broadcast: upgrade failed", "remote", r.RemoteAddr, "err", err)
-		return
-	}
-	if hw.fc == nil { // Accept always hijacks; never seen
-		_ = conn.CloseNow()
-		h.mu.Lock()
-		h.reserved--
-		h.mu.Unlock()
-		h.log.Error("broadcast: websocket.Accept did not hijack through the hub's writer")
 		return
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
