@@ -28,6 +28,10 @@ import (
 // over loopback, for this package's Hub ("promflow") and for the pattern of
 // coder/websocket's chat example ("chat_pattern": one goroutine and a
 // 16-message channel per client, CloseRead, each write with a 5 s timeout).
+// A third, "syscall_floor" (floorServer), is no hub at all but one
+// non-blocking send(2) per client of a frame prepared once: the kernel's
+// share of a delivery, about the least any implementation over these
+// sockets pays, against which the other two are read.
 //
 // The clients run in a child process (this test binary re-executed), so
 // that bytes/client is the server side only: the heap in use plus goroutine
@@ -59,6 +63,7 @@ func BenchmarkFanout(b *testing.B) {
 	}{
 		{"promflow", newPromflowServer},
 		{"chat_pattern", newChatServer},
+		{"syscall_floor", newFloorServer},
 	}
 	for _, impl := range impls {
 		b.Run(impl.name, func(b *testing.B) {
