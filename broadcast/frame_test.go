@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -148,4 +149,92 @@ func TestWriteFrameWaitsForRoom(t *testing.T) {
 		require.Equal(t, bytes.Repeat([]byte{byte('a' + i%26)}, size), p, "frame %d", i)
 	}
 	require.NoError(t, <-errc)
+}
+
+// TestCloseEndsBlockedWrite checks that Close does not wait for a write
+// stuck on a full socket buffer (the write must end with an error, which
+// is how the hub's write timeout works), and that writes after Close fail
+// without reaching the socket.
+func TestCloseEndsBlockedWrite(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	defer peer.Close()
+	nc, err := ln.Accept()
+	require.NoError(t, err)
+	fc := newFrameConn(nc)
+
+	frame := textFrame(bytes.Repeat([]byte("x"), 1<<20))
+	errc := make(chan error, 1)
+	go func() {
+		for {
+			if err := fc.writeFrame(frame); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	testutil.Eventually(t, testTimeout, func() error {
+		if fc.waits.Load() == 0 {
+			return errors.New("the writer has not found the socket buffer full")
+		}
+		return nil
+	})
+	closed := make(chan error, 1)
+	go func() { closed <- fc.Close() }()
+	select {
+	case err := <-closed:
+		require.NoError(t, err)
+	case <-time.After(testTimeout):
+		t.Fatal("Close waited for a blocked write")
+	}
+	select {
+	case err := <-errc:
+		require.ErrorIs(t, err, net.ErrClosed)
+	case <-time.After(testTimeout):
+		t.Fatal("the blocked write did not end after Close")
+	}
+	require.ErrorIs(t, fc.writeFrame(textFrame([]byte("late"))), net.ErrClosed)
+	require.ErrorIs(t, fc.Close(), net.ErrClosed)
+}
+
+// TestCloseWhileWriting closes connections while other goroutines write
+// to them (run with -race): every write either succeeds or fails with
+// net.ErrClosed, and none after Close returned succeeds.
+func TestCloseWhileWriting(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	frame := textFrame([]byte(`{"type":"x"}`))
+	for range 50 {
+		peer, err := net.Dial("tcp", ln.Addr().String())
+		require.NoError(t, err)
+		go func() { _, _ = io.Copy(io.Discard, peer) }()
+		nc, err := ln.Accept()
+		require.NoError(t, err)
+		fc := newFrameConn(nc)
+		var wg sync.WaitGroup
+		var afterClose atomic.Bool
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					closedBefore := afterClose.Load()
+					err := fc.writeFrame(frame)
+					if err != nil {
+						assert.ErrorIs(t, err, net.ErrClosed)
+						return
+					}
+					assert.False(t, closedBefore, "a write succeeded after Close returned")
+				}
+			}()
+		}
+		require.NoError(t, fc.Close())
+		afterClose.Store(true)
+		wg.Wait()
+		peer.Close()
+	}
 }
