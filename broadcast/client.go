@@ -143,7 +143,13 @@ func (c *client) writeOne(now int64, w *writer) (more bool) {
 	err := c.out.writeFrame(m.frame)
 	c.writeStart.Store(0)
 	if err != nil {
-		c.kick(0, "", reasonWriteError)
+		why := reasonWriteError
+		if errors.Is(err, net.ErrClosed) {
+			// The connection was closed or a close frame went out, by the
+			// peer's close handshake or by the hub: not a failed write.
+			why = reasonClientClosed
+		}
+		c.kick(0, "", why)
 		c.mu.Lock()
 		c.writing = false
 		c.mu.Unlock()

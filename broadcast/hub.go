@@ -117,7 +117,9 @@ type HubOptions struct {
 	// AllowedOrigins lists extra origins allowed to connect, as host
 	// patterns matched with path.Match against the Origin's host (e.g.
 	// "dashboard.example.com", "*.example.com"). Clients that send no Origin
-	// and same-origin clients are always allowed.
+	// and same-origin clients are always allowed. Entries are trimmed and
+	// may be written as origins ("https://dashboard.example.com"); malformed
+	// ones are logged and ignored.
 	AllowedOrigins []string
 	// Authorize, if set, is called before the upgrade. A non-nil error
 	// refuses the connection: with the error's status if it is an
@@ -231,6 +233,7 @@ func NewHub(opts HubOptions) *Hub {
 	if opts.Writers <= 0 {
 		opts.Writers = 8 * runtime.GOMAXPROCS(0)
 	}
+	opts.AllowedOrigins = originPatterns(opts.AllowedOrigins, opts.Logger)
 	if len(opts.Topics) > maxTopics {
 		panic(fmt.Sprintf("broadcast: %d topics, at most %d", len(opts.Topics), maxTopics))
 	}
@@ -354,7 +357,7 @@ func headerHasToken(h http.Header, key, token string) bool {
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
-		http.Error(w, "this endpoint expects a WebSocket upgrade", http.StatusUpgradeRequired)
+		httpError(w, "this endpoint expects a WebSocket upgrade", http.StatusUpgradeRequired)
 		return
 	}
 	if h.opts.Authorize != nil {
@@ -365,13 +368,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				code = he.Code
 			}
 			h.metrics.refused(refusedUnauthorized)
-			http.Error(w, "connection refused: "+err.Error(), code)
+			httpError(w, "connection refused: "+err.Error(), code)
 			return
 		}
 	}
 	if err := h.checkOrigin(r); err != nil {
 		h.metrics.refused(refusedOrigin)
-		http.Error(w, err.Error(), http.StatusForbidden)
+		httpError(w, err.Error(), http.StatusForbidden)
 		return
 	}
 
@@ -381,13 +384,13 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case h.closed:
 		h.mu.Unlock()
 		h.metrics.refused(refusedShutdown)
-		http.Error(w, "server is shutting down", http.StatusServiceUnavailable)
+		httpError(w, "server is shutting down", http.StatusServiceUnavailable)
 		return
 	case h.opts.MaxClients > 0 && len(h.clients)+h.reserved >= h.opts.MaxClients:
 		h.mu.Unlock()
 		h.metrics.refused(refusedCapacity)
 		w.Header().Set("Retry-After", "5")
-		http.Error(w, "too many WebSocket clients", http.StatusServiceUnavailable)
+		httpError(w, "too many WebSocket clients", http.StatusServiceUnavailable)
 		return
 	}
 	h.reserved++
@@ -468,6 +471,47 @@ func (h *Hub) direct(v any) *message {
 	return &message{frame: textFrame(b), topic: -1}
 }
 
+// httpError answers a refused request with the project's JSON error shape,
+// {"status":"error","error":msg}.
+func httpError(w http.ResponseWriter, msg string, code int) {
+	b, _ := json.Marshal(struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+	}{"error", msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// originPatterns cleans HubOptions.AllowedOrigins: entries are trimmed and
+// lower-cased, an entry written as an origin ("https://host:port") is
+// reduced to its host, and empty or malformed patterns are dropped with a
+// warning rather than silently never matching.
+func originPatterns(list []string, log *slog.Logger) []string {
+	var out []string
+	for _, p := range list {
+		p = strings.ToLower(strings.TrimSpace(p))
+		if p == "" {
+			continue
+		}
+		if strings.Contains(p, "://") {
+			u, err := url.Parse(p)
+			if err != nil || u.Host == "" {
+				log.Warn("broadcast: allowed origin ignored: not a host pattern or origin", "origin", p)
+				continue
+			}
+			p = u.Host
+		}
+		if _, err := path.Match(p, ""); err != nil {
+			log.Warn("broadcast: allowed origin ignored: bad pattern", "origin", p, "err", err)
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
 func (h *Hub) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -482,7 +526,6 @@ func (h *Hub) checkOrigin(r *http.Request) error {
 	}
 	host := strings.ToLower(u.Host)
 	for _, p := range h.opts.AllowedOrigins {
-		p = strings.ToLower(p)
 		if ok, _ := path.Match(p, host); ok {
 			return nil
 		}
@@ -578,16 +621,24 @@ func (h *Hub) maintain() {
 func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Lock()
 	var cs []*client
-	if !h.closed {
+	first := !h.closed
+	if first {
 		h.closed = true
 		close(h.done)
 		for c := range h.clients {
 			cs = append(cs, c)
 		}
+		// Held while kicking: each kick adds a goroutine to h.wg, and a
+		// concurrent Shutdown's Wait must not see the count reach zero
+		// between two of them.
+		h.wg.Add(1)
 	}
 	h.mu.Unlock()
 	for _, c := range cs {
 		c.kick(websocket.StatusGoingAway, "server is shutting down", reasonShutdown)
+	}
+	if first {
+		h.wg.Done()
 	}
 
 	waited := make(chan struct{})

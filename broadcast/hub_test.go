@@ -335,7 +335,10 @@ func TestBadClientMessagesCloseOnlyThatClient(t *testing.T) {
 }
 
 func TestOrigin(t *testing.T) {
-	_, srv := startHub(t, HubOptions{AllowedOrigins: []string{"dashboard.example.com", "*.trusted.example"}})
+	// Entries as an operator writes them in a comma-separated setting:
+	// spaces, capitals, an origin with its scheme; a malformed pattern is
+	// dropped (logged), not a reason to refuse everyone.
+	_, srv := startHub(t, HubOptions{AllowedOrigins: []string{"dashboard.example.com", " *.Trusted.example", "https://app.example.org", "[bad", ""}})
 	host := strings.TrimPrefix(srv.URL, "http://")
 	for _, tc := range []struct {
 		origin string
@@ -346,6 +349,8 @@ func TestOrigin(t *testing.T) {
 		{"http://dashboard.example.com", true},
 		{"https://dashboard.example.com:8443", true},
 		{"https://a.trusted.example", true},
+		{"https://app.example.org", true},
+		{"https://app.example.org.evil.example", false},
 		{"http://evil.example", false},
 		{"http://dashboard.example.com.evil.example", false},
 		{"null", false},
@@ -368,6 +373,19 @@ func TestOrigin(t *testing.T) {
 			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
 		})
 	}
+}
+
+func TestRefusalsAreJSON(t *testing.T) {
+	_, srv := startHub(t, HubOptions{})
+	resp, err := http.Get(srv.URL)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
+	assert.Equal(t, "application/json", resp.Header.Get("Content-Type"))
+	var body struct{ Status, Error string }
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
+	assert.Equal(t, "error", body.Status)
+	assert.Contains(t, body.Error, "WebSocket upgrade")
 }
 
 func TestAuthorize(t *testing.T) {
