@@ -30,11 +30,20 @@ import (
 	"github.com/promflow/promflow/mockexporter"
 )
 
+// usageOutput is where -h and flag errors print the usage.
+var usageOutput io.Writer = os.Stderr
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (the default
+	// handling) instead of waiting for the graceful shutdown.
+	context.AfterFunc(ctx, stop)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	if err := run(ctx, os.Args[1:], os.Getenv, logger, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		logger.Error("mockmetrics: exiting", "err", err)
 		os.Exit(1)
 	}
@@ -47,7 +56,7 @@ var testHookHandler func(http.Handler) http.Handler
 // address once the server listens.
 func run(ctx context.Context, args []string, getenv func(string) string, logger *slog.Logger, ready chan<- string) error {
 	fs := flag.NewFlagSet("mockmetrics", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(usageOutput)
 	defaultAddr := ":8082"
 	if p := getenv("PORT"); p != "" {
 		defaultAddr = ":" + p
@@ -55,6 +64,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	addr := fs.String("addr", defaultAddr, "listen address (default :8082, or :$PORT)")
 	scenarioFile := fs.String("scenario", "", "scenario file (JSON or YAML) to start at boot")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // the usage is printed; main exits 0
+		}
 		return fmt.Errorf("flags: %w", err)
 	}
 

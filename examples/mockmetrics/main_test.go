@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
@@ -95,6 +96,16 @@ func TestRunConfiguration(t *testing.T) {
 	}, logger, nil)
 	require.Error(t, err)
 	assert.True(t, strings.Contains(err.Error(), "listen"), err.Error())
+}
+
+func TestRunHelp(t *testing.T) {
+	var usage strings.Builder
+	usageOutput = &usage
+	t.Cleanup(func() { usageOutput = os.Stderr })
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, logger, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, usage.String(), "-scenario")
 }
 
 func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {

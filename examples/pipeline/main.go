@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -31,11 +32,20 @@ import (
 	"github.com/promflow/promflow/internal/pipeline"
 )
 
+// usageOutput is where -h and flag errors print the usage.
+var usageOutput io.Writer = os.Stderr
+
 func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (the default
+	// handling) instead of waiting for the graceful shutdown.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Getenv, log, os.Stdout, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		var missing *localserver.MissingBinaryError
 		if errors.As(err, &missing) {
 			fmt.Fprintln(os.Stderr, missing.Error())
@@ -56,14 +66,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		}
 		return def
 	}
+	var envErr error
 	envDuration := func(key string, def time.Duration) time.Duration {
-		if d, err := time.ParseDuration(getenv(key)); err == nil && d > 0 {
-			return d
+		v := getenv(key)
+		if v == "" {
+			return def
 		}
-		return def
+		d, err := parseInterval(v)
+		if err != nil {
+			envErr = errors.Join(envErr, fmt.Errorf("environment %s: %w", key, err))
+			return def
+		}
+		return d
 	}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(usageOutput)
 	var cfg pipeline.Config
 	fs.StringVar(&cfg.MockAddr, "mock-addr", envOr("MOCK_ADDR", "127.0.0.1:8082"), "mock-metrics listen address")
 	fs.StringVar(&cfg.ServiceAddr, "service-addr", envOr("SERVICE_ADDR", "127.0.0.1:8005"), "service-metrics listen address")
@@ -75,7 +92,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	scrape := fs.Duration("scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval")
 	poll := fs.Duration("poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // the usage is printed; main exits 0
+		}
 		return fmt.Errorf("flags: %w", err)
+	}
+	if envErr != nil {
+		return envErr
 	}
 	if *scrape <= 0 || *poll <= 0 {
 		return fmt.Errorf("flags: -scrape-interval and -poll-interval must be positive")
@@ -107,4 +130,16 @@ Press Ctrl-C to stop.
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return errors.Join(runErr, p.Close(sctx))
+}
+
+// parseInterval accepts a Go duration ("10s") or a number of seconds
+// ("10"), as service-metrics' POLL_INTERVAL does.
+func parseInterval(s string) (time.Duration, error) {
+	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d, nil
+	}
+	if n, err := strconv.ParseFloat(s, 64); err == nil && n > 0 && n < 1e6 {
+		return time.Duration(n * float64(time.Second)), nil
+	}
+	return 0, fmt.Errorf("interval %q: want a positive duration such as 10s", s)
 }

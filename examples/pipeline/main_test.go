@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,4 +95,38 @@ func TestRunFlagErrors(t *testing.T) {
 	assert.ErrorContains(t, run(context.Background(), []string{"-nope"}, none, log, io.Discard, nil), "flags")
 	assert.ErrorContains(t, run(context.Background(), []string{"-scrape-interval", "-1s"}, none, log, io.Discard, nil), "positive")
 	assert.ErrorContains(t, run(context.Background(), []string{"-poll-interval", "soon"}, none, log, io.Discard, nil), "flags")
+	// A bad environment value is an error, not a silent default; bare
+	// seconds are accepted as in service-metrics.
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == "SCRAPE_INTERVAL" {
+				return v
+			}
+			return ""
+		}
+	}
+	assert.ErrorContains(t, run(context.Background(), nil, env("soon"), log, io.Discard, nil), "SCRAPE_INTERVAL")
+	assert.ErrorContains(t, run(context.Background(), []string{"-nope"}, env("5"), log, io.Discard, nil), "flags")
+}
+
+func TestRunHelp(t *testing.T) {
+	var usage strings.Builder
+	usageOutput = &usage
+	t.Cleanup(func() { usageOutput = os.Stderr })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, log, io.Discard, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, usage.String(), "-prometheus-addr")
+}
+
+func TestParseInterval(t *testing.T) {
+	for in, want := range map[string]time.Duration{"10s": 10 * time.Second, "5": 5 * time.Second, "0.5": 500 * time.Millisecond} {
+		got, err := parseInterval(in)
+		require.NoError(t, err, in)
+		assert.Equal(t, want, got, in)
+	}
+	for _, in := range []string{"", "0", "-1s", "soon", "1e9"} {
+		_, err := parseInterval(in)
+		assert.Error(t, err, in)
+	}
 }

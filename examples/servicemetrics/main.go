@@ -35,11 +35,20 @@ import (
 	"github.com/promflow/promflow/internal/servicemetrics"
 )
 
+// usageOutput is where -h and flag errors print the usage.
+var usageOutput io.Writer = os.Stderr
+
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one kills at once (the default
+	// handling) instead of waiting for the graceful shutdown.
+	context.AfterFunc(ctx, stop)
 	if err := run(ctx, os.Args[1:], os.Getenv, log, nil); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
 		log.Error("service-metrics failed", "err", err)
 		stop()
 		os.Exit(1)
@@ -57,13 +66,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return def
 	}
 	fs := flag.NewFlagSet("servicemetrics", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(usageOutput)
 	addr := fs.String("addr", portAddr(getenv("PORT"), ":8005"), "listen address (env PORT)")
 	promURL := fs.String("prometheus-url", envOr("PROMETHEUS_URL", "http://127.0.0.1:9090"), "Prometheus base URL (env PROMETHEUS_URL)")
 	dbURL := fs.String("database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL (env DATABASE_URL)")
 	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval, Go duration or seconds (env POLL_INTERVAL)")
 	origins := fs.String("allowed-origins", getenv("ALLOWED_ORIGINS"), "comma-separated extra WebSocket origin hosts (env ALLOWED_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err // the usage is printed; main exits 0
+		}
 		return fmt.Errorf("flags: %w", err)
 	}
 	interval, err := parseInterval(*poll)

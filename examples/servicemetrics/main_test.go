@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,6 +76,16 @@ func TestRunConfigurationErrors(t *testing.T) {
 		}
 		return ""
 	}, log, nil), "poll interval")
+}
+
+func TestRunHelp(t *testing.T) {
+	var usage strings.Builder
+	usageOutput = &usage
+	t.Cleanup(func() { usageOutput = os.Stderr })
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, log, nil)
+	require.ErrorIs(t, err, flag.ErrHelp)
+	assert.Contains(t, usage.String(), "-poll-interval")
 }
 
 func TestParseInterval(t *testing.T) {

@@ -84,10 +84,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
+	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom}
+	started := false
+	defer func() {
+		if !started { // failed: release the Prometheus client's connections
+			_ = prom.Close()
+		}
+	}()
 	if err := incidents.Migrate(ctx, cfg.Pool); err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom}
 	s.store = incidents.NewStore(cfg.Pool, incidents.Options{Logger: cfg.Logger})
 	s.hub = broadcast.NewHub(broadcast.HubOptions{AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger})
 	s.poller, err = broadcast.NewPoller(prom, s.hub, broadcast.PollerOptions{
@@ -125,6 +131,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		defer s.wg.Done()
 		s.forwardEvents(runCtx)
 	}()
+	started = true
 	return s, nil
 }
 
@@ -210,13 +217,20 @@ func (s *Server) routes() http.Handler {
 			s.hub.ServeHTTP(w, r)
 			return
 		}
+		if getOnly[r.URL.Path] {
+			// Reached here only with another method: "GET /health" and
+			// the like took GET and HEAD.
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed on " + r.URL.Path})
+			return
+		}
 		if r.URL.Path != "/" {
 			writeJSON(w, http.StatusNotFound, map[string]string{"status": "error", "error": "no such route: " + truncate(r.URL.Path, 200)})
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + r.Method + " not allowed"})
+			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed"})
 			return
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -226,6 +240,10 @@ func (s *Server) routes() http.Handler {
 	})
 	return mux
 }
+
+// getOnly are the routes registered for GET (and so HEAD) only; the
+// catch-all "/" would otherwise answer their other methods with 404.
+var getOnly = map[string]bool{"/health": true, "/ready": true, "/metrics": true}
 
 func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "timestamp": timestamp(time.Now())})

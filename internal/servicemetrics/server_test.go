@@ -69,10 +69,23 @@ func TestRoutes(t *testing.T) {
 	assert.Equal(t, 404, code)
 	assert.Equal(t, "error", body["status"])
 
-	resp, err := http.Post(srv.URL+"/", "text/plain", nil)
+	// A known route with another method is 405 JSON with Allow, not 404.
+	for _, path := range []string{"/", "/health", "/ready", "/metrics"} {
+		resp, err := http.Post(srv.URL+path, "text/plain", nil)
+		require.NoError(t, err)
+		var body map[string]any
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body), path)
+		resp.Body.Close()
+		assert.Equal(t, 405, resp.StatusCode, path)
+		assert.Equal(t, "GET, HEAD", resp.Header.Get("Allow"), path)
+		assert.Equal(t, "error", body["status"], path)
+	}
+	req, err := http.NewRequest(http.MethodHead, srv.URL+"/health", nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()
-	assert.Equal(t, 405, resp.StatusCode)
+	assert.Equal(t, 200, resp.StatusCode)
 
 	resp, err = http.Get(srv.URL + "/")
 	require.NoError(t, err)
