@@ -40,6 +40,13 @@ func LookBinary(name, pkg string) (string, error) {
 	return p, nil
 }
 
+// ErrAddrInUse reports that the address a server was to listen on is taken,
+// typically by the same server already running (Debian starts its
+// prometheus and prometheus-alertmanager services on :9090 and :9093).
+// Without this check a server answering on that address would be taken for
+// the child, which exits at once.
+var ErrAddrInUse = errors.New("localserver: address already in use")
+
 // Process is a running server started by this package.
 type Process struct {
 	// Name is a short label such as "prometheus", used in errors.
@@ -85,6 +92,12 @@ func (p *Process) Stop() error {
 }
 
 func start(ctx context.Context, name, binary string, args []string, addr, readyPath string) (*Process, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s cannot listen on %s (%v); stop whatever serves it (Debian's own %s service: systemctl disable --now %s) or choose another address",
+			ErrAddrInUse, name, addr, err, name, debianService(name))
+	}
+	_ = ln.Close()
 	cmd := exec.Command(binary, args...)
 	buf := &syncBuffer{}
 	cmd.Stdout = buf
@@ -119,7 +132,14 @@ func waitReady(ctx context.Context, p *Process, url string) error {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				// Only ours if it is still running: a child that failed to
+				// bind while something else took the address exits.
+				select {
+				case <-p.done:
+					return fmt.Errorf("localserver: %s exited (%v) while %s answered: %w", p.Name, p.waitErr, url, ErrAddrInUse)
+				default:
+					return nil
+				}
 			}
 		}
 		select {
@@ -130,6 +150,14 @@ func waitReady(ctx context.Context, p *Process, url string) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// debianService is the systemd unit of Debian's package for a server name.
+func debianService(name string) string {
+	if name == "alertmanager" {
+		return "prometheus-alertmanager"
+	}
+	return name
 }
 
 // FreeAddr returns a loopback host:port that was free a moment ago.

@@ -89,6 +89,8 @@ type Pipeline struct {
 	closeOnce sync.Once
 	closeErr  error
 	serveErrs chan error
+	closing   chan struct{} // closed by Close: child watchers stop
+	watching  sync.WaitGroup
 }
 
 // Start brings the pipeline up and returns once every component is ready.
@@ -97,7 +99,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p
 	// to nil before this deferred function runs.
-	started := &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
+	started := &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4), closing: make(chan struct{})}
 	p = started
 	defer func() {
 		if err != nil {
@@ -147,6 +149,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			return nil, fmt.Errorf("pipeline: alertmanager: %w", err)
 		}
 		p.children = append(p.children, am)
+		p.watch(am)
 		p.AlertmanagerURL = am.URL
 	}
 
@@ -177,6 +180,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			return nil, fmt.Errorf("pipeline: prometheus: %w", err)
 		}
 		p.children = append(p.children, prom)
+		p.watch(prom)
 		p.PrometheusURL = prom.URL
 	}
 
@@ -200,8 +204,34 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 }
 
 // Err returns a channel that receives an error if one of the in-process
-// HTTP servers stops unexpectedly.
+// HTTP servers stops, or a child process exits, before Close.
 func (p *Pipeline) Err() <-chan error { return p.serveErrs }
+
+// watch reports on serveErrs a child that exits before Close.
+func (p *Pipeline) watch(c *localserver.Process) {
+	p.watching.Add(1)
+	go func() {
+		defer p.watching.Done()
+		select {
+		case <-p.closing:
+		case <-c.Done():
+			select {
+			case <-p.closing:
+				return
+			default:
+			}
+			p.log.Error("child process exited", "component", c.Name)
+			log := c.Log()
+			if len(log) > 2000 {
+				log = "…" + log[len(log)-2000:]
+			}
+			select {
+			case p.serveErrs <- fmt.Errorf("pipeline: %s exited unexpectedly\n--- %s log ---\n%s", c.Name, c.Name, log):
+			default:
+			}
+		}
+	}()
+}
 
 func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
@@ -224,6 +254,7 @@ func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
 // idempotent.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
+		close(p.closing)
 		var errs []error
 		if p.Service != nil {
 			errs = append(errs, p.Service.Close(ctx))
@@ -241,6 +272,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 		for i := len(p.children) - 1; i >= 0; i-- {
 			errs = append(errs, p.children[i].Stop())
 		}
+		p.watching.Wait()
 		if p.pool != nil {
 			p.pool.Close()
 		}

@@ -318,10 +318,18 @@ func TestGeneratedConfigIsValid(t *testing.T) {
 // TestStartFailureStopsWhatStarted makes Prometheus fail to start (its
 // address is taken) after mock-metrics and Alertmanager are up: Start must
 // return the error, not panic, and stop what it started, freeing its ports.
+// TestStartFailureStopsWhatStarted occupies Prometheus' address with a
+// server that answers /-/ready like a Prometheus (Debian's own service on
+// :9090 does): Start must not take it for its child, must say the address
+// is in use, and must stop what it had started.
 func TestStartFailureStopsWhatStarted(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer taken.Close()
+	impostor := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "Prometheus Server is Ready.\n")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = impostor.Serve(taken) }()
+	defer impostor.Close()
 	mockAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	amAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -339,10 +347,27 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 	}
 	require.Error(t, err)
 	assert.Nil(t, p)
+	assert.ErrorIs(t, err, localserver.ErrAddrInUse)
 	assert.Contains(t, err.Error(), "prometheus")
 	for _, addr := range []string{mockAddr, amAddr} {
 		ln, err := net.Listen("tcp", addr)
 		require.NoError(t, err, "%s still in use after the failed Start", addr)
 		ln.Close()
+	}
+}
+
+// TestChildExitIsReported stops the pipeline's Prometheus from outside
+// (its lifecycle API): Err must say so rather than the pipeline going on
+// without it.
+func TestChildExitIsReported(t *testing.T) {
+	p := startPipeline(t)
+	code, _ := post(t, p.PrometheusURL+"/-/quit")
+	require.Equal(t, http.StatusOK, code)
+	select {
+	case err := <-p.Err():
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "prometheus exited")
+	case <-time.After(30 * time.Second):
+		t.Fatal("no error on Err() after Prometheus exited")
 	}
 }
