@@ -393,8 +393,13 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 		if delta < 0 {
 			return validationf("value", "counters only rise, got increment %v", delta)
 		}
-		if cur, ok := f.series[seriesKey(vals)]; ok && math.IsInf(cur.added+delta, 0) {
-			return validationf("value", "increment %v overflows the counter", delta)
+		if cur, ok := f.series[seriesKey(vals)]; ok {
+			// The counter's value is the simulated integral plus what was
+			// added: both count towards overflow.
+			cur.integrate(now)
+			if math.IsInf(cur.acc+cur.added+delta, 0) || math.IsInf(cur.added+delta, 0) {
+				return validationf("value", "increment %v overflows the counter", delta)
+			}
 		}
 		s, err := r.seriesLocked(f, vals, now, true)
 		if err != nil {
@@ -726,10 +731,12 @@ func (s *series) value(now time.Time) float64 {
 		return s.gaugeValue(now)
 	case Counter:
 		s.integrate(now)
-		return s.acc + s.added
+		// Capped: a simulated integral near the float64 limit plus an
+		// explicit increment must not read as +Inf (unencodable in JSON).
+		return capFinite(s.acc + s.added)
 	default:
 		s.integrate(now)
-		return math.Floor(s.acc + s.added)
+		return math.Floor(capFinite(s.acc + s.added))
 	}
 }
 

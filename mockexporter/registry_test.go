@@ -329,3 +329,30 @@ func TestExtremeSourcesStayFinite(t *testing.T) {
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 	scrapeFamilies(t, reg.Handler())
 }
+
+// TestCounterAddOverflowIsRefused: a counter whose simulated rate has
+// carried it near the float64 limit refuses an increment that would make
+// it infinite (400, value unchanged) and keeps reading as a finite number.
+func TestCounterAddOverflowIsRefused(t *testing.T) {
+	reg, clock := newTestRegistry(t)
+	h := reg.Handler()
+	require.NoError(t, reg.Set("mock_connection_drops_total", nil, mockexporter.Constant(1e308)))
+	clock.Advance(3 * time.Second)
+	before, err := reg.Value("mock_connection_drops_total", nil)
+	require.NoError(t, err)
+	require.False(t, math.IsInf(before, 0))
+
+	rec := do(t, h, "POST", "/api/v1/series", `{"metric":"mock_connection_drops_total","add":1e308}`)
+	require.Equal(t, http.StatusBadRequest, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "overflows")
+	after, err := reg.Value("mock_connection_drops_total", nil)
+	require.NoError(t, err)
+	assert.Equal(t, before, after)
+
+	rec = do(t, h, "GET", "/api/v1/series", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	clock.Advance(time.Hour) // the rate goes on: still finite
+	rec = do(t, h, "GET", "/api/v1/series", "")
+	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+	scrapeFamilies(t, h)
+}
