@@ -101,7 +101,7 @@ type Client struct {
 func New(address string, opts Options) (*Client, error) {
 	u, err := url.Parse(address)
 	if err != nil {
-		return nil, fmt.Errorf("promquery: parse address: %w", err)
+		return nil, fmt.Errorf("%w: address %q: %w", ErrInvalidArgument, address, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return nil, fmt.Errorf("%w: address %q: scheme must be http or https", ErrInvalidArgument, address)

@@ -57,7 +57,9 @@ func Re(name, re string) Matcher { return Matcher{MatchRegexp, name, re} }
 // Nre matches series whose label name does not fully match re.
 func Nre(name, re string) Matcher { return Matcher{MatchNotRegexp, name, re} }
 
-// String renders the matcher, e.g. job="api" or "service.name"=~"a|b".
+// String renders the matcher, e.g. job="api" or "service.name"=~"a|b". A
+// matcher with an unknown operator renders as an equality on an impossible
+// value, so that it selects nothing.
 func (m Matcher) String() string {
 	var b strings.Builder
 	m.appendTo(&b)
@@ -65,16 +67,17 @@ func (m Matcher) String() string {
 }
 
 func (m Matcher) appendTo(b *strings.Builder) {
+	if m.Type < MatchEqual || m.Type > MatchNotRegexp {
+		// An unknown operator selects nothing rather than something
+		// unintended: an equality on a value no label has.
+		m = Matcher{Type: MatchEqual, Name: m.Name, Value: "\x00invalid matcher type " + m.Type.String()}
+	}
 	if isLegacyLabelName(m.Name) {
 		b.WriteString(m.Name)
 	} else {
 		b.WriteString(strconv.Quote(m.Name))
 	}
-	op := m.Type.String()
-	if m.Type < MatchEqual || m.Type > MatchNotRegexp {
-		op = "=" // unknown operators never reach the query; see Selector.String
-	}
-	b.WriteString(op)
+	b.WriteString(m.Type.String())
 	b.WriteString(strconv.Quote(m.Value))
 }
 
@@ -143,9 +146,6 @@ func (s Selector) String() string {
 	for i, m := range inner {
 		if i > 0 {
 			b.WriteByte(',')
-		}
-		if m.Type < MatchEqual || m.Type > MatchNotRegexp {
-			m = Matcher{Type: MatchEqual, Name: m.Name, Value: "\x00invalid matcher type " + m.Type.String()}
 		}
 		m.appendTo(&b)
 	}

@@ -29,6 +29,16 @@ func TestSelectorString(t *testing.T) {
 	} {
 		assert.Equal(t, tc.want, tc.sel.String())
 	}
+	// A Matcher rendered alone is as safe as inside a selector.
+	assert.Equal(t, `job="\x00invalid matcher type MatchType(9)"`, promquery.Matcher{Type: 9, Name: "job", Value: "a"}.String())
+	assert.Equal(t, `job!~"a.*"`, promquery.Nre("job", "a.*").String())
+}
+
+func TestNewRejectsBadAddresses(t *testing.T) {
+	for _, addr := range []string{"http://[::1", "ftp://host", "http://", "localhost:9090"} {
+		_, err := promquery.New(addr, promquery.Options{})
+		assert.ErrorIs(t, err, promquery.ErrInvalidArgument, addr)
+	}
 }
 
 func TestSelectorWhereCopies(t *testing.T) {

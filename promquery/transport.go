@@ -207,7 +207,14 @@ func (c *Client) once(ctx context.Context, path string, params url.Values, query
 		resp.StatusCode == http.StatusNotImplemented ||
 		resp.StatusCode == http.StatusForbidden) {
 		drain(resp.Body)
-		c.noPOST.Store(true)
+		// 405 and 501 say the server (or a proxy) does not take POST: use
+		// GET from now on. A 403 may be an authorization that has since
+		// expired or a rule on this one request: retry it with GET, but
+		// keep trying POST (long queries need it, and query text in URLs
+		// ends up in access logs).
+		if resp.StatusCode != http.StatusForbidden {
+			c.noPOST.Store(true)
+		}
 		c.log.DebugContext(ctx, "promquery: POST refused, falling back to GET", "path", path, "status", resp.StatusCode)
 		resp, err = c.send(ctx, path, params, false)
 		if err != nil {
