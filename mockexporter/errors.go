@@ -21,6 +21,9 @@ var (
 	ErrWrongType = errors.New("mockexporter: operation not valid for this metric type")
 	// ErrLimit: a configured limit (series, scenarios) would be exceeded.
 	ErrLimit = errors.New("mockexporter: limit reached")
+	// ErrInvalid: the input was rejected; every *ValidationError matches
+	// it with errors.Is (errors.As gives the field and reason).
+	ErrInvalid = errors.New("mockexporter: invalid input")
 )
 
 // ValidationError reports an input that was rejected: a value out of the
@@ -35,6 +38,9 @@ type ValidationError struct {
 
 // Unwrap returns Err.
 func (e *ValidationError) Unwrap() error { return e.Err }
+
+// Is makes errors.Is(err, ErrInvalid) true for every ValidationError.
+func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
 func (e *ValidationError) Error() string {
 	if e.Field == "" {

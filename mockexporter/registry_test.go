@@ -314,6 +314,13 @@ func TestErrorsAreWrapped(t *testing.T) {
 	err := reg.SetValue("mock_unknown", nil, 1)
 	assert.True(t, errors.Is(err, mockexporter.ErrUnknownMetric))
 	assert.Contains(t, err.Error(), "mock_unknown")
+	assert.False(t, errors.Is(err, mockexporter.ErrInvalid))
+
+	err = reg.SetValue("mock_high_cpu_usage_percent", nil, 150)
+	require.ErrorIs(t, err, mockexporter.ErrInvalid)
+	var ve *mockexporter.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, "value", ve.Field)
 }
 
 func TestExtremeSourcesStayFinite(t *testing.T) {

@@ -7,6 +7,9 @@
 // local PostgreSQL) and [Pipeline.Close] to stop every child and remove the
 // temporary data. Components given by URL (an external Prometheus,
 // Alertmanager or database) are used as they are and not started.
+// [Pipeline.Err] reports a component that stops on its own. Close is
+// idempotent and safe to call from any goroutine; the exported fields are
+// set by Start and only read afterwards.
 //
 // It is shared by examples/pipeline and the end-to-end tests; it is internal
 // because its shape follows the examples, not a stable API.
