@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promquery"
 )
 
 // TestDashboardInBrowser opens service-metrics' dashboard in a real headless
@@ -83,6 +85,32 @@ func TestDashboardInBrowser(t *testing.T) {
 	assert.Contains(t, events, "checkout latency")
 	assert.Contains(t, bySvc, "checkout")
 	assert.Contains(t, details, "checkout latency")
+
+	// After a reload the charts start from range_metrics (the last poll
+	// intervals from Prometheus), not from a single point: once Prometheus
+	// holds several samples, the tile has several points as soon as it is
+	// drawn, before as many polls could have brought them.
+	prom, err := promquery.New(p.PrometheusURL, promquery.Options{})
+	require.NoError(t, err)
+	defer prom.Close()
+	testutil.Eventually(t, 30*time.Second, func() error {
+		now := time.Now()
+		m, _, err := prom.Matrix(ctx, "mock_high_memory_usage_bytes", promquery.Range{Start: now.Add(-time.Minute), End: now, Step: time.Second})
+		if err != nil {
+			return err
+		}
+		if len(m) == 0 || len(m[0].Values) < 6 {
+			return errors.New("Prometheus has fewer than 6 points of mock_high_memory_usage_bytes")
+		}
+		return nil
+	})
+	require.NoError(t, chromedp.Do(ctx,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`#tiles .tile[data-query="mock_high_memory_usage_bytes"]`)),
+	))
+	points, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Number(document.querySelector('#tiles .tile[data-query="mock_high_memory_usage_bytes"]').dataset.points || 0)`))
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, points, 4, "points in the chart right after a reload")
 
 	if path := os.Getenv("PROMFLOW_SCREENSHOT"); path != "" {
 		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))

@@ -37,12 +37,21 @@ type Config struct {
 	// three (broadcast.DefaultInstantQueries) plus ExtraQueries.
 	Instant      []broadcast.Query
 	ExtraQueries []broadcast.Query
+	// Range queries published as range_metrics. Default (nil): each
+	// instant query over the last RangePoints poll intervals, one point
+	// per interval, so that a dashboard opened or reloaded has its charts'
+	// history at once. A non-nil empty slice publishes none.
+	Range []broadcast.RangeQuery
 	// AllowedOrigins for WebSocket clients besides same-origin ones.
 	AllowedOrigins []string
 	// Intake configures the Alertmanager webhook (e.g. the service label).
 	Intake incidents.IntakeOptions
 	Logger *slog.Logger
 }
+
+// RangePoints is how many poll intervals the default range queries cover
+// (the dashboard's charts keep as many points).
+const RangePoints = 60
 
 // Server is a running service-metrics: its poller and change-feed
 // forwarder run until Close.
@@ -79,6 +88,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Instant = broadcast.DefaultInstantQueries()
 	}
 	cfg.Instant = append(append([]broadcast.Query(nil), cfg.Instant...), cfg.ExtraQueries...)
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = broadcast.DefaultPollInterval
+	}
+	if cfg.Range == nil {
+		for _, q := range cfg.Instant {
+			cfg.Range = append(cfg.Range, broadcast.RangeQuery{
+				Name: q.Name, Query: q.Query,
+				Window: RangePoints * cfg.PollInterval, Step: cfg.PollInterval,
+			})
+		}
+	}
 
 	prom, err := promquery.New(cfg.PrometheusURL, promquery.Options{})
 	if err != nil {
@@ -99,6 +119,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	s.poller, err = broadcast.NewPoller(prom, s.hub, broadcast.PollerOptions{
 		Interval: cfg.PollInterval,
 		Instant:  cfg.Instant,
+		Range:    cfg.Range,
 		Logger:   cfg.Logger,
 	})
 	if err != nil {

@@ -126,18 +126,31 @@ func TestWebSocketOnRootAndWS(t *testing.T) {
 			require.NoError(t, json.Unmarshal(b, &first))
 			assert.Equal(t, "connection", first.Type)
 			assert.Equal(t, "Connected to service-metrics", first.Message)
-			for {
+			// Both snapshot topics: instant results, and the same queries
+			// as range results (the dashboard's chart history).
+			seen := map[string]bool{}
+			for !seen["instant_metrics"] || !seen["range_metrics"] {
 				_, b, err := c.Read(ctx)
 				require.NoError(t, err)
 				var m struct {
 					Type string
-					Data map[string]json.RawMessage
+					Data map[string]struct {
+						ResultType string `json:"resultType"`
+						Error      string `json:"error"`
+					}
 				}
 				require.NoError(t, json.Unmarshal(b, &m))
-				if m.Type == "instant_metrics" {
-					assert.Contains(t, m.Data, "prometheus_tsdb_head_series")
-					return
+				want := map[string]string{"instant_metrics": "vector", "range_metrics": "matrix"}[m.Type]
+				if want == "" {
+					continue
 				}
+				require.Contains(t, m.Data, "prometheus_tsdb_head_series", m.Type)
+				r := m.Data["prometheus_tsdb_head_series"]
+				if r.Error != "" {
+					continue // Prometheus may not have scraped itself yet
+				}
+				assert.Equal(t, want, r.ResultType, m.Type)
+				seen[m.Type] = true
 			}
 		})
 	}
