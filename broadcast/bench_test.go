@@ -29,9 +29,9 @@ import (
 // coder/websocket's chat example ("chat_pattern": one goroutine and a
 // 16-message channel per client, CloseRead, each write with a 5 s timeout).
 // A third, "syscall_floor" (floorServer), is no hub at all but one
-// non-blocking send(2) per client of a frame prepared once: the kernel's
-// share of a delivery, about the least any implementation over these
-// sockets pays, against which the other two are read.
+// non-blocking send(2) per client of a frame prepared once: a reference
+// for the kernel's share of a delivery, against which the other two are
+// read (not a strict lower bound: run by run it varies like the others).
 //
 // The clients run in a child process (this test binary re-executed), so
 // that bytes/client is the server side only: the heap in use plus goroutine

@@ -10,17 +10,17 @@ import (
 	"github.com/coder/websocket"
 )
 
-// floorServer is BenchmarkFanout's "syscall_floor": not a hub, but about
-// the least a fan-out of one message over these sockets can cost, to show
-// how far each implementation is from it. coder/websocket accepts the
-// connection; after that the server never reads, keeps no queue, sends no
-// ping and takes no lock per client: publish frames the message once and
-// sends the frame to every socket with one non-blocking send(2) (the same
-// writeNonblocking the hub uses) from GOMAXPROCS goroutines, the clients
-// split between them in fixed shares, falling back to net.Conn.Write when a
-// socket buffer is full. What is left is the kernel's work per delivery,
-// which every implementation pays on top of its own. It is a reference for
-// the benchmark only: it has no flow control, no timeouts and no way to
+// floorServer is BenchmarkFanout's "syscall_floor": not a hub, but a
+// reference for what a fan-out of one message over these sockets costs the
+// kernel alone, to show how far each implementation is from it.
+// coder/websocket accepts the connection; after that the server never
+// reads, keeps no queue, sends no ping and takes no lock per client:
+// publish frames the message once and sends the frame to every socket with
+// one non-blocking send(2) (the same writeNonblocking the hub uses) from
+// GOMAXPROCS goroutines, the clients split between them in fixed shares,
+// falling back to net.Conn.Write when a socket buffer is full. What is left
+// is mostly the kernel's work per delivery, which every implementation
+// pays on top of its own. It is a reference for the benchmark only: it has no flow control, no timeouts and no way to
 // remove a client.
 type floorServer struct {
 	mu    sync.Mutex

@@ -118,8 +118,9 @@ type HubOptions struct {
 	// patterns matched with path.Match against the Origin's host (e.g.
 	// "dashboard.example.com", "*.example.com"). Clients that send no Origin
 	// and same-origin clients are always allowed. Entries are trimmed and
-	// may be written as origins ("https://dashboard.example.com"); malformed
-	// ones are logged and ignored.
+	// may be written as origins ("https://dashboard.example.com"; only the
+	// host and a non-default port count); malformed ones are logged and
+	// ignored.
 	AllowedOrigins []string
 	// Authorize, if set, is called before the upgrade. A non-nil error
 	// refuses the connection: with the error's status if it is an
@@ -486,8 +487,9 @@ func httpError(w http.ResponseWriter, msg string, code int) {
 
 // originPatterns cleans HubOptions.AllowedOrigins: entries are trimmed and
 // lower-cased, an entry written as an origin ("https://host:port") is
-// reduced to its host, and empty or malformed patterns are dropped with a
-// warning rather than silently never matching.
+// reduced to its host and port (without the scheme's default port; the
+// scheme itself is not checked), and empty or malformed patterns are
+// dropped with a warning rather than silently never matching.
 func originPatterns(list []string, log *slog.Logger) []string {
 	var out []string
 	for _, p := range list {
@@ -501,7 +503,12 @@ func originPatterns(list []string, log *slog.Logger) []string {
 				log.Warn("broadcast: allowed origin ignored: not a host pattern or origin", "origin", p)
 				continue
 			}
+			// Browsers leave the scheme's default port out of Origin.
 			p = u.Host
+			if port := u.Port(); (u.Scheme == "https" || u.Scheme == "wss") && port == "443" ||
+				(u.Scheme == "http" || u.Scheme == "ws") && port == "80" {
+				p = strings.TrimSuffix(p, ":"+port)
+			}
 		}
 		if _, err := path.Match(p, ""); err != nil {
 			log.Warn("broadcast: allowed origin ignored: bad pattern", "origin", p, "err", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -338,7 +339,12 @@ func TestOrigin(t *testing.T) {
 	// Entries as an operator writes them in a comma-separated setting:
 	// spaces, capitals, an origin with its scheme; a malformed pattern is
 	// dropped (logged), not a reason to refuse everyone.
-	_, srv := startHub(t, HubOptions{AllowedOrigins: []string{"dashboard.example.com", " *.Trusted.example", "https://app.example.org", "[bad", ""}})
+	var logs strings.Builder
+	_, srv := startHub(t, HubOptions{
+		AllowedOrigins: []string{"dashboard.example.com", " *.Trusted.example", "https://app.example.org:443", "[bad", ""},
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
+	})
+	assert.Contains(t, logs.String(), "bad pattern")
 	host := strings.TrimPrefix(srv.URL, "http://")
 	for _, tc := range []struct {
 		origin string

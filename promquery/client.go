@@ -51,7 +51,8 @@ type Options struct {
 
 	// DisablePOST sends queries with GET only. By default query-like
 	// requests are sent as POST forms (no URL length limit) and fall back to
-	// GET when the server answers 405, 501 or 403.
+	// GET when the server answers 405, 501 or 403: for good after 405 or
+	// 501, for that request only after 403.
 	DisablePOST bool
 
 	// PollInterval is how often [Client.WaitTargetUp] and
@@ -92,7 +93,7 @@ type Client struct {
 	log          *slog.Logger
 	pollInterval time.Duration
 	ownHC        bool        // hc was built by New
-	noPOST       atomic.Bool // set for good after a POST was refused
+	noPOST       atomic.Bool // set for good after a POST got 405 or 501
 }
 
 // New returns a client for the Prometheus server at address, e.g.

@@ -315,13 +315,12 @@ func TestGeneratedConfigIsValid(t *testing.T) {
 	assert.True(t, bytes.Contains(b, []byte(`"honor_labels": true`)), "mock-metrics keeps its own instance label")
 }
 
-// TestStartFailureStopsWhatStarted makes Prometheus fail to start (its
-// address is taken) after mock-metrics and Alertmanager are up: Start must
-// return the error, not panic, and stop what it started, freeing its ports.
-// TestStartFailureStopsWhatStarted occupies Prometheus' address with a
-// server that answers /-/ready like a Prometheus (Debian's own service on
-// :9090 does): Start must not take it for its child, must say the address
-// is in use, and must stop what it had started.
+// TestStartFailureStopsWhatStarted makes Prometheus fail to start after
+// mock-metrics and Alertmanager are up: its address is taken by a server
+// that answers /-/ready like a Prometheus (as Debian's own service on :9090
+// does). Start must not take that server for its child, must return an
+// error saying the address is in use (not panic), and must stop what it
+// started, freeing its ports.
 func TestStartFailureStopsWhatStarted(t *testing.T) {
 	taken, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
