@@ -43,6 +43,7 @@ type client struct {
 	closing bool
 
 	writeStart atomic.Int64 // UnixNano when the current write began, 0 if none
+	idx        int          // position in Hub.clients, under Hub.mu
 	pingSlot   int          // maintain tick (mod Hub.pingSlots) that pings it; set before it is served
 }
 

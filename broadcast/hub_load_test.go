@@ -93,7 +93,7 @@ func maxPending(h *Hub) int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	n := 0
-	for c := range h.clients {
+	for _, c := range h.clients {
 		c.mu.Lock()
 		n = max(n, len(c.queue)-c.head)
 		c.mu.Unlock()
@@ -202,6 +202,19 @@ func TestManyClientsConnectAndLeave(t *testing.T) {
 	pubWG.Wait()
 	require.Len(t, kept, keep)
 	assert.Zero(t, counterValue(t, h, "broadcast_clients_disconnected_total", "reason", "slow_client"))
+	// The hub's client list survived the churn: once the leavers are gone,
+	// it holds the kept clients, each at the index it records.
+	testutil.Eventually(t, testTimeout, func() error {
+		if n := h.Clients(); n != keep {
+			return fmt.Errorf("%d clients, want %d", n, keep)
+		}
+		return nil
+	})
+	h.mu.Lock()
+	for i, c := range h.clients {
+		assert.Equal(t, i, c.idx, "client at %d records index %d", i, c.idx)
+	}
+	h.mu.Unlock()
 
 	// The kept clients drain what is left and then see 1001 on Shutdown.
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
