@@ -100,6 +100,21 @@ func TestNoDataFrameAfterClose(t *testing.T) {
 	assert.Equal(t, append(textFrame([]byte(`"before"`)), closeFrame...), <-got)
 }
 
+// tcpPair returns both ends of a loopback TCP connection; peer is closed
+// when the test ends.
+func tcpPair(t *testing.T) (server, peer net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	peer, err = net.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = peer.Close() })
+	server, err = ln.Accept()
+	require.NoError(t, err)
+	return server, peer
+}
+
 // TestWriteFrameWaitsForRoom writes far more than the socket buffers hold
 // to a peer that does not read yet: writeFrame must wait for room through
 // the poller (not fail, not lose or reorder bytes).
@@ -107,15 +122,8 @@ func TestWriteFrameWaitsForRoom(t *testing.T) {
 	if !rawWrites {
 		t.Skip("counts the raw send's fallbacks to the poller, which exist on Linux only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer peer.Close()
+	nc, peer := tcpPair(t)
 	require.NoError(t, peer.(*net.TCPConn).SetReadBuffer(64<<10))
-	nc, err := ln.Accept()
-	require.NoError(t, err)
 	require.NoError(t, nc.(*net.TCPConn).SetWriteBuffer(64<<10))
 	fc := newFrameConn(nc)
 	defer fc.Close()
@@ -162,14 +170,7 @@ func TestCloseEndsBlockedWrite(t *testing.T) {
 	if !rawWrites {
 		t.Skip("counts the raw send's fallbacks to the poller, which exist on Linux only")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
-	peer, err := net.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	defer peer.Close()
-	nc, err := ln.Accept()
-	require.NoError(t, err)
+	nc, _ := tcpPair(t)
 	fc := newFrameConn(nc)
 
 	frame := textFrame(bytes.Repeat([]byte("x"), 1<<20))
@@ -210,16 +211,10 @@ func TestCloseEndsBlockedWrite(t *testing.T) {
 // to them (run with -race): every write either succeeds or fails with
 // net.ErrClosed, and none after Close returned succeeds.
 func TestCloseWhileWriting(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer ln.Close()
 	frame := textFrame([]byte(`{"type":"x"}`))
 	for range 50 {
-		peer, err := net.Dial("tcp", ln.Addr().String())
-		require.NoError(t, err)
+		nc, peer := tcpPair(t)
 		go func() { _, _ = io.Copy(io.Discard, peer) }()
-		nc, err := ln.Accept()
-		require.NoError(t, err)
 		fc := newFrameConn(nc)
 		var wg sync.WaitGroup
 		var afterClose atomic.Bool

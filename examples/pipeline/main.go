@@ -24,12 +24,12 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 
 	"github.com/promflow/promflow/internal/localserver"
 	"github.com/promflow/promflow/internal/pipeline"
+	"github.com/promflow/promflow/internal/servicemetrics"
 )
 
 // usageOutput is where -h and flag errors print the usage.
@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		if v == "" {
 			return def
 		}
-		d, err := parseInterval(v)
+		d, err := servicemetrics.ParseInterval(v)
 		if err != nil {
 			envErr = errors.Join(envErr, fmt.Errorf("environment %s: %w", key, err))
 			return def
@@ -130,16 +130,4 @@ Press Ctrl-C to stop.
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return errors.Join(runErr, p.Close(sctx))
-}
-
-// parseInterval accepts a Go duration ("10s") or a number of seconds
-// ("10"), as service-metrics' POLL_INTERVAL does.
-func parseInterval(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	if n, err := strconv.ParseFloat(s, 64); err == nil && n > 0 && n < 1e6 {
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("interval %q: want a positive duration such as 10s", s)
 }

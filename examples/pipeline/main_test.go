@@ -118,15 +118,3 @@ func TestRunHelp(t *testing.T) {
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, usage.String(), "-prometheus-addr")
 }
-
-func TestParseInterval(t *testing.T) {
-	for in, want := range map[string]time.Duration{"10s": 10 * time.Second, "5": 5 * time.Second, "0.5": 500 * time.Millisecond} {
-		got, err := parseInterval(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, in := range []string{"", "0", "-1s", "soon", "1e9"} {
-		_, err := parseInterval(in)
-		assert.Error(t, err, in)
-	}
-}

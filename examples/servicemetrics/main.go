@@ -25,7 +25,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -78,9 +77,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		}
 		return fmt.Errorf("flags: %w", err)
 	}
-	interval, err := parseInterval(*poll)
+	interval, err := servicemetrics.ParseInterval(*poll)
 	if err != nil {
-		return err
+		return fmt.Errorf("poll %w", err)
 	}
 
 	pool, err := pgxpool.New(ctx, *dbURL)
@@ -133,16 +132,4 @@ func portAddr(port, def string) string {
 		return port
 	}
 	return ":" + port
-}
-
-// parseInterval accepts a Go duration ("10s") or a number of seconds ("10"),
-// as the original's POLL_INTERVAL.
-func parseInterval(s string) (time.Duration, error) {
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return d, nil
-	}
-	if n, err := strconv.ParseFloat(s, 64); err == nil && n > 0 && n < 1e6 {
-		return time.Duration(n * float64(time.Second)), nil
-	}
-	return 0, fmt.Errorf("poll interval %q: want a positive duration such as 10s", s)
 }

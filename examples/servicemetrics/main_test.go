@@ -88,18 +88,6 @@ func TestRunHelp(t *testing.T) {
 	assert.Contains(t, usage.String(), "-poll-interval")
 }
 
-func TestParseInterval(t *testing.T) {
-	for in, want := range map[string]time.Duration{"10s": 10 * time.Second, "10": 10 * time.Second, "1.5": 1500 * time.Millisecond, "250ms": 250 * time.Millisecond} {
-		got, err := parseInterval(in)
-		require.NoError(t, err, in)
-		assert.Equal(t, want, got, in)
-	}
-	for _, bad := range []string{"", "0", "-1s", "abc", "NaN", "1e300"} {
-		_, err := parseInterval(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
 func TestPortAddr(t *testing.T) {
 	assert.Equal(t, ":8005", portAddr("", ":8005"))
 	assert.Equal(t, ":9000", portAddr("9000", ":8005"))
