@@ -141,24 +141,67 @@ func (c *client) writeOne(now int64, w *writer) (more bool) {
 	// been in progress longer than WriteTimeout (closing the connection
 	// ends the write).
 	c.writeStart.Store(now)
-	err := c.out.writeFrame(m.frame)
+	rest, err := c.out.tryWriteFrame(m.frame)
+	if err == nil && len(rest) > 0 {
+		// The socket buffer is full: a goroutine of the hub waits for
+		// room and finishes the frame, so that this writer goes on to
+		// the other clients at once. The client stays scheduled
+		// (c.writing) until then.
+		c.hub.wg.Add(1)
+		go c.finishWrite(m, rest)
+		return false
+	}
 	c.writeStart.Store(0)
-	if err != nil {
-		why := reasonWriteError
-		if errors.Is(err, net.ErrClosed) {
-			// The connection was closed or a close frame went out, by the
-			// peer's close handshake or by the hub: not a failed write.
-			why = reasonClientClosed
-		}
-		c.kick(0, "", why)
-		c.mu.Lock()
-		c.writing = false
-		c.mu.Unlock()
+	if !c.wrote(m, err) {
 		return false
 	}
 	if m.topic >= 0 {
 		w.delivered(m.topic)
 	}
+	return c.doneWriting()
+}
+
+// finishWrite writes the rest of m that writeOne could not, off the
+// writers' path, and hands the client back to the writers if more is
+// pending.
+func (c *client) finishWrite(m *message, rest []byte) {
+	h := c.hub
+	defer h.wg.Done()
+	err := c.out.finishFrame(rest)
+	c.writeStart.Store(0)
+	if !c.wrote(m, err) {
+		return
+	}
+	if m.topic >= 0 {
+		h.metrics.delivered[m.topic].Add(1)
+	}
+	if c.doneWriting() {
+		h.schedule(c)
+	}
+}
+
+// wrote handles the outcome of writing m: a failed write drops the client
+// (and unschedules it). It reports whether the write succeeded.
+func (c *client) wrote(m *message, err error) bool {
+	if err == nil {
+		return true
+	}
+	why := reasonWriteError
+	if errors.Is(err, net.ErrClosed) {
+		// The connection was closed or a close frame went out, by the
+		// peer's close handshake or by the hub: not a failed write.
+		why = reasonClientClosed
+	}
+	c.kick(0, "", why)
+	c.mu.Lock()
+	c.writing = false
+	c.mu.Unlock()
+	return false
+}
+
+// doneWriting reports whether more messages are pending after a write; if
+// not, the client is no longer scheduled.
+func (c *client) doneWriting() (more bool) {
 	c.mu.Lock()
 	more = !c.closing && c.head < len(c.queue)
 	if !more {

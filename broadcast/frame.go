@@ -52,6 +52,7 @@ type frameConn struct {
 	raw       syscall.RawConn // nil if Conn has no file descriptor
 	mu        sync.Mutex
 	closeSent bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1)
+	portable  bool // never use raw sends (tests of the portable path)
 
 	waits atomic.Int64 // writes that found the socket buffer full (for tests)
 }
@@ -77,29 +78,56 @@ func (fc *frameConn) Write(p []byte) (int, error) {
 	return fc.Conn.Write(p)
 }
 
-// writeFrame writes one prepared frame, unless a close frame has been sent.
+// writeFrame writes one prepared frame, unless a close frame has been sent,
+// waiting for room in the socket buffer if need be.
 func (fc *frameConn) writeFrame(frame []byte) error {
+	rest, err := fc.tryWriteFrame(frame)
+	if err != nil || len(rest) == 0 {
+		return err
+	}
+	return fc.finishFrame(rest)
+}
+
+// tryWriteFrame writes what of one prepared frame the socket buffer takes
+// without waiting. If the buffer fills first it returns the rest of the
+// frame with fc.mu still held, so that nothing can be written between the
+// two parts: the caller must pass rest to finishFrame (from any
+// goroutine). Where raw sends do not exist (or fc.portable is set) it
+// writes the whole frame through net.Conn, waiting as long as that takes.
+func (fc *frameConn) tryWriteFrame(frame []byte) (rest []byte, err error) {
 	fc.mu.Lock()
-	defer fc.mu.Unlock()
 	if fc.closeSent {
-		return net.ErrClosed
+		fc.mu.Unlock()
+		return nil, net.ErrClosed
+	}
+	if !rawWrites || fc.raw == nil || fc.portable {
+		_, err = fc.Conn.Write(frame)
+		fc.mu.Unlock()
+		return nil, err
 	}
 	p := frame
-	if rawWrites && fc.raw != nil {
-		var errno syscall.Errno
-		err := fc.raw.Control(func(fd uintptr) { p, errno = writeNonblocking(fd, p) })
-		switch {
-		case err != nil:
-			return err
-		case len(p) == 0:
-			return nil
-		case errno != syscall.EAGAIN:
-			return fmt.Errorf("broadcast: send: %w", errno)
-		}
-		// The socket buffer is full: wait for room through the poller.
+	var errno syscall.Errno
+	err = fc.raw.Control(func(fd uintptr) { p, errno = writeNonblocking(fd, p) })
+	switch {
+	case err == nil && len(p) == 0:
+	case err != nil:
+	case errno != syscall.EAGAIN:
+		err = fmt.Errorf("broadcast: send: %w", errno)
+	default:
+		// The socket buffer is full: the rest waits for room, the lock
+		// stays held.
 		fc.waits.Add(1)
+		return p, nil
 	}
-	_, err := fc.Conn.Write(p)
+	fc.mu.Unlock()
+	return nil, err
+}
+
+// finishFrame writes the rest of a frame that tryWriteFrame could not
+// finish, waiting for room through the poller, and releases fc.mu.
+func (fc *frameConn) finishFrame(rest []byte) error {
+	defer fc.mu.Unlock()
+	_, err := fc.Conn.Write(rest)
 	return err
 }
 

@@ -204,6 +204,8 @@ type Hub struct {
 	pingSlots int           // maintain ticks per PingInterval
 
 	pool writerPool // has its own lock
+
+	portableWrites bool // tests: never use raw sends
 }
 
 // NewHub returns a Hub. It starts no goroutine until the first client
@@ -423,6 +425,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
+	hw.fc.portable = h.portableWrites
 	c := &client{hub: h, conn: conn, out: hw.fc, subs: h.allSubs}
 
 	h.mu.Lock()
@@ -595,7 +598,7 @@ func (h *Hub) maintain() {
 			}
 			continue
 		case <-stall.C:
-			watching = h.replaceStalledWriters()
+			watching = h.replaceStalledWriters(time.Now())
 			if watching {
 				stall.Reset(stallAfter)
 			}

@@ -3,6 +3,7 @@ package broadcast
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -23,9 +24,28 @@ import (
 // a queue, is disconnected with 1008 once its event queue overflows, and
 // never holds up the others.
 func TestSlowClient(t *testing.T) {
+	// Both write paths: raw sends hand a write that would block to a
+	// goroutine of its own; the portable path relies on the stall watcher
+	// taking the clients behind a blocked writer.
+	for _, portable := range []bool{false, true} {
+		name := "raw"
+		if portable {
+			name = "portable"
+		}
+		t.Run(name, func(t *testing.T) {
+			if !portable && !rawWrites {
+				t.Skip("raw sends exist on Linux only")
+			}
+			testSlowClient(t, portable)
+		})
+	}
+}
+
+func testSlowClient(t *testing.T, portable bool) {
 	const queue = 8
 	// One writer: the slow client must not hold it up for the others.
 	h, srv := startHub(t, HubOptions{EventQueueSize: queue, PingInterval: -1, WriteTimeout: time.Minute, Writers: 1})
+	h.portableWrites = portable
 	slow := dial(t, srv) // never reads until the end
 	fast := dial(t, srv)
 	readMsg(t, fast) // connection
@@ -306,4 +326,48 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStallWatch checks the stall watcher's decisions with an injected
+// clock: a writer that still holds clients it has not begun is watched
+// even while no client waits in the queue (the hole TestSlowClient hit),
+// and once blocked for stallAfter it loses those clients to a new writer.
+func TestStallWatch(t *testing.T) {
+	h := NewHub(HubOptions{Writers: 1, PingInterval: -1})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		defer cancel()
+		assert.NoError(t, h.Shutdown(ctx))
+	})
+	// Closing clients: a writer that takes one finds nothing to write.
+	writing, behind := &client{hub: h, closing: true, writing: true}, &client{hub: h, closing: true, writing: true}
+	w := &writer{chunk: []*client{writing, behind}}
+	w.next.Store(1) // writing is being written, behind not begun
+	start := time.Now()
+	w.since.Store(start.UnixNano())
+	h.pool.mu.Lock()
+	h.pool.writers = []*writer{w}
+	h.pool.mu.Unlock()
+
+	require.True(t, h.replaceStalledWriters(start.Add(stallAfter/2)),
+		"a busy writer holding an unbegun client must stay watched")
+	require.Equal(t, int64(1), w.next.Load(), "a writer not stalled yet keeps its clients")
+
+	require.True(t, h.replaceStalledWriters(start.Add(stallAfter+time.Millisecond)))
+	require.Equal(t, int64(2), w.next.Load(), "the stalled writer's unbegun client was not taken")
+	testutil.Eventually(t, testTimeout, func() error {
+		behind.mu.Lock()
+		defer behind.mu.Unlock()
+		if behind.writing {
+			return errors.New("no new writer took the client behind the stalled one")
+		}
+		return nil
+	})
+
+	// Nothing left to hand over, the stalled writer itself is not watched.
+	w.next.Store(2)
+	h.pool.mu.Lock()
+	h.pool.writers = nil
+	h.pool.mu.Unlock()
+	require.False(t, h.replaceStalledWriters(start.Add(time.Hour)))
 }

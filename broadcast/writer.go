@@ -8,7 +8,9 @@ import (
 )
 
 // stallAfter is how long a writer may be blocked on one client before the
-// hub hands the clients waiting behind it to another writer.
+// hub hands the clients waiting behind it to another writer. Writers block
+// only on the portable write path: where raw sends exist, a write that
+// would block is finished by a goroutine of its own (client.finishWrite).
 const stallAfter = 10 * time.Millisecond
 
 // maxChunk is the most clients a writer takes from the queue at once.
@@ -173,18 +175,23 @@ func (p *writerPool) removeLocked(w *writer) {
 }
 
 // replaceStalledWriters takes back the unclaimed clients of every writer
-// blocked for longer than stallAfter and starts writers for the clients
-// waiting. It reports whether clients are still waiting (so the caller
-// keeps watching).
-func (h *Hub) replaceStalledWriters() bool {
+// blocked for longer than stallAfter (now) and starts writers for the
+// clients waiting. It reports whether the caller must keep watching:
+// while clients wait for a writer, or a writer still holds clients it has
+// not begun (it may block on the one it is writing before it reaches
+// them).
+func (h *Hub) replaceStalledWriters(now time.Time) (watch bool) {
 	p := &h.pool
 	p.mu.Lock()
-	stalled := time.Now().Add(-stallAfter).UnixNano()
+	stalled := now.Add(-stallAfter).UnixNano()
 	active := 0
 	for _, w := range p.writers {
 		s := w.since.Load()
 		if s == 0 || s > stalled {
 			active++
+			if w.next.Load() < int64(len(w.chunk)) {
+				watch = true
+			}
 			continue
 		}
 		// Claim everything the writer has not begun; it stops at its
@@ -196,7 +203,7 @@ func (h *Hub) replaceStalledWriters() bool {
 	waiting := len(p.ready) - p.head
 	if waiting == 0 {
 		p.mu.Unlock()
-		return false
+		return watch
 	}
 	ws := h.addWritersLocked(min(h.opts.Writers-active, waiting))
 	p.mu.Unlock()
