@@ -96,12 +96,16 @@ type promflowServer struct{ *Hub }
 var benchWriters, _ = strconv.Atoi(os.Getenv("BROADCAST_BENCH_WRITERS"))
 
 func newPromflowServer() fanoutServer {
-	return promflowServer{NewHub(HubOptions{
+	h, err := NewHub(HubOptions{
 		Topics:     []Topic{{Name: "bench", Kind: EventTopic}},
 		MaxClients: -1,
 		Logger:     slog.New(slog.DiscardHandler),
 		Writers:    benchWriters,
-	})}
+	})
+	if err != nil {
+		panic(err)
+	}
+	return promflowServer{h}
 }
 
 func (s promflowServer) publish(msg []byte) {

@@ -46,7 +46,7 @@ func FuzzClientMessage(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	const limit = 512
-	h := NewHub(HubOptions{ReadLimit: limit, PingInterval: -1, Logger: quietLogger})
+	h := newHub(f, HubOptions{ReadLimit: limit, PingInterval: -1, Logger: quietLogger})
 	srv := httptest.NewServer(h)
 	f.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)

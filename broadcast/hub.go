@@ -54,22 +54,14 @@ type Topic struct {
 	Kind TopicKind
 }
 
-// Names of the default topics (see [DefaultTopics]).
-const (
-	TopicInstantMetrics = "instant_metrics"
-	TopicRangeMetrics   = "range_metrics"
-	TopicIncident       = "incident"
-)
+// DefaultTopic is the one topic of a Hub whose [HubOptions.Topics] is nil:
+// an event topic, every message delivered in order.
+const DefaultTopic = "default"
 
 // DefaultTopics returns the topics a Hub has when [HubOptions.Topics] is nil:
-// the poller's snapshot topics instant_metrics and range_metrics, and the
-// event topic incident.
+// the single event topic [DefaultTopic].
 func DefaultTopics() []Topic {
-	return []Topic{
-		{Name: TopicInstantMetrics, Kind: SnapshotTopic},
-		{Name: TopicRangeMetrics, Kind: SnapshotTopic},
-		{Name: TopicIncident, Kind: EventTopic},
-	}
+	return []Topic{{Name: DefaultTopic, Kind: EventTopic}}
 }
 
 // maxTopics bounds the number of topics: subscriptions are a bit set.
@@ -77,7 +69,7 @@ const maxTopics = 64
 
 // Defaults used when the corresponding HubOptions field is zero.
 const (
-	DefaultConnectMessage = "Connected to service-metrics"
+	DefaultConnectMessage = "connected"
 	DefaultWriteTimeout   = 5 * time.Second
 	DefaultPingInterval   = 30 * time.Second
 	DefaultPingTimeout    = 10 * time.Second
@@ -208,10 +200,13 @@ type Hub struct {
 	portableWrites bool // tests: never use raw sends
 }
 
+// ErrInvalidOptions is returned by NewHub for invalid HubOptions.Topics
+// (an empty or duplicate name, an unknown kind, more than 64).
+var ErrInvalidOptions = errors.New("broadcast: invalid options")
+
 // NewHub returns a Hub. It starts no goroutine until the first client
-// connects. It panics only on invalid Topics (empty or duplicate names,
-// unknown kinds, more than 64), which is a programming error.
-func NewHub(opts HubOptions) *Hub {
+// connects. It fails with ErrInvalidOptions on invalid Topics.
+func NewHub(opts HubOptions) (*Hub, error) {
 	if opts.Topics == nil {
 		opts.Topics = DefaultTopics()
 	}
@@ -244,7 +239,7 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	opts.AllowedOrigins = originPatterns(opts.AllowedOrigins, opts.Logger)
 	if len(opts.Topics) > maxTopics {
-		panic(fmt.Sprintf("broadcast: %d topics, at most %d", len(opts.Topics), maxTopics))
+		return nil, fmt.Errorf("%w: %d topics, at most %d", ErrInvalidOptions, len(opts.Topics), maxTopics)
 	}
 	h := &Hub{
 		opts:    opts,
@@ -264,19 +259,19 @@ func NewHub(opts HubOptions) *Hub {
 	}
 	for i, t := range h.topics {
 		if t.Name == "" {
-			panic("broadcast: topic with empty name")
+			return nil, fmt.Errorf("%w: topic with empty name", ErrInvalidOptions)
 		}
 		if t.Kind != SnapshotTopic && t.Kind != EventTopic {
-			panic(fmt.Sprintf("broadcast: topic %q has invalid kind %v", t.Name, t.Kind))
+			return nil, fmt.Errorf("%w: topic %q has invalid kind %v", ErrInvalidOptions, t.Name, t.Kind)
 		}
 		if _, dup := h.byName[t.Name]; dup {
-			panic(fmt.Sprintf("broadcast: duplicate topic %q", t.Name))
+			return nil, fmt.Errorf("%w: duplicate topic %q", ErrInvalidOptions, t.Name)
 		}
 		h.byName[t.Name] = i
 		h.allSubs |= 1 << uint(i)
 	}
 	h.metrics.init(h.topics)
-	return h
+	return h, nil
 }
 
 // Topics returns the topics the hub serves.
@@ -684,9 +679,16 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// Close is Shutdown without a deadline: it closes every client with 1001
-// and waits for the hub's goroutines. It is safe to call more than once.
-func (h *Hub) Close() error { return h.Shutdown(context.Background()) }
+// Close closes every connection at once, without the close handshake,
+// refuses new ones and returns when the hub's goroutines have exited (which
+// takes no longer than closing the sockets). Use Shutdown for a graceful
+// stop. It is safe to call more than once, and after Shutdown.
+func (h *Hub) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = h.Shutdown(ctx)
+	return nil
+}
 
 type connectionMsg struct {
 	Type      string `json:"type"`

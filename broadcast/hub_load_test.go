@@ -333,7 +333,7 @@ func TestMetrics(t *testing.T) {
 // even while no client waits in the queue (the hole TestSlowClient hit),
 // and once blocked for stallAfter it loses those clients to a new writer.
 func TestStallWatch(t *testing.T) {
-	h := NewHub(HubOptions{Writers: 1, PingInterval: -1})
+	h := newHub(t, HubOptions{Writers: 1, PingInterval: -1})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 		defer cancel()

@@ -29,12 +29,39 @@ const testTimeout = 30 * time.Second
 
 // startHub serves a new hub on a loopback HTTP server; both are shut down at
 // cleanup, and no goroutine may be left behind.
+// The topics of the hub's tests: the shape service-metrics uses.
+const (
+	TopicInstantMetrics = "instant_metrics"
+	TopicRangeMetrics   = "range_metrics"
+	TopicIncident       = "incident"
+)
+
+var quietLogger = slog.New(slog.DiscardHandler)
+
+var testTopics = []Topic{
+	{Name: TopicInstantMetrics, Kind: SnapshotTopic},
+	{Name: TopicRangeMetrics, Kind: SnapshotTopic},
+	{Name: TopicIncident, Kind: EventTopic},
+}
+
+// newHub is NewHub with the test topics (when opts has none); it fails the
+// test on error.
+func newHub(t testing.TB, opts HubOptions) *Hub {
+	t.Helper()
+	if opts.Topics == nil {
+		opts.Topics = testTopics
+	}
+	h, err := NewHub(opts)
+	require.NoError(t, err)
+	return h
+}
+
 func startHub(t *testing.T, opts HubOptions) (*Hub, *httptest.Server) {
 	t.Helper()
 	// Taken before the hub and server exist: any goroutine started from here
 	// on and still running after Shutdown and srv.Close is a leak.
 	before := goleak.IgnoreCurrent()
-	h := NewHub(opts)
+	h := newHub(t, opts)
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -179,7 +206,7 @@ func TestWireFormat(t *testing.T) {
 	_, srv := startHub(t, HubOptions{})
 	c := dial(t, srv)
 	const ts = `"timestamp":"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z"`
-	assert.Regexp(t, `^\{"type":"connection","message":"Connected to service-metrics",`+ts+`\}$`, readRaw(t, c))
+	assert.Regexp(t, `^\{"type":"connection","message":"connected",`+ts+`\}$`, readRaw(t, c))
 	send(t, c, `{"type":"getMetrics","extra":[1,2]}`)
 	assert.Regexp(t, `^\{"type":"ack","requestType":"getMetrics",`+ts+`\}$`, readRaw(t, c))
 	send(t, c, `{"type":"subscribe","topics":["nope"]}`)
@@ -210,7 +237,7 @@ func TestPublishEncodesOnce(t *testing.T) {
 }
 
 func TestPublishErrors(t *testing.T) {
-	h := NewHub(HubOptions{})
+	h := newHub(t, HubOptions{})
 	require.ErrorIs(t, h.Publish("nope", 1), ErrUnknownTopic)
 	require.ErrorIs(t, h.PublishRaw(TopicIncident, []byte("{not json")), ErrInvalidMessage)
 	require.Error(t, h.Publish(TopicIncident, func() {}))
@@ -228,7 +255,9 @@ func TestNewHubRejectsBadTopics(t *testing.T) {
 		"too many":   make([]Topic, 65),
 	} {
 		t.Run(name, func(t *testing.T) {
-			assert.Panics(t, func() { NewHub(HubOptions{Topics: topics}) })
+			h, err := NewHub(HubOptions{Topics: topics})
+			assert.Nil(t, h)
+			assert.ErrorIs(t, err, ErrInvalidOptions)
 		})
 	}
 }
@@ -458,7 +487,7 @@ func TestConnectionCap(t *testing.T) {
 
 func TestShutdownClosesWith1001(t *testing.T) {
 	before := goleak.IgnoreCurrent()
-	h := NewHub(HubOptions{})
+	h := newHub(t, HubOptions{})
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	cs := []*websocket.Conn{dial(t, srv), dial(t, srv), dial(t, srv)}

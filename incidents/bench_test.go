@@ -18,6 +18,7 @@ import (
 
 	"github.com/promflow/promflow/incidents"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // The benchmark data set: benchRows incidents (20,000 with -short) in 50
@@ -68,7 +69,7 @@ func benchPool(b *testing.B) *pgxpool.Pool {
 	ctx := context.Background()
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
-		base = testutil.DefaultPostgresURL
+		base = promflowtest.DefaultDatabaseURL
 	}
 	admin, err := pgx.Connect(ctx, base)
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/promflow/promflow/incidents"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 func nextEvent(t *testing.T, sub *incidents.Subscription) incidents.Event {
@@ -27,7 +28,7 @@ func nextEvent(t *testing.T, sub *incidents.Subscription) incidents.Event {
 
 func TestChangeFeedAcrossPools(t *testing.T) {
 	ctx := ctxT(t)
-	dsn := testutil.PostgresURL(t)
+	dsn := promflowtest.DatabaseURL(t)
 	poolA, err := pgxpool.New(ctx, dsn)
 	require.NoError(t, err)
 	defer poolA.Close()

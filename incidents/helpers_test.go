@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/incidents"
-	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // quietLogger drops the expected warnings (outages, reconnects) of tests.
@@ -52,7 +52,7 @@ func ctxT(t testing.TB) context.Context {
 // newStore returns a migrated store on a database of the test's own.
 func newStore(t testing.TB, opts incidents.Options) (*incidents.Store, *pgxpool.Pool) {
 	t.Helper()
-	pool := testPool(t, testutil.PostgresURL(t))
+	pool := testPool(t, promflowtest.DatabaseURL(t))
 	require.NoError(t, incidents.Migrate(ctxT(t), pool))
 	if opts.Logger == nil {
 		opts.Logger = quietLogger

@@ -16,6 +16,7 @@ import (
 
 	"github.com/promflow/promflow/incidents"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // pushAlert posts one alert to Alertmanager's API v2.
@@ -53,7 +54,7 @@ func TestAlertmanagerIntake(t *testing.T) {
 		h.ServeHTTP(w, r)
 	}))
 	defer srv.Close()
-	am := testutil.Alertmanager(t, testutil.AlertmanagerOptions{WebhookURL: srv.URL + "/api/alertmanager/webhook"})
+	am := promflowtest.Alertmanager(t, promflowtest.AlertmanagerOptions{WebhookURL: srv.URL + "/api/alertmanager/webhook"})
 
 	labels := map[string]string{"alertname": "HighCPU", "service": "checkout", "severity": "critical", "instance": "mock-app-1"}
 	annotations := map[string]string{"summary": "CPU above 90%", "description": "mock_high_cpu_usage_percent > 90 for 1m"}

@@ -8,11 +8,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/incidents"
-	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 func TestMigrateTwiceAndConcurrently(t *testing.T) {
-	pool := testutil.Postgres(t)
+	pool := promflowtest.Database(t)
 	ctx := ctxT(t)
 
 	var wg sync.WaitGroup
@@ -68,7 +68,7 @@ func TestConstraints(t *testing.T) {
 // The original platform's table, with its rows, is adopted: columns added,
 // rollups built from the existing rows.
 func TestMigrateExistingTable(t *testing.T) {
-	pool := testutil.Postgres(t)
+	pool := promflowtest.Database(t)
 	ctx := ctxT(t)
 	_, err := pool.Exec(ctx, `CREATE TABLE incidents (
 		id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -102,7 +102,7 @@ func TestMigrateExistingTable(t *testing.T) {
 // refused before anything is applied; a row recorded before checksums
 // existed is given the embedded checksum.
 func TestMigrateRefusesChangedMigration(t *testing.T) {
-	pool := testutil.Postgres(t)
+	pool := promflowtest.Database(t)
 	ctx := ctxT(t)
 	require.NoError(t, incidents.Migrate(ctx, pool))
 

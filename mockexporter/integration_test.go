@@ -19,6 +19,7 @@ import (
 
 	"github.com/promflow/promflow/internal/testutil"
 	"github.com/promflow/promflow/mockexporter"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // seedLintExceptions are the promtool lint findings caused by names the
@@ -98,7 +99,7 @@ func TestPrometheusScrapesSimulatedValues(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Prometheus server")
 	}
-	reg, srv := testutil.MockExporter(t, mockexporter.Options{})
+	reg, srv := promflowtest.MockExporter(t, mockexporter.Options{})
 	target := strings.TrimPrefix(srv.URL, "http://")
 
 	post := func(path string) {
@@ -115,8 +116,8 @@ func TestPrometheusScrapesSimulatedValues(t *testing.T) {
 	rec := do(t, reg.Handler(), "POST", "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","source":{"kind":"ramp","from":0,"to":100,"duration":"1h"}}`)
 	require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
 
-	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
-		ScrapeConfigs: []testutil.ScrapeConfig{{JobName: "mock-metrics", Targets: []string{target}}},
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{
+		ScrapeConfigs: []promflowtest.ScrapeConfig{{JobName: "mock-metrics", Targets: []string{target}}},
 	})
 	client, err := api.NewClient(api.Config{Address: prom.URL})
 	require.NoError(t, err)

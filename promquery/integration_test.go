@@ -25,9 +25,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promflow/promflow/internal/localserver"
 	"github.com/promflow/promflow/internal/testutil"
 	"github.com/promflow/promflow/mockexporter"
+	"github.com/promflow/promflow/promflowtest"
 	"github.com/promflow/promflow/promquery"
 )
 
@@ -65,7 +65,7 @@ var injections = []string{
 // gauge), a client_golang registry (a native histogram, which mockexporter
 // does not simulate) and a target that is down.
 type env struct {
-	prom    *testutil.Server
+	prom    *promflowtest.Server
 	client  *promquery.Client
 	appAddr string
 	mock    *mockexporter.Registry
@@ -93,7 +93,7 @@ groups:
 // them, so related checks are subtests of few tests.
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	mock, app := testutil.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
+	mock, app := promflowtest.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
 	require.NoError(t, mock.Declare(mockexporter.MetricOpts{
 		Name: "promquery_test_gauge", Help: "Test gauge with hostile label values.",
 		Type: mockexporter.Gauge, LabelNames: []string{"tag"},
@@ -117,8 +117,8 @@ func startEnv(t *testing.T) *env {
 	t.Cleanup(native.Close)
 
 	downAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
-	prom := testutil.Prometheus(t, testutil.PrometheusOptions{
-		ScrapeConfigs: []testutil.ScrapeConfig{
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{
+		ScrapeConfigs: []promflowtest.ScrapeConfig{
 			{JobName: "app", Targets: []string{appAddr}},
 			{JobName: "native", Targets: []string{strings.TrimPrefix(native.URL, "http://")}},
 			{JobName: "down", Targets: []string{downAddr}},
@@ -641,7 +641,7 @@ const remoteReadDown = "promquery-test: remote storage is down"
 // prometheus replaces the wrapper's process (exec), so stopping the server
 // stops prometheus itself.
 func TestWarnings(t *testing.T) {
-	bin, err := localserver.LookBinary("prometheus", "prometheus")
+	bin, err := promflowtest.LookBinary("prometheus", "prometheus")
 	if err != nil {
 		testutil.SkipOrFail(t, "%v", err)
 	}
@@ -678,7 +678,7 @@ done
 exec "$BIN" "$@"
 `
 	require.NoError(t, os.WriteFile(wrapper, []byte(script), 0o755))
-	prom := testutil.Prometheus(t, testutil.PrometheusOptions{Binary: wrapper})
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{Binary: wrapper})
 	c, err := promquery.New(prom.URL, promquery.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Close() })

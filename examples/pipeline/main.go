@@ -27,9 +27,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/promflow/promflow/internal/localserver"
-	"github.com/promflow/promflow/internal/pipeline"
-	"github.com/promflow/promflow/internal/servicemetrics"
+	"github.com/promflow/promflow/promflowtest"
+	"github.com/promflow/promflow/servicemetrics"
 )
 
 // usageOutput is where -h and flag errors print the usage.
@@ -46,7 +45,7 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
-		var missing *localserver.MissingBinaryError
+		var missing *promflowtest.MissingBinaryError
 		if errors.As(err, &missing) {
 			fmt.Fprintln(os.Stderr, missing.Error())
 		} else {
@@ -59,7 +58,7 @@ func main() {
 
 // run brings the pipeline up, prints where everything is on out, sends the
 // running pipeline on ready (if not nil) and stops it when ctx ends.
-func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger, out io.Writer, ready chan<- *pipeline.Pipeline) error {
+func run(ctx context.Context, args []string, getenv func(string) string, log *slog.Logger, out io.Writer, ready chan<- *promflowtest.RunningPipeline) error {
 	envOr := func(key, def string) string {
 		if v := getenv(key); v != "" {
 			return v
@@ -81,14 +80,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
 	fs.SetOutput(usageOutput)
-	var cfg pipeline.Config
+	var cfg promflowtest.PipelineOptions
 	fs.StringVar(&cfg.MockAddr, "mock-addr", envOr("MOCK_ADDR", "127.0.0.1:8082"), "mock-metrics listen address")
 	fs.StringVar(&cfg.ServiceAddr, "service-addr", envOr("SERVICE_ADDR", "127.0.0.1:8005"), "service-metrics listen address")
 	fs.StringVar(&cfg.PrometheusURL, "prometheus-url", getenv("PROMETHEUS_URL"), "use this Prometheus instead of starting one")
 	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "127.0.0.1:9090"), "listen address of the Prometheus started here")
 	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
 	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "127.0.0.1:9093"), "listen address of the Alertmanager started here")
-	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", pipeline.DefaultDatabaseURL), "PostgreSQL URL")
+	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", promflowtest.DefaultDatabaseURL), "PostgreSQL URL")
 	scrape := fs.Duration("scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval")
 	poll := fs.Duration("poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval")
 	if err := fs.Parse(args); err != nil {
@@ -105,7 +104,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	cfg.ScrapeInterval, cfg.PollInterval, cfg.Logger = *scrape, *poll, log
 
-	p, err := pipeline.Start(ctx, cfg)
+	p, err := promflowtest.StartPipeline(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -18,9 +18,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promflow/promflow/internal/localserver"
-	"github.com/promflow/promflow/internal/pipeline"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // TestRunStartsAndStopsEverything runs the command as a user would (with
@@ -33,22 +32,22 @@ func TestRunStartsAndStopsEverything(t *testing.T) {
 		"SERVICE_ADDR":      "127.0.0.1:0",
 		"PROMETHEUS_ADDR":   "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
 		"ALERTMANAGER_ADDR": "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
-		"DATABASE_URL":      testutil.PostgresURL(t),
+		"DATABASE_URL":      promflowtest.DatabaseURL(t),
 		"SCRAPE_INTERVAL":   "1s",
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var out bytes.Buffer
-	ready := make(chan *pipeline.Pipeline, 1)
+	ready := make(chan *promflowtest.RunningPipeline, 1)
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"-poll-interval", "1s"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, ready)
 	}()
-	var p *pipeline.Pipeline
+	var p *promflowtest.RunningPipeline
 	select {
 	case p = <-ready:
 	case err := <-done:
-		if errors.Is(err, localserver.ErrBinaryNotFound) {
+		if errors.Is(err, promflowtest.ErrBinaryNotFound) {
 			testutil.SkipOrFail(t, "%v", err)
 		}
 		t.Fatalf("run returned early: %v", err)

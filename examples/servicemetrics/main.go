@@ -31,7 +31,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/promflow/promflow/internal/servicemetrics"
+	"github.com/promflow/promflow/servicemetrics"
 )
 
 // usageOutput is where -h and flag errors print the usage.

@@ -12,18 +12,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/promflow/promflow/promflowtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-
-	"github.com/promflow/promflow/internal/testutil"
 )
 
 func TestRunServesAndShutsDown(t *testing.T) {
-	prom := testutil.Prometheus(t, testutil.PrometheusOptions{})
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
 	env := map[string]string{
 		"PORT":           "0", // any free port, as ":0"
 		"PROMETHEUS_URL": prom.URL,
-		"DATABASE_URL":   testutil.PostgresURL(t),
+		"DATABASE_URL":   promflowtest.DatabaseURL(t),
 		"POLL_INTERVAL":  "1", // seconds, as the original accepted
 	}
 	ctx, cancel := context.WithCancel(context.Background())

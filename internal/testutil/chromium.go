@@ -1,9 +1,8 @@
 package testutil
 
 import (
+	"os/exec"
 	"testing"
-
-	"github.com/promflow/promflow/internal/localserver"
 )
 
 // Chromium returns the path of the Chromium binary (Debian package chromium),
@@ -11,7 +10,7 @@ import (
 func Chromium(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := localserver.LookBinary(name, "chromium"); err == nil {
+		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
 	}

@@ -1,9 +1,9 @@
-// Package testutil gives promflow tests real servers: a PostgreSQL database of
-// their own, Prometheus and Alertmanager processes on free ports, and a
-// polling [Eventually].
+// Package testutil holds the promflow project's own test-only helpers: a
+// polling [Eventually], [SkipOrFail] (skip locally, fail when CI is set),
+// free ports and the Chromium lookup of the browser tests.
 //
-// Every helper registers its cleanup with t.Cleanup. When a server or binary
-// is missing, the helper skips the test with the Debian package to install;
-// when the CI environment variable is set it fails the test instead, so that
-// CI can never go green by skipping.
+// It imports no promflow package, so that the in-package tests of every
+// library (broadcast's, for one) can use it; promflowtest, the public
+// harness, builds its skip-or-fail on it. Real servers for tests (a
+// database, Prometheus, Alertmanager, the pipeline) come from promflowtest.
 package testutil

@@ -1,4 +1,4 @@
-package broadcast
+package servicemetrics
 
 import (
 	"bytes"
@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/promflow/promflow/broadcast"
 	"github.com/promflow/promflow/promquery"
 )
 
@@ -24,12 +25,13 @@ type Querier interface {
 
 var _ Querier = (*promquery.Client)(nil)
 
-// Publisher receives the poller's encoded messages. *Hub satisfies it.
+// Publisher receives the poller's encoded messages. *broadcast.Hub
+// satisfies it.
 type Publisher interface {
 	PublishRaw(topic string, msg []byte) error
 }
 
-var _ Publisher = (*Hub)(nil)
+var _ Publisher = (*broadcast.Hub)(nil)
 
 // Query is a named instant query.
 type Query struct {
@@ -88,10 +90,10 @@ type PollerOptions struct {
 // Errors returned by the poller.
 var (
 	// ErrRunning is returned by Run when the poller is already running.
-	ErrRunning = errors.New("broadcast: poller is already running")
+	ErrRunning = errors.New("servicemetrics: poller is already running")
 	// ErrInvalidQuery is returned by NewPoller for a query without a name
 	// or PromQL, or with a duplicate name.
-	ErrInvalidQuery = errors.New("broadcast: invalid query")
+	ErrInvalidQuery = errors.New("servicemetrics: invalid query")
 )
 
 // Poller runs named PromQL queries on an interval and publishes their
@@ -118,7 +120,7 @@ type Poller struct {
 // names or empty queries.
 func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
 	if q == nil || pub == nil {
-		return nil, errors.New("broadcast: NewPoller needs a Querier and a Publisher")
+		return nil, errors.New("servicemetrics: NewPoller needs a Querier and a Publisher")
 	}
 	if opts.Interval <= 0 {
 		opts.Interval = DefaultPollInterval
@@ -214,7 +216,7 @@ func (p *Poller) Run(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		if err := p.Poll(ctx); err != nil && ctx.Err() == nil {
-			p.log.Warn("broadcast: publish poll results", "err", err)
+			p.log.Warn("servicemetrics: publish poll results", "err", err)
 		}
 		select {
 		case <-ctx.Done():
@@ -266,7 +268,7 @@ func (p *Poller) Poll(ctx context.Context) error {
 		return ctx.Err()
 	}
 
-	ts := start.UTC().Format(timeFormat)
+	ts := start.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	var errs []error
 	if len(p.opts.Instant) > 0 {
 		names := make([]string, len(p.opts.Instant))
@@ -296,14 +298,14 @@ func (p *Poller) result(name string, res promquery.RawResult, err error) json.Ra
 	}
 	if err != nil {
 		p.errors.Inc()
-		p.log.Warn("broadcast: query failed", "source", p.opts.Source, "name", name, "err", err)
+		p.log.Warn("servicemetrics: query failed", "source", p.opts.Source, "name", name, "err", err)
 		b, _ := json.Marshal(struct {
 			Error string `json:"error"`
 		}{err.Error()})
 		return b
 	}
 	if len(res.Warnings) > 0 {
-		p.log.Debug("broadcast: query warnings", "name", name, "warnings", res.Warnings)
+		p.log.Debug("servicemetrics: query warnings", "name", name, "warnings", res.Warnings)
 	}
 	p.collected.Inc()
 	return res.Data

@@ -1,4 +1,4 @@
-package pipeline_test
+package promflowtest_test
 
 import "os"
 

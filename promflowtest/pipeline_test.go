@@ -1,4 +1,4 @@
-package pipeline_test
+package promflowtest_test
 
 import (
 	"bytes"
@@ -21,20 +21,19 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promflow/promflow/internal/localserver"
-	"github.com/promflow/promflow/internal/pipeline"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 	"github.com/promflow/promflow/promquery"
 )
 
 // startPipeline brings up the whole flow on free ports with a 1 s scrape
 // interval and a database of the test's own.
-func startPipeline(t *testing.T) *pipeline.Pipeline {
+func startPipeline(t *testing.T) *promflowtest.RunningPipeline {
 	t.Helper()
-	dsn := testutil.PostgresURL(t)
+	dsn := promflowtest.DatabaseURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := pipeline.Start(ctx, pipeline.Config{
+	p, err := promflowtest.StartPipeline(ctx, promflowtest.PipelineOptions{
 		MockAddr:         "127.0.0.1:0",
 		ServiceAddr:      "127.0.0.1:0",
 		PrometheusAddr:   fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t)),
@@ -44,7 +43,7 @@ func startPipeline(t *testing.T) *pipeline.Pipeline {
 		PollInterval:     time.Second,
 		DataDir:          t.TempDir(),
 	})
-	if errors.Is(err, localserver.ErrBinaryNotFound) {
+	if errors.Is(err, promflowtest.ErrBinaryNotFound) {
 		testutil.SkipOrFail(t, "%v", err)
 	}
 	require.NoError(t, err)
@@ -279,7 +278,7 @@ func sampleValue(raw json.RawMessage) string {
 // TestAlertRules checks the shipped rules with promtool and runs their unit
 // tests (rules_test.yml).
 func TestAlertRules(t *testing.T) {
-	promtool, err := localserver.LookBinary("promtool", "prometheus")
+	promtool, err := promflowtest.LookBinary("promtool", "prometheus")
 	if err != nil {
 		testutil.SkipOrFail(t, "%v", err)
 	}
@@ -293,22 +292,22 @@ func TestAlertRules(t *testing.T) {
 // TestGeneratedConfigIsValid checks the Prometheus config the pipeline
 // generates with promtool check config.
 func TestGeneratedConfigIsValid(t *testing.T) {
-	promtool, err := localserver.LookBinary("promtool", "prometheus")
+	promtool, err := promflowtest.LookBinary("promtool", "prometheus")
 	if err != nil {
 		testutil.SkipOrFail(t, "%v", err)
 	}
 	dir := t.TempDir()
-	cfg := localserver.PrometheusConfig{
+	cfg := promflowtest.PrometheusOptions{
 		DataDir:       dir,
-		ScrapeConfigs: []localserver.ScrapeConfig{{JobName: "mock-metrics", Targets: []string{"127.0.0.1:8082"}, HonorLabels: true}},
-		RuleFiles:     map[string]string{"mock-alerts.yml": pipeline.AlertRules},
+		ScrapeConfigs: []promflowtest.ScrapeConfig{{JobName: "mock-metrics", Targets: []string{"127.0.0.1:8082"}, HonorLabels: true}},
+		RuleFiles:     map[string]string{"mock-alerts.yml": promflowtest.AlertRules},
 		Alertmanagers: []string{"127.0.0.1:9093"},
 	}
-	b, err := localserver.PrometheusConfigJSON(cfg)
+	b, err := promflowtest.PrometheusConfigFile(cfg)
 	require.NoError(t, err)
 	conf := filepath.Join(dir, "prometheus.yml")
 	require.NoError(t, writeFile(conf, b))
-	require.NoError(t, writeFile(filepath.Join(dir, "mock-alerts.yml"), []byte(pipeline.AlertRules)))
+	require.NoError(t, writeFile(filepath.Join(dir, "mock-alerts.yml"), []byte(promflowtest.AlertRules)))
 	out, err := exec.Command(promtool, "check", "config", conf).CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	assert.Contains(t, string(out), "SUCCESS")
@@ -333,20 +332,20 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 	amAddr := fmt.Sprintf("127.0.0.1:%d", testutil.FreePort(t))
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := pipeline.Start(ctx, pipeline.Config{
+	p, err := promflowtest.StartPipeline(ctx, promflowtest.PipelineOptions{
 		MockAddr:         mockAddr,
 		ServiceAddr:      "127.0.0.1:0",
 		PrometheusAddr:   taken.Addr().String(),
 		AlertmanagerAddr: amAddr,
-		DatabaseURL:      testutil.PostgresURL(t),
+		DatabaseURL:      promflowtest.DatabaseURL(t),
 		DataDir:          t.TempDir(),
 	})
-	if errors.Is(err, localserver.ErrBinaryNotFound) {
+	if errors.Is(err, promflowtest.ErrBinaryNotFound) {
 		testutil.SkipOrFail(t, "%v", err)
 	}
 	require.Error(t, err)
 	assert.Nil(t, p)
-	assert.ErrorIs(t, err, localserver.ErrAddrInUse)
+	assert.ErrorIs(t, err, promflowtest.ErrAddrInUse)
 	assert.Contains(t, err.Error(), "prometheus")
 	for _, addr := range []string{mockAddr, amAddr} {
 		ln, err := net.Listen("tcp", addr)

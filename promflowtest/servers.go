@@ -1,26 +1,17 @@
-package testutil
+package promflowtest
 
 import (
 	"context"
 	"errors"
 	"testing"
 	"time"
-
-	"github.com/promflow/promflow/internal/localserver"
 )
-
-// PrometheusOptions configures [Prometheus]. The zero value starts a
-// Prometheus with no scrape targets, a 1 s scrape and evaluation interval.
-type PrometheusOptions = localserver.PrometheusConfig
-
-// ScrapeConfig is one scrape job of [PrometheusOptions].
-type ScrapeConfig = localserver.ScrapeConfig
 
 // Server is a real server process started for a test.
 type Server struct {
-	*localserver.Process
+	*Process
 	t       testing.TB
-	restart func(context.Context) (*localserver.Process, error)
+	restart func(context.Context) (*Process, error)
 }
 
 // Restart stops the server (if still running) and starts it again on the same
@@ -32,7 +23,7 @@ func (s *Server) Restart() {
 	defer cancel()
 	p, err := s.restart(ctx)
 	if err != nil {
-		s.t.Fatalf("testutil: restart %s: %v", s.Name, err)
+		s.t.Fatalf("promflowtest: restart %s: %v", s.Name, err)
 	}
 	s.Process = p
 }
@@ -49,13 +40,10 @@ func Prometheus(t testing.TB, opts PrometheusOptions) *Server {
 	if opts.Addr == "" {
 		opts.Addr = freeAddr(t)
 	}
-	return startServer(t, func(ctx context.Context) (*localserver.Process, error) {
-		return localserver.StartPrometheus(ctx, opts)
+	return startServer(t, func(ctx context.Context) (*Process, error) {
+		return StartPrometheus(ctx, opts)
 	})
 }
-
-// AlertmanagerOptions configures [Alertmanager]; see localserver.AlertmanagerConfig.
-type AlertmanagerOptions = localserver.AlertmanagerConfig
 
 // Alertmanager starts a real Alertmanager (Debian package
 // prometheus-alertmanager) on a free port, clustering off, sending every
@@ -68,22 +56,22 @@ func Alertmanager(t testing.TB, opts AlertmanagerOptions) *Server {
 	if opts.Addr == "" {
 		opts.Addr = freeAddr(t)
 	}
-	return startServer(t, func(ctx context.Context) (*localserver.Process, error) {
-		return localserver.StartAlertmanager(ctx, opts)
+	return startServer(t, func(ctx context.Context) (*Process, error) {
+		return StartAlertmanager(ctx, opts)
 	})
 }
 
-func startServer(t testing.TB, run func(context.Context) (*localserver.Process, error)) *Server {
+func startServer(t testing.TB, run func(context.Context) (*Process, error)) *Server {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	p, err := run(ctx)
 	if err != nil {
-		if errors.Is(err, localserver.ErrBinaryNotFound) {
+		if errors.Is(err, ErrBinaryNotFound) {
 			SkipOrFail(t, "%v", err)
 			return nil
 		}
-		t.Fatalf("testutil: %v", err)
+		t.Fatalf("promflowtest: %v", err)
 	}
 	s := &Server{Process: p, t: t, restart: run}
 	t.Cleanup(func() {
@@ -97,7 +85,7 @@ func startServer(t testing.TB, run func(context.Context) (*localserver.Process, 
 
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	addr, err := localserver.FreeAddr()
+	addr, err := FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package localserver
+package promflowtest
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ import (
 
 // ErrBinaryNotFound reports that a server binary is not installed. The
 // wrapping *MissingBinaryError names the Debian package that provides it.
-var ErrBinaryNotFound = errors.New("localserver: binary not found")
+var ErrBinaryNotFound = errors.New("promflowtest: binary not found")
 
 // MissingBinaryError names a binary that is absent and the Debian package
 // that provides it.
@@ -45,7 +45,7 @@ func LookBinary(name, pkg string) (string, error) {
 // prometheus and prometheus-alertmanager services on :9090 and :9093).
 // Without this check a server answering on that address would be taken for
 // the child, which exits at once.
-var ErrAddrInUse = errors.New("localserver: address already in use")
+var ErrAddrInUse = errors.New("promflowtest: address already in use")
 
 // Process is a running server started by this package.
 type Process struct {
@@ -85,7 +85,7 @@ func (p *Process) Stop() error {
 		case <-time.After(10 * time.Second):
 			_ = p.cmd.Process.Kill()
 			<-p.done
-			p.stopErr = fmt.Errorf("localserver: %s did not stop within 10s and was killed", p.Name)
+			p.stopErr = fmt.Errorf("promflowtest: %s did not stop within 10s and was killed", p.Name)
 		}
 	})
 	return p.stopErr
@@ -106,7 +106,7 @@ func start(ctx context.Context, name, binary string, args []string, addr, readyP
 	// first and the parent decides when children stop.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("localserver: start %s: %w", name, err)
+		return nil, fmt.Errorf("promflowtest: start %s: %w", name, err)
 	}
 	p := &Process{Name: name, URL: "http://" + addr, Addr: addr, cmd: cmd, log: buf, done: make(chan struct{})}
 	go func() {
@@ -136,7 +136,7 @@ func waitReady(ctx context.Context, p *Process, url string) error {
 				// bind while something else took the address exits.
 				select {
 				case <-p.done:
-					return fmt.Errorf("localserver: %s exited (%v) while %s answered: %w", p.Name, p.waitErr, url, ErrAddrInUse)
+					return fmt.Errorf("promflowtest: %s exited (%v) while %s answered: %w", p.Name, p.waitErr, url, ErrAddrInUse)
 				default:
 					return nil
 				}
@@ -144,9 +144,9 @@ func waitReady(ctx context.Context, p *Process, url string) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("localserver: %s exited before it was ready: %v", p.Name, p.waitErr)
+			return fmt.Errorf("promflowtest: %s exited before it was ready: %v", p.Name, p.waitErr)
 		case <-ctx.Done():
-			return fmt.Errorf("localserver: %s not ready at %s: %w", p.Name, url, ctx.Err())
+			return fmt.Errorf("promflowtest: %s not ready at %s: %w", p.Name, url, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -164,7 +164,7 @@ func debianService(name string) string {
 func FreeAddr() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", fmt.Errorf("localserver: free port: %w", err)
+		return "", fmt.Errorf("promflowtest: free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().String(), nil

@@ -34,14 +34,14 @@ type Config struct {
 	// PollInterval between Prometheus polls; default 10s.
 	PollInterval time.Duration
 	// Instant queries published as instant_metrics; default the seed's
-	// three (broadcast.DefaultInstantQueries) plus ExtraQueries.
-	Instant      []broadcast.Query
-	ExtraQueries []broadcast.Query
+	// three (DefaultInstantQueries) plus ExtraQueries.
+	Instant      []Query
+	ExtraQueries []Query
 	// Range queries published as range_metrics. Default (nil): each
 	// instant query over the last RangePoints poll intervals, one point
 	// per interval, so that a dashboard opened or reloaded has its charts'
 	// history at once. A non-nil empty slice publishes none.
-	Range []broadcast.RangeQuery
+	Range []RangeQuery
 	// AllowedOrigins for WebSocket clients besides same-origin ones.
 	AllowedOrigins []string
 	// Intake configures the Alertmanager webhook (e.g. the service label).
@@ -61,7 +61,7 @@ type Server struct {
 	prom    *promquery.Client
 	store   *incidents.Store
 	hub     *broadcast.Hub
-	poller  *broadcast.Poller
+	poller  *Poller
 	sub     *incidents.Subscription
 	reg     *prometheus.Registry
 	handler http.Handler
@@ -85,15 +85,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Instant == nil {
-		cfg.Instant = broadcast.DefaultInstantQueries()
+		cfg.Instant = DefaultInstantQueries()
 	}
-	cfg.Instant = append(append([]broadcast.Query(nil), cfg.Instant...), cfg.ExtraQueries...)
+	cfg.Instant = append(append([]Query(nil), cfg.Instant...), cfg.ExtraQueries...)
 	if cfg.PollInterval <= 0 {
-		cfg.PollInterval = broadcast.DefaultPollInterval
+		cfg.PollInterval = DefaultPollInterval
 	}
 	if cfg.Range == nil {
 		for _, q := range cfg.Instant {
-			cfg.Range = append(cfg.Range, broadcast.RangeQuery{
+			cfg.Range = append(cfg.Range, RangeQuery{
 				Name: q.Name, Query: q.Query,
 				Window: RangePoints * cfg.PollInterval, Step: cfg.PollInterval,
 			})
@@ -115,8 +115,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
 	s.store = incidents.NewStore(cfg.Pool, incidents.Options{Logger: cfg.Logger})
-	s.hub = broadcast.NewHub(broadcast.HubOptions{AllowedOrigins: cfg.AllowedOrigins, Logger: cfg.Logger})
-	s.poller, err = broadcast.NewPoller(prom, s.hub, broadcast.PollerOptions{
+	s.hub, err = broadcast.NewHub(broadcast.HubOptions{
+		Topics:         Topics(),
+		ConnectMessage: ConnectMessage,
+		AllowedOrigins: cfg.AllowedOrigins,
+		Logger:         cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+	s.poller, err = NewPoller(prom, s.hub, PollerOptions{
 		Interval: cfg.PollInterval,
 		Instant:  cfg.Instant,
 		Range:    cfg.Range,
@@ -169,8 +177,8 @@ func (s *Server) forwardEvents(ctx context.Context) {
 		if err != nil {
 			return
 		}
-		msg := incidentMessage{Type: broadcast.TopicIncident, Timestamp: timestamp(time.Now()), Data: ev}
-		if err := s.hub.Publish(broadcast.TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
+		msg := incidentMessage{Type: TopicIncident, Timestamp: timestamp(time.Now()), Data: ev}
+		if err := s.hub.Publish(TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
 			s.log.Error("publish incident event", "err", err)
 		}
 	}

@@ -1,4 +1,4 @@
-package pipeline
+package promflowtest
 
 import (
 	"context"
@@ -16,10 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/promflow/promflow/broadcast"
-	"github.com/promflow/promflow/internal/localserver"
-	"github.com/promflow/promflow/internal/servicemetrics"
 	"github.com/promflow/promflow/mockexporter"
+	"github.com/promflow/promflow/servicemetrics"
 )
 
 // AlertRules are the shipped alert rules on the mock_* metrics (Prometheus
@@ -30,21 +28,18 @@ var AlertRules string
 
 // MockQueries are the instant queries the pipeline's service-metrics polls
 // besides the seed's three: the simulated metrics the seed report checks.
-func MockQueries() []broadcast.Query {
-	return []broadcast.Query{
+func MockQueries() []servicemetrics.Query {
+	return []servicemetrics.Query{
 		{Name: "mock_high_memory_usage_bytes", Query: "mock_high_memory_usage_bytes"},
 		{Name: "mock_high_cpu_usage_percent", Query: "mock_high_cpu_usage_percent"},
 		{Name: "mock_disk_usage_percent", Query: "mock_disk_usage_percent"},
 	}
 }
 
-// DefaultDatabaseURL is the local PostgreSQL of the project's machines.
-const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-
-// Config selects addresses and external components. Every zero field has a
+// PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
 // Alertmanager started as children, the local PostgreSQL.
-type Config struct {
+type PipelineOptions struct {
 	MockAddr    string // default 127.0.0.1:8082
 	ServiceAddr string // default 127.0.0.1:8005
 
@@ -69,8 +64,8 @@ type Config struct {
 	Logger  *slog.Logger
 }
 
-// Pipeline is a running pipeline. Its URLs say where everything is.
-type Pipeline struct {
+// RunningPipeline is a running pipeline. Its URLs say where everything is.
+type RunningPipeline struct {
 	MockURL         string
 	PrometheusURL   string
 	AlertmanagerURL string
@@ -83,7 +78,7 @@ type Pipeline struct {
 	servers   []*http.Server
 	serving   sync.WaitGroup
 	pendingLn net.Listener
-	children  []*localserver.Process
+	children  []*Process
 	pool      *pgxpool.Pool
 	tempDir   string
 	closeOnce sync.Once
@@ -95,11 +90,11 @@ type Pipeline struct {
 
 // Start brings the pipeline up and returns once every component is ready.
 // On error everything already started is stopped again.
-func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
+func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline, err error) {
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p
 	// to nil before this deferred function runs.
-	started := &Pipeline{log: cfg.Logger, serveErrs: make(chan error, 4), closing: make(chan struct{})}
+	started := &RunningPipeline{log: cfg.Logger, serveErrs: make(chan error, 4), closing: make(chan struct{})}
 	p = started
 	defer func() {
 		if err != nil {
@@ -111,7 +106,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	dataDir := cfg.DataDir
 	if dataDir == "" {
 		if dataDir, err = os.MkdirTemp("", "promflow-pipeline-"); err != nil {
-			return nil, fmt.Errorf("pipeline: temp dir: %w", err)
+			return nil, fmt.Errorf("promflowtest: pipeline: temp dir: %w", err)
 		}
 		p.tempDir = dataDir
 	}
@@ -119,12 +114,12 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	// Listen first: Prometheus and Alertmanager need the real addresses.
 	mockLn, err := net.Listen("tcp", cfg.MockAddr)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: mock-metrics listen %s: %w", cfg.MockAddr, err)
+		return nil, fmt.Errorf("promflowtest: pipeline: mock-metrics listen %s: %w", cfg.MockAddr, err)
 	}
 	svcLn, err := net.Listen("tcp", cfg.ServiceAddr)
 	if err != nil {
 		mockLn.Close()
-		return nil, fmt.Errorf("pipeline: service-metrics listen %s: %w", cfg.ServiceAddr, err)
+		return nil, fmt.Errorf("promflowtest: pipeline: service-metrics listen %s: %w", cfg.ServiceAddr, err)
 	}
 	// Until service-metrics serves it, Close must close the listener.
 	p.pendingLn = svcLn
@@ -138,15 +133,15 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if p.AlertmanagerURL == "" {
 		dir := filepath.Join(dataDir, "alertmanager")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, fmt.Errorf("promflowtest: pipeline: %w", err)
 		}
-		am, err := localserver.StartAlertmanager(ctx, localserver.AlertmanagerConfig{
+		am, err := StartAlertmanager(ctx, AlertmanagerOptions{
 			Addr:       cfg.AlertmanagerAddr,
 			DataDir:    dir,
 			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
 		})
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: alertmanager: %w", err)
+			return nil, fmt.Errorf("promflowtest: pipeline: alertmanager: %w", err)
 		}
 		p.children = append(p.children, am)
 		p.watch(am)
@@ -157,18 +152,18 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 	if p.PrometheusURL == "" {
 		dir := filepath.Join(dataDir, "prometheus")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("pipeline: %w", err)
+			return nil, fmt.Errorf("promflowtest: pipeline: %w", err)
 		}
 		amAddr, err := hostPort(p.AlertmanagerURL)
 		if err != nil {
 			return nil, err
 		}
-		prom, err := localserver.StartPrometheus(ctx, localserver.PrometheusConfig{
+		prom, err := StartPrometheus(ctx, PrometheusOptions{
 			Addr:               cfg.PrometheusAddr,
 			DataDir:            dir,
 			ScrapeInterval:     cfg.ScrapeInterval,
 			EvaluationInterval: cfg.ScrapeInterval,
-			ScrapeConfigs: []localserver.ScrapeConfig{
+			ScrapeConfigs: []ScrapeConfig{
 				{JobName: "mock-metrics", Targets: []string{mockLn.Addr().String()}, HonorLabels: true},
 				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
 				{JobName: "prometheus", Targets: []string{cfg.PrometheusAddr}},
@@ -177,7 +172,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 			Alertmanagers: []string{amAddr},
 		})
 		if err != nil {
-			return nil, fmt.Errorf("pipeline: prometheus: %w", err)
+			return nil, fmt.Errorf("promflowtest: pipeline: prometheus: %w", err)
 		}
 		p.children = append(p.children, prom)
 		p.watch(prom)
@@ -186,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: database: %w", err)
+		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
 	}
 	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
 		PrometheusURL: p.PrometheusURL,
@@ -196,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 		Logger:        cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: service-metrics: %w", err)
+		return nil, fmt.Errorf("promflowtest: pipeline: service-metrics: %w", err)
 	}
 	p.pendingLn = nil
 	p.serve("service-metrics", svcLn, p.Service.Handler())
@@ -205,10 +200,10 @@ func Start(ctx context.Context, cfg Config) (p *Pipeline, err error) {
 
 // Err returns a channel that receives an error if one of the in-process
 // HTTP servers stops, or a child process exits, before Close.
-func (p *Pipeline) Err() <-chan error { return p.serveErrs }
+func (p *RunningPipeline) Err() <-chan error { return p.serveErrs }
 
 // watch reports on serveErrs a child that exits before Close.
-func (p *Pipeline) watch(c *localserver.Process) {
+func (p *RunningPipeline) watch(c *Process) {
 	p.watching.Add(1)
 	go func() {
 		defer p.watching.Done()
@@ -226,14 +221,14 @@ func (p *Pipeline) watch(c *localserver.Process) {
 				log = "…" + log[len(log)-2000:]
 			}
 			select {
-			case p.serveErrs <- fmt.Errorf("pipeline: %s exited unexpectedly\n--- %s log ---\n%s", c.Name, c.Name, log):
+			case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s exited unexpectedly\n--- %s log ---\n%s", c.Name, c.Name, log):
 			default:
 			}
 		}
 	}()
 }
 
-func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
+func (p *RunningPipeline) serve(name string, ln net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	p.servers = append(p.servers, srv)
 	p.serving.Add(1)
@@ -242,7 +237,7 @@ func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			p.log.Error("server stopped", "component", name, "err", err)
 			select {
-			case p.serveErrs <- fmt.Errorf("pipeline: %s: %w", name, err):
+			case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s: %w", name, err):
 			default:
 			}
 		}
@@ -252,7 +247,7 @@ func (p *Pipeline) serve(name string, ln net.Listener, h http.Handler) {
 // Close stops the HTTP servers, service-metrics' background work, the child
 // processes, closes the database pool and removes temporary data. It is
 // idempotent.
-func (p *Pipeline) Close(ctx context.Context) error {
+func (p *RunningPipeline) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		close(p.closing)
 		var errs []error
@@ -284,7 +279,7 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	return p.closeErr
 }
 
-func withDefaults(cfg Config) Config {
+func withDefaults(cfg PipelineOptions) PipelineOptions {
 	def := func(s *string, v string) {
 		if *s == "" {
 			*s = v
@@ -310,7 +305,7 @@ func withDefaults(cfg Config) Config {
 func hostPort(rawURL string) (string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || u.Host == "" {
-		return "", fmt.Errorf("pipeline: not a URL with a host: %q", rawURL)
+		return "", fmt.Errorf("promflowtest: pipeline: not a URL with a host: %q", rawURL)
 	}
 	return u.Host, nil
 }

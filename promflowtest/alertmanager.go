@@ -1,4 +1,4 @@
-package localserver
+package promflowtest
 
 import (
 	"context"
@@ -11,9 +11,9 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// AlertmanagerConfig describes an Alertmanager to start. Every field but
+// AlertmanagerOptions describes an Alertmanager to start. Every field but
 // DataDir has a working zero value.
-type AlertmanagerConfig struct {
+type AlertmanagerOptions struct {
 	// Binary is the alertmanager executable; default:
 	// "prometheus-alertmanager" (Debian's name), else "alertmanager", from PATH.
 	Binary string
@@ -32,8 +32,8 @@ type AlertmanagerConfig struct {
 	ExtraArgs      []string
 }
 
-// AlertmanagerConfigJSON renders the configuration file for cfg.
-func AlertmanagerConfigJSON(cfg AlertmanagerConfig) ([]byte, error) {
+// AlertmanagerConfigFile renders the configuration file for cfg.
+func AlertmanagerConfigFile(cfg AlertmanagerOptions) ([]byte, error) {
 	gi := cfg.GroupInterval
 	if gi <= 0 {
 		gi = time.Second
@@ -61,9 +61,9 @@ func AlertmanagerConfigJSON(cfg AlertmanagerConfig) ([]byte, error) {
 
 // StartAlertmanager writes the configuration into cfg.DataDir, starts
 // Alertmanager without clustering and waits until /-/ready answers 200.
-func StartAlertmanager(ctx context.Context, cfg AlertmanagerConfig) (*Process, error) {
+func StartAlertmanager(ctx context.Context, cfg AlertmanagerOptions) (*Process, error) {
 	if cfg.DataDir == "" {
-		return nil, fmt.Errorf("localserver: AlertmanagerConfig.DataDir is required")
+		return nil, fmt.Errorf("promflowtest: AlertmanagerOptions.DataDir is required")
 	}
 	bin := cfg.Binary
 	if bin == "" {
@@ -83,13 +83,13 @@ func StartAlertmanager(ctx context.Context, cfg AlertmanagerConfig) (*Process, e
 			return nil, err
 		}
 	}
-	conf, err := AlertmanagerConfigJSON(cfg)
+	conf, err := AlertmanagerConfigFile(cfg)
 	if err != nil {
 		return nil, err
 	}
 	confPath := filepath.Join(cfg.DataDir, "alertmanager.yml")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		return nil, fmt.Errorf("localserver: write config: %w", err)
+		return nil, fmt.Errorf("promflowtest: write config: %w", err)
 	}
 	args := []string{
 		"--config.file=" + confPath,

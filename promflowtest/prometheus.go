@@ -1,4 +1,4 @@
-package localserver
+package promflowtest
 
 import (
 	"context"
@@ -28,9 +28,9 @@ type ScrapeConfig struct {
 	HonorLabels bool
 }
 
-// PrometheusConfig describes a Prometheus server to start. The zero value of
+// PrometheusOptions describes a Prometheus server to start. The zero value of
 // every field but DataDir works.
-type PrometheusConfig struct {
+type PrometheusOptions struct {
 	// Binary is the prometheus executable; default: "prometheus" from PATH.
 	Binary string
 	// Addr is the listen address; default: a free loopback port.
@@ -51,9 +51,9 @@ type PrometheusConfig struct {
 	ExtraArgs []string
 }
 
-// PrometheusConfigJSON renders the configuration file for cfg. Rule file
+// PrometheusConfigFile renders the configuration file for cfg. Rule file
 // paths are resolved inside cfg.DataDir.
-func PrometheusConfigJSON(cfg PrometheusConfig) ([]byte, error) {
+func PrometheusConfigFile(cfg PrometheusOptions) ([]byte, error) {
 	si := cfg.ScrapeInterval
 	if si <= 0 {
 		si = time.Second
@@ -84,7 +84,7 @@ func PrometheusConfigJSON(cfg PrometheusConfig) ([]byte, error) {
 	var scrapes []scrape
 	for _, sc := range cfg.ScrapeConfigs {
 		if sc.JobName == "" {
-			return nil, fmt.Errorf("localserver: scrape config without job name")
+			return nil, fmt.Errorf("promflowtest: scrape config without job name")
 		}
 		s := scrape{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
 		if s.MetricsPath == "" {
@@ -124,9 +124,9 @@ func PrometheusConfigJSON(cfg PrometheusConfig) ([]byte, error) {
 
 // StartPrometheus writes the configuration and rule files into cfg.DataDir,
 // starts Prometheus and waits until /-/ready answers 200.
-func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Process, error) {
+func StartPrometheus(ctx context.Context, cfg PrometheusOptions) (*Process, error) {
 	if cfg.DataDir == "" {
-		return nil, fmt.Errorf("localserver: PrometheusConfig.DataDir is required")
+		return nil, fmt.Errorf("promflowtest: PrometheusOptions.DataDir is required")
 	}
 	bin := cfg.Binary
 	if bin == "" {
@@ -142,17 +142,17 @@ func StartPrometheus(ctx context.Context, cfg PrometheusConfig) (*Process, error
 			return nil, err
 		}
 	}
-	conf, err := PrometheusConfigJSON(cfg)
+	conf, err := PrometheusConfigFile(cfg)
 	if err != nil {
 		return nil, err
 	}
 	confPath := filepath.Join(cfg.DataDir, "prometheus.yml")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		return nil, fmt.Errorf("localserver: write config: %w", err)
+		return nil, fmt.Errorf("promflowtest: write config: %w", err)
 	}
 	for name, content := range cfg.RuleFiles {
 		if err := os.WriteFile(filepath.Join(cfg.DataDir, filepath.Base(name)), []byte(content), 0o644); err != nil {
-			return nil, fmt.Errorf("localserver: write rules: %w", err)
+			return nil, fmt.Errorf("promflowtest: write rules: %w", err)
 		}
 	}
 	args := []string{

@@ -1,4 +1,4 @@
-package testutil
+package promflowtest
 
 import (
 	"context"
@@ -13,19 +13,19 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// DefaultPostgresURL is the server the project's machines run, used when
+// DefaultDatabaseURL is the server the project's machines run, used when
 // DATABASE_URL is not set.
-const DefaultPostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
 
-// PostgresURL creates a fresh, uniquely named database on the server given by
-// DATABASE_URL (else [DefaultPostgresURL]) and returns its connection URL. The
+// DatabaseURL creates a fresh, uniquely named database on the server given by
+// DATABASE_URL (else [DefaultDatabaseURL]) and returns its connection URL. The
 // database is dropped at cleanup. Without a reachable server the test skips
 // (or fails in CI) with instructions.
-func PostgresURL(t testing.TB) string {
+func DatabaseURL(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
-		base = DefaultPostgresURL
+		base = DefaultDatabaseURL
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -40,37 +40,37 @@ func PostgresURL(t testing.TB) string {
 	_, _ = rand.Read(b[:])
 	name := "promflow_test_" + hex.EncodeToString(b[:])
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("testutil: create database: %v", err)
+		t.Fatalf("promflowtest: create database: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c, err := pgx.Connect(ctx, base)
 		if err != nil {
-			t.Logf("testutil: drop database %s: %v", name, err)
+			t.Logf("promflowtest: drop database %s: %v", name, err)
 			return
 		}
 		defer c.Close(context.Background())
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Logf("testutil: drop database %s: %v", name, err)
+			t.Logf("promflowtest: drop database %s: %v", name, err)
 		}
 	})
 	u, err := url.Parse(base)
 	if err != nil {
-		t.Fatalf("testutil: DATABASE_URL must be a URL: %v", err)
+		t.Fatalf("promflowtest: DATABASE_URL must be a URL: %v", err)
 	}
 	u.Path = "/" + name
 	return u.String()
 }
 
-// Postgres returns a pool on a fresh database of the test's own (see
-// [PostgresURL]); the pool is closed before the database is dropped.
-func Postgres(t testing.TB) *pgxpool.Pool {
+// Database returns a pool on a fresh database of the test's own (see
+// [DatabaseURL]); the pool is closed before the database is dropped.
+func Database(t testing.TB) *pgxpool.Pool {
 	t.Helper()
-	dsn := PostgresURL(t)
+	dsn := DatabaseURL(t)
 	pool, err := pgxpool.New(context.Background(), dsn)
 	if err != nil {
-		t.Fatalf("testutil: pool: %v", err)
+		t.Fatalf("promflowtest: pool: %v", err)
 	}
 	t.Cleanup(pool.Close)
 	return pool

@@ -7,7 +7,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/promflow/promflow/internal/servicemetrics"
+	"github.com/promflow/promflow/servicemetrics"
 )
 
 func TestParseInterval(t *testing.T) {

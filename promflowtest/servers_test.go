@@ -1,4 +1,4 @@
-package testutil_test
+package promflowtest_test
 
 import (
 	"context"
@@ -14,11 +14,12 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
 )
 
 func TestPostgresGivesOwnDatabase(t *testing.T) {
-	a := testutil.Postgres(t)
-	b := testutil.Postgres(t)
+	a := promflowtest.Database(t)
+	b := promflowtest.Database(t)
 	var na, nb string
 	require.NoError(t, a.QueryRow(context.Background(), "SELECT current_database()").Scan(&na))
 	require.NoError(t, b.QueryRow(context.Background(), "SELECT current_database()").Scan(&nb))
@@ -27,8 +28,8 @@ func TestPostgresGivesOwnDatabase(t *testing.T) {
 }
 
 func TestPrometheusAndRestart(t *testing.T) {
-	p := testutil.Prometheus(t, testutil.PrometheusOptions{
-		ScrapeConfigs: []testutil.ScrapeConfig{{JobName: "self"}},
+	p := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{
+		ScrapeConfigs: []promflowtest.ScrapeConfig{{JobName: "self"}},
 	})
 	get := func() error {
 		resp, err := http.Get(p.URL + "/-/healthy")
@@ -51,7 +52,7 @@ func TestPrometheusAndRestart(t *testing.T) {
 }
 
 func TestAlertmanager(t *testing.T) {
-	am := testutil.Alertmanager(t, testutil.AlertmanagerOptions{WebhookURL: "http://127.0.0.1:1/hook"})
+	am := promflowtest.Alertmanager(t, promflowtest.AlertmanagerOptions{WebhookURL: "http://127.0.0.1:1/hook"})
 	resp, err := http.Get(am.URL + "/api/v2/status")
 	require.NoError(t, err)
 	defer resp.Body.Close()

@@ -15,8 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
-	"github.com/promflow/promflow/internal/servicemetrics"
 	"github.com/promflow/promflow/internal/testutil"
+	"github.com/promflow/promflow/promflowtest"
+	"github.com/promflow/promflow/servicemetrics"
 )
 
 func TestMain(m *testing.M) {
@@ -28,10 +29,10 @@ func TestMain(m *testing.M) {
 	)
 }
 
-func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *testutil.Server) {
+func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
 	t.Helper()
-	pool := testutil.Postgres(t)
-	prom := testutil.Prometheus(t, testutil.PrometheusOptions{})
+	pool := promflowtest.Database(t)
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	svc, err := servicemetrics.New(ctx, servicemetrics.Config{PrometheusURL: prom.URL, Pool: pool, PollInterval: 200 * time.Millisecond})

@@ -1,4 +1,4 @@
-package testutil
+package promflowtest
 
 import (
 	"log/slog"
