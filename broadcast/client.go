@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -41,6 +42,9 @@ type client struct {
 	slots   []*message // newest pending message per snapshot topic
 	writing bool       // queued for the writers or being written
 	closing bool
+
+	snapPending atomic.Bool // the connect snapshots wait for SnapshotDelay (Hub.flushSnapshot)
+	snapTimer   *time.Timer // under Hub.mu; set when snapPending starts true
 
 	writeStart atomic.Int64 // UnixNano when the current write began, 0 if none
 	idx        int          // position in Hub.clients, under Hub.mu
@@ -284,12 +288,16 @@ func (c *client) readLoop() {
 			c.closeFromReader(websocket.StatusInvalidFramePayloadData, `malformed message: want a JSON object with a string "type"`)
 			return
 		}
-		switch req.Type {
-		case "subscribe", "unsubscribe":
+		switch {
+		case (req.Type == "subscribe" || req.Type == "unsubscribe") && req.Topics != nil:
 			c.changeSubscription(req)
 		default:
+			// Any other message, including a subscribe without "topics"
+			// (the original service's {"type":"subscribe","channel":...}),
+			// is acknowledged and changes nothing.
 			c.enqueue(h.direct(replyMsg{Type: "ack", RequestType: req.Type, Timestamp: now()}), 0)
 		}
+		h.flushSnapshot(c)
 	}
 }
 
@@ -328,7 +336,9 @@ func (c *client) changeSubscription(req clientRequest) {
 	added := c.subs &^ old
 	c.mu.Unlock()
 	c.enqueue(h.direct(replyMsg{Type: "ack", RequestType: req.Type, Timestamp: now()}), 0)
-	h.sendLatestLocked(c, added)
+	if !c.snapPending.Load() { // else flushSnapshot sends every subscribed topic
+		h.sendLatestLocked(c, added)
+	}
 }
 
 // ping checks that the peer still answers; a dead peer is dropped.

@@ -114,10 +114,21 @@ type HubOptions struct {
 	// host and a non-default port count); malformed ones are logged and
 	// ignored.
 	AllowedOrigins []string
+	// CheckOrigin, if set, replaces the origin check (AllowedOrigins and
+	// same-origin): it reports whether r's origin may connect; a refused
+	// one gets 403.
+	CheckOrigin func(r *http.Request) bool
 	// Authorize, if set, is called before the upgrade. A non-nil error
 	// refuses the connection: with the error's status if it is an
 	// *HTTPError, else 403.
 	Authorize func(r *http.Request) error
+	// SnapshotDelay holds back the latest snapshots a new client gets
+	// after the connection message: they follow the client's first
+	// message (its reply first), or come SnapshotDelay after connecting
+	// if it sends none. Zero sends them at once. Clients written for a
+	// server that sends nothing but the connection message on connect
+	// (and close after reading it) then see nothing else.
+	SnapshotDelay time.Duration
 	// Logger receives connection-level logs. Default slog.Default().
 	Logger *slog.Logger
 	// Writers is how many goroutines write to clients while messages are
@@ -438,7 +449,12 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.metrics.connected.Add(1)
 	h.startMaintenanceLocked()
 	c.enqueue(h.direct(connectionMsg{Type: "connection", Message: h.connMsg, Timestamp: now()}), 0)
-	h.sendLatestLocked(c, c.subs)
+	if d := h.opts.SnapshotDelay; d > 0 {
+		c.snapPending.Store(true)
+		c.snapTimer = time.AfterFunc(d, func() { h.flushSnapshot(c) })
+	} else {
+		h.sendLatestLocked(c, c.subs)
+	}
 	// The connection is served by a goroutine of its own, so that net/http's
 	// goroutine returns and frees the request, response and their buffers:
 	// an idle client then costs a small stack and the connection buffers.
@@ -460,6 +476,21 @@ func (h *Hub) serveClient(c *client) {
 	h.mu.Unlock()
 	h.metrics.connected.Add(-1)
 	_ = c.conn.CloseNow()
+}
+
+// flushSnapshot sends c the latest snapshots it has not had yet because of
+// HubOptions.SnapshotDelay: after its first message or when the delay
+// ends, whichever comes first. Only the first call does anything.
+func (h *Hub) flushSnapshot(c *client) {
+	if !c.snapPending.CompareAndSwap(true, false) {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.snapTimer.Stop() // set under h.mu
+	if !h.closed {
+		h.sendLatestLocked(c, c.subs)
+	}
 }
 
 // sendLatestLocked queues the latest message of every snapshot topic in subs.
@@ -529,6 +560,12 @@ func originPatterns(list []string, log *slog.Logger) []string {
 
 func (h *Hub) checkOrigin(r *http.Request) error {
 	origin := r.Header.Get("Origin")
+	if h.opts.CheckOrigin != nil {
+		if h.opts.CheckOrigin(r) {
+			return nil
+		}
+		return fmt.Errorf("origin %q refused", origin)
+	}
 	if origin == "" {
 		return nil
 	}

@@ -297,8 +297,14 @@ func TestSubscribeUnsubscribe(t *testing.T) {
 	m = readMsg(t, c)
 	assert.Equal(t, "error", m["type"])
 	assert.Contains(t, m["error"], "bogus")
-	send(t, c, `{"type":"subscribe"}`)
+	send(t, c, `{"type":"subscribe","topics":[]}`)
 	assert.Equal(t, "error", readMsg(t, c)["type"])
+	// Without "topics" (the original service's form, with "channel"): an
+	// ack, and the subscription is unchanged.
+	send(t, c, `{"type":"subscribe","channel":"metrics"}`)
+	m = readMsg(t, c)
+	assert.Equal(t, "ack", m["type"])
+	assert.Equal(t, "subscribe", m["requestType"])
 
 	// Adding a snapshot topic sends its latest message at once.
 	send(t, c, `{"type":"subscribe","topics":["instant_metrics"]}`)

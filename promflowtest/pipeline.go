@@ -16,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/mockexporter"
 	"github.com/promflow/promflow/servicemetrics"
 )
@@ -40,21 +41,32 @@ func MockQueries() []servicemetrics.Query {
 // working default: the seed's ports on loopback, a local Prometheus and
 // Alertmanager started as children, the local PostgreSQL.
 type PipelineOptions struct {
-	MockAddr    string // default 127.0.0.1:8082
-	ServiceAddr string // default 127.0.0.1:8005
+	// MockAddr and ServiceAddr default to localhost:8082 and
+	// localhost:8005. A "localhost" address listens on both loopbacks
+	// (127.0.0.1 and [::1], for clients that resolve localhost to ::1);
+	// any other address is taken as given. The same holds for
+	// PrometheusAddr and AlertmanagerAddr (their children listen on
+	// 127.0.0.1 and the pipeline forwards [::1] to them).
+	MockAddr    string
+	ServiceAddr string
 
 	// PrometheusURL selects an external Prometheus; empty starts one on
-	// PrometheusAddr (default 127.0.0.1:9090). An external Prometheus must
+	// PrometheusAddr (default localhost:9090). An external Prometheus must
 	// scrape mock-metrics itself.
 	PrometheusURL  string
 	PrometheusAddr string
 	// AlertmanagerURL selects an external Alertmanager; empty starts one on
-	// AlertmanagerAddr (default 127.0.0.1:9093) whose webhook is
+	// AlertmanagerAddr (default localhost:9093) whose webhook is
 	// service-metrics' /api/alertmanager/webhook.
 	AlertmanagerURL  string
 	AlertmanagerAddr string
 	// DatabaseURL defaults to DefaultDatabaseURL.
 	DatabaseURL string
+
+	// AllowedOrigins and CORSOrigins are service-metrics' browser origin
+	// settings (servicemetrics.Config); nil keeps its defaults.
+	AllowedOrigins []string
+	CORSOrigins    []string
 
 	ScrapeInterval time.Duration // default 5s
 	PollInterval   time.Duration // default 10s
@@ -74,18 +86,19 @@ type RunningPipeline struct {
 	Mock    *mockexporter.Registry
 	Service *servicemetrics.Server
 
-	log       *slog.Logger
-	servers   []*http.Server
-	serving   sync.WaitGroup
-	pendingLn net.Listener
-	children  []*Process
-	pool      *pgxpool.Pool
-	tempDir   string
-	closeOnce sync.Once
-	closeErr  error
-	serveErrs chan error
-	closing   chan struct{} // closed by Close: child watchers stop
-	watching  sync.WaitGroup
+	log        *slog.Logger
+	servers    []*http.Server
+	serving    sync.WaitGroup
+	pendingLns []net.Listener
+	forwarders []*forwarder
+	children   []*Process
+	pool       *pgxpool.Pool
+	tempDir    string
+	closeOnce  sync.Once
+	closeErr   error
+	serveErrs  chan error
+	closing    chan struct{} // closed by Close: child watchers stop
+	watching   sync.WaitGroup
 }
 
 // Start brings the pipeline up and returns once every component is ready.
@@ -112,22 +125,27 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	}
 
 	// Listen first: Prometheus and Alertmanager need the real addresses.
-	mockLn, err := net.Listen("tcp", cfg.MockAddr)
+	mockLns, err := listenAll(cfg.MockAddr)
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: mock-metrics listen %s: %w", cfg.MockAddr, err)
 	}
-	svcLn, err := net.Listen("tcp", cfg.ServiceAddr)
+	// Until they are served, Close must close the listeners.
+	p.pendingLns = mockLns
+	svcLns, err := listenAll(cfg.ServiceAddr)
 	if err != nil {
-		mockLn.Close()
 		return nil, fmt.Errorf("promflowtest: pipeline: service-metrics listen %s: %w", cfg.ServiceAddr, err)
 	}
-	// Until service-metrics serves it, Close must close the listener.
-	p.pendingLn = svcLn
+	p.pendingLns = append(p.pendingLns, svcLns...)
+	mockLn, svcLn := mockLns[0], svcLns[0]
 	p.MockURL = "http://" + mockLn.Addr().String()
 	p.ServiceURL = "http://" + svcLn.Addr().String()
 
+	cors, err := mockCORS(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	p.Mock = mockexporter.New(mockexporter.Options{})
-	p.serve("mock-metrics", mockLn, p.Mock.Handler())
+	p.serve("mock-metrics", mockLns, httpedge.CORS(p.Mock.Handler(), cors))
 
 	p.AlertmanagerURL = cfg.AlertmanagerURL
 	if p.AlertmanagerURL == "" {
@@ -136,7 +154,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 			return nil, fmt.Errorf("promflowtest: pipeline: %w", err)
 		}
 		am, err := StartAlertmanager(ctx, AlertmanagerOptions{
-			Addr:       cfg.AlertmanagerAddr,
+			Addr:       loopbackIPv4(cfg.AlertmanagerAddr),
 			DataDir:    dir,
 			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
 		})
@@ -146,6 +164,9 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		p.children = append(p.children, am)
 		p.watch(am)
 		p.AlertmanagerURL = am.URL
+		if err := p.forward(cfg.AlertmanagerAddr, am.Addr); err != nil {
+			return nil, err
+		}
 	}
 
 	p.PrometheusURL = cfg.PrometheusURL
@@ -158,15 +179,16 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		if err != nil {
 			return nil, err
 		}
+		promAddr := loopbackIPv4(cfg.PrometheusAddr)
 		prom, err := StartPrometheus(ctx, PrometheusOptions{
-			Addr:               cfg.PrometheusAddr,
+			Addr:               promAddr,
 			DataDir:            dir,
 			ScrapeInterval:     cfg.ScrapeInterval,
 			EvaluationInterval: cfg.ScrapeInterval,
 			ScrapeConfigs: []ScrapeConfig{
 				{JobName: "mock-metrics", Targets: []string{mockLn.Addr().String()}, HonorLabels: true},
 				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
-				{JobName: "prometheus", Targets: []string{cfg.PrometheusAddr}},
+				{JobName: "prometheus", Targets: []string{promAddr}},
 			},
 			RuleFiles:     map[string]string{"mock-alerts.yml": AlertRules},
 			Alertmanagers: []string{amAddr},
@@ -177,6 +199,9 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		p.children = append(p.children, prom)
 		p.watch(prom)
 		p.PrometheusURL = prom.URL
+		if err := p.forward(cfg.PrometheusAddr, prom.Addr); err != nil {
+			return nil, err
+		}
 	}
 
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
@@ -184,17 +209,19 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
 	}
 	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
-		PrometheusURL: p.PrometheusURL,
-		Pool:          p.pool,
-		PollInterval:  cfg.PollInterval,
-		ExtraQueries:  MockQueries(),
-		Logger:        cfg.Logger,
+		PrometheusURL:  p.PrometheusURL,
+		Pool:           p.pool,
+		PollInterval:   cfg.PollInterval,
+		ExtraQueries:   MockQueries(),
+		AllowedOrigins: cfg.AllowedOrigins,
+		CORSOrigins:    cfg.CORSOrigins,
+		Logger:         cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: service-metrics: %w", err)
 	}
-	p.pendingLn = nil
-	p.serve("service-metrics", svcLn, p.Service.Handler())
+	p.pendingLns = nil
+	p.serve("service-metrics", svcLns, p.Service)
 	return p, nil
 }
 
@@ -228,20 +255,39 @@ func (p *RunningPipeline) watch(c *Process) {
 	}()
 }
 
-func (p *RunningPipeline) serve(name string, ln net.Listener, h http.Handler) {
+// serve serves h on every listener of lns with one http.Server.
+func (p *RunningPipeline) serve(name string, lns []net.Listener, h http.Handler) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	p.servers = append(p.servers, srv)
-	p.serving.Add(1)
-	go func() {
-		defer p.serving.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			p.log.Error("server stopped", "component", name, "err", err)
-			select {
-			case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s: %w", name, err):
-			default:
+	for _, ln := range lns {
+		p.serving.Add(1)
+		go func() {
+			defer p.serving.Done()
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				p.log.Error("server stopped", "component", name, "err", err)
+				select {
+				case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s: %w", name, err):
+				default:
+				}
 			}
-		}
-	}()
+		}()
+	}
+}
+
+// forward makes a child started on the IPv4 loopback reachable on [::1]
+// too when it was asked to listen on "localhost".
+func (p *RunningPipeline) forward(asked, v4addr string) error {
+	if !isLocalhost(asked) {
+		return nil
+	}
+	f, err := forwardIPv6(v4addr)
+	if err != nil {
+		return fmt.Errorf("promflowtest: pipeline: %w", err)
+	}
+	if f != nil {
+		p.forwarders = append(p.forwarders, f)
+	}
+	return nil
 }
 
 // Close stops the HTTP servers, service-metrics' background work, the child
@@ -252,10 +298,13 @@ func (p *RunningPipeline) Close(ctx context.Context) error {
 		close(p.closing)
 		var errs []error
 		if p.Service != nil {
-			errs = append(errs, p.Service.Close(ctx))
+			errs = append(errs, p.Service.Shutdown(ctx))
 		}
-		if p.pendingLn != nil {
-			_ = p.pendingLn.Close()
+		for _, ln := range p.pendingLns {
+			_ = ln.Close()
+		}
+		for _, f := range p.forwarders {
+			_ = f.Close()
 		}
 		for _, s := range p.servers {
 			if err := s.Shutdown(ctx); err != nil {
@@ -285,10 +334,10 @@ func withDefaults(cfg PipelineOptions) PipelineOptions {
 			*s = v
 		}
 	}
-	def(&cfg.MockAddr, "127.0.0.1:8082")
-	def(&cfg.ServiceAddr, "127.0.0.1:8005")
-	def(&cfg.PrometheusAddr, "127.0.0.1:9090")
-	def(&cfg.AlertmanagerAddr, "127.0.0.1:9093")
+	def(&cfg.MockAddr, "localhost:8082")
+	def(&cfg.ServiceAddr, "localhost:8005")
+	def(&cfg.PrometheusAddr, "localhost:9090")
+	def(&cfg.AlertmanagerAddr, "localhost:9093")
 	def(&cfg.DatabaseURL, DefaultDatabaseURL)
 	if cfg.ScrapeInterval <= 0 {
 		cfg.ScrapeInterval = 5 * time.Second
@@ -308,4 +357,17 @@ func hostPort(rawURL string) (string, error) {
 		return "", fmt.Errorf("promflowtest: pipeline: not a URL with a host: %q", rawURL)
 	}
 	return u.Host, nil
+}
+
+// mockCORS is mock-metrics' CORS policy: reads from the origins given
+// ("*" by default, as the original), writes from those listed by name.
+func mockCORS(origins []string) (httpedge.CORSOptions, error) {
+	if origins == nil {
+		origins = []string{"*"}
+	}
+	pol, err := httpedge.ParseOrigins(origins)
+	if err != nil {
+		return httpedge.CORSOptions{}, fmt.Errorf("promflowtest: pipeline: CORSOrigins: %w", err)
+	}
+	return httpedge.CORSOptions{Read: pol, Write: pol}, nil
 }

@@ -12,14 +12,16 @@ import (
 
 func TestParseInterval(t *testing.T) {
 	for in, want := range map[string]time.Duration{
-		"10s": 10 * time.Second, "10": 10 * time.Second, "5": 5 * time.Second,
-		"1.5": 1500 * time.Millisecond, "0.5": 500 * time.Millisecond, "250ms": 250 * time.Millisecond,
+		// A bare number is milliseconds, as the original's POLL_INTERVAL
+		// (docker-compose sets 10000).
+		"10000": 10 * time.Second, "250": 250 * time.Millisecond, "1000": time.Second,
+		"10s": 10 * time.Second, "250ms": 250 * time.Millisecond, "1m30s": 90 * time.Second,
 	} {
 		got, err := servicemetrics.ParseInterval(in)
 		require.NoError(t, err, in)
 		assert.Equal(t, want, got, in)
 	}
-	for _, bad := range []string{"", "0", "-1s", "abc", "soon", "NaN", "1e9", "1e300"} {
+	for _, bad := range []string{"", "0", "5", "-1s", "-1000", "1.5", "abc", "soon", "NaN", "1e9", "0x10", "48h", "99999999999"} {
 		_, err := servicemetrics.ParseInterval(bad)
 		assert.Error(t, err, bad)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/promflow/promflow/broadcast"
+	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/incidents"
 	"github.com/promflow/promflow/promquery"
 )
@@ -42,12 +43,30 @@ type Config struct {
 	// per interval, so that a dashboard opened or reloaded has its charts'
 	// history at once. A non-nil empty slice publishes none.
 	Range []RangeQuery
-	// AllowedOrigins for WebSocket clients besides same-origin ones.
+	// AllowedOrigins are the browser origins whose pages may open the
+	// WebSocket, besides same-origin pages and clients that send no
+	// Origin (httpedge.ParseOrigins syntax; "*" allows any). Default
+	// (nil): httpedge.LocalDevOrigins, pages served from this machine on
+	// any port.
 	AllowedOrigins []string
+	// CORSOrigins are the origins whose pages may read the REST API
+	// (httpedge.ParseOrigins syntax). Default (nil): "*", as the original
+	// service. Cross-origin writes are allowed only to origins listed by
+	// name here, never to "*".
+	CORSOrigins []string
+	// SnapshotDelay holds back the latest snapshots a new WebSocket
+	// client gets until it sends its first message, or for this long
+	// (broadcast.HubOptions.SnapshotDelay), so that a client of the
+	// original service that reads the welcome and closes sees nothing
+	// else. Default DefaultSnapshotDelay; negative sends them at once.
+	SnapshotDelay time.Duration
 	// Intake configures the Alertmanager webhook (e.g. the service label).
 	Intake incidents.IntakeOptions
 	Logger *slog.Logger
 }
+
+// DefaultSnapshotDelay is Config.SnapshotDelay's default.
+const DefaultSnapshotDelay = 500 * time.Millisecond
 
 // RangePoints is how many poll intervals the default range queries cover
 // (the dashboard's charts keep as many points).
@@ -64,6 +83,7 @@ type Server struct {
 	poller  *Poller
 	sub     *incidents.Subscription
 	reg     *prometheus.Registry
+	cors    httpedge.CORSOptions
 	handler http.Handler
 
 	cancel    context.CancelFunc
@@ -91,6 +111,19 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
 	}
+	if cfg.AllowedOrigins == nil {
+		cfg.AllowedOrigins = httpedge.LocalDevOrigins
+	}
+	if cfg.CORSOrigins == nil {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	if cfg.SnapshotDelay == 0 {
+		cfg.SnapshotDelay = DefaultSnapshotDelay
+	}
+	cors, err := corsOptions(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Range == nil {
 		for _, q := range cfg.Instant {
 			cfg.Range = append(cfg.Range, RangeQuery{
@@ -104,7 +137,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom}
+	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom, cors: cors}
 	started := false
 	defer func() {
 		if !started { // failed: release the Prometheus client's connections
@@ -115,10 +148,15 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
 	s.store = incidents.NewStore(cfg.Pool, incidents.Options{Logger: cfg.Logger})
+	wsOrigins, err := httpedge.ParseOrigins(cfg.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: AllowedOrigins: %w", err)
+	}
 	s.hub, err = broadcast.NewHub(broadcast.HubOptions{
 		Topics:         Topics(),
 		ConnectMessage: ConnectMessage,
-		AllowedOrigins: cfg.AllowedOrigins,
+		CheckOrigin:    wsOrigins.Allows,
+		SnapshotDelay:  max(cfg.SnapshotDelay, 0),
 		Logger:         cfg.Logger,
 	})
 	if err != nil {
@@ -145,7 +183,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.hub, s.poller,
 		incidents.NewCollector(s.store, incidents.CollectorOptions{}),
 	)
-	s.handler = s.routes()
+	s.handler = httpedge.CORS(s.routes(), s.cors)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -184,7 +222,7 @@ func (s *Server) forwardEvents(ctx context.Context) {
 	}
 }
 
-// Handler returns the service's routes:
+// ServeHTTP serves the service's routes:
 //
 //	GET /health                 {"status":"ok","timestamp":...}
 //	GET /ready                  Prometheus and PostgreSQL checked separately; 503 when either is down
@@ -192,7 +230,9 @@ func (s *Server) forwardEvents(ctx context.Context) {
 //	/api/...                    incidents REST and POST /api/alertmanager/webhook
 //	GET /ws, and / with Upgrade WebSocket
 //	GET /                       the dashboard
-func (s *Server) Handler() http.Handler { return s.handler }
+//
+// Cross-origin requests are answered per Config.CORSOrigins.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
 // Hub returns the WebSocket hub, e.g. to publish more topics.
 func (s *Server) Hub() *broadcast.Hub { return s.hub }
@@ -203,9 +243,12 @@ func (s *Server) Store() *incidents.Store { return s.store }
 // Registry returns the registry behind /metrics, to register more collectors.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
-// Close stops the poller and the change feed and shuts the hub down (every
-// client gets close code 1001). It is idempotent.
-func (s *Server) Close(ctx context.Context) error {
+// Shutdown stops the poller and the change feed and shuts the hub down
+// gracefully: every WebSocket client gets close code 1001. If ctx ends
+// first, the remaining connections are closed at once and ctx.Err() is
+// returned. It is idempotent; the HTTP server serving s is the caller's to
+// shut down.
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
@@ -213,6 +256,25 @@ func (s *Server) Close(ctx context.Context) error {
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
+}
+
+// Close is Shutdown without the close handshake: WebSocket connections
+// are closed at once.
+func (s *Server) Close() error {
+	_ = s.hub.Close()
+	return s.Shutdown(context.Background())
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// corsOptions builds the CORS policy: reads per origins ("*" as the
+// original), writes for the origins listed by name.
+func corsOptions(origins []string) (httpedge.CORSOptions, error) {
+	p, err := httpedge.ParseOrigins(origins)
+	if err != nil {
+		return httpedge.CORSOptions{}, fmt.Errorf("servicemetrics: CORSOrigins: %w", err)
+	}
+	return httpedge.CORSOptions{Read: p, Write: p}, nil
 }
 
 func (s *Server) routes() http.Handler {

@@ -31,17 +31,27 @@ func TestMain(m *testing.M) {
 
 func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
 	t.Helper()
+	return startConfig(t, nil)
+}
+
+// startConfig is start with a Config changed by edit (if not nil).
+func startConfig(t *testing.T, edit func(*servicemetrics.Config)) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
+	t.Helper()
 	pool := promflowtest.Database(t)
 	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	svc, err := servicemetrics.New(ctx, servicemetrics.Config{PrometheusURL: prom.URL, Pool: pool, PollInterval: 200 * time.Millisecond})
+	cfg := servicemetrics.Config{PrometheusURL: prom.URL, Pool: pool, PollInterval: 200 * time.Millisecond}
+	if edit != nil {
+		edit(&cfg)
+	}
+	svc, err := servicemetrics.New(ctx, cfg)
 	require.NoError(t, err)
-	srv := httptest.NewServer(svc.Handler())
+	srv := httptest.NewServer(svc)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		assert.NoError(t, svc.Close(ctx))
+		assert.NoError(t, svc.Shutdown(ctx))
 		srv.Close()
 		http.DefaultClient.CloseIdleConnections()
 	})

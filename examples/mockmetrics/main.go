@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/mockexporter"
 )
 
@@ -63,6 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	}
 	addr := fs.String("addr", defaultAddr, "listen address (default :8082, or :$PORT)")
 	scenarioFile := fs.String("scenario", "", "scenario file (JSON or YAML) to start at boot")
+	corsOrigins := fs.String("cors-origins", envOr(getenv, "CORS_ORIGINS", "*"), "comma-separated origins whose pages may read mock-metrics (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -70,6 +72,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		return fmt.Errorf("flags: %w", err)
 	}
 
+	readers, err := httpedge.ParseOrigins(httpedge.SplitList(*corsOrigins))
+	if err != nil {
+		return fmt.Errorf("flags: -cors-origins: %w", err)
+	}
 	reg := mockexporter.New(mockexporter.Options{Logger: logger})
 	if *scenarioFile != "" {
 		data, err := os.ReadFile(*scenarioFile)
@@ -95,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	// held back by an injected delay fault does not hold up the shutdown.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	var handler http.Handler = reg.Handler()
+	handler := httpedge.CORS(reg.Handler(), httpedge.CORSOptions{Read: readers, Write: readers})
 	if testHookHandler != nil {
 		handler = testHookHandler(handler)
 	}
@@ -131,4 +137,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	}
 	logger.Info("mockmetrics: stopped")
 	return nil
+}
+
+// envOr returns the environment value of key, or def when it is unset.
+func envOr(getenv func(string) string, key, def string) string {
+	if v := getenv(key); v != "" {
+		return v
+	}
+	return def
 }

@@ -24,9 +24,11 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/promflowtest"
 	"github.com/promflow/promflow/servicemetrics"
 )
@@ -81,15 +83,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	fs := flag.NewFlagSet("pipeline", flag.ContinueOnError)
 	fs.SetOutput(usageOutput)
 	var cfg promflowtest.PipelineOptions
-	fs.StringVar(&cfg.MockAddr, "mock-addr", envOr("MOCK_ADDR", "127.0.0.1:8082"), "mock-metrics listen address")
-	fs.StringVar(&cfg.ServiceAddr, "service-addr", envOr("SERVICE_ADDR", "127.0.0.1:8005"), "service-metrics listen address")
+	fs.StringVar(&cfg.MockAddr, "mock-addr", envOr("MOCK_ADDR", "localhost:8082"), "mock-metrics listen address (localhost: both 127.0.0.1 and [::1])")
+	fs.StringVar(&cfg.ServiceAddr, "service-addr", envOr("SERVICE_ADDR", "localhost:8005"), "service-metrics listen address (localhost: both 127.0.0.1 and [::1])")
 	fs.StringVar(&cfg.PrometheusURL, "prometheus-url", getenv("PROMETHEUS_URL"), "use this Prometheus instead of starting one")
-	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "127.0.0.1:9090"), "listen address of the Prometheus started here")
+	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "localhost:9090"), "listen address of the Prometheus started here")
 	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
-	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "127.0.0.1:9093"), "listen address of the Alertmanager started here")
+	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "localhost:9093"), "listen address of the Alertmanager started here")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", promflowtest.DefaultDatabaseURL), "PostgreSQL URL")
-	scrape := fs.Duration("scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval")
-	poll := fs.Duration("poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval")
+	scrape := intervalFlag(fs, "scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval: a Go duration (5s), or bare milliseconds (5000) (env SCRAPE_INTERVAL)")
+	poll := intervalFlag(fs, "poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
+	wsOrigins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones; * allows any (env ALLOWED_ORIGINS)")
+	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST APIs (CORS); writes only for origins listed by name (env CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -103,6 +107,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return fmt.Errorf("flags: -scrape-interval and -poll-interval must be positive")
 	}
 	cfg.ScrapeInterval, cfg.PollInterval, cfg.Logger = *scrape, *poll, log
+	cfg.AllowedOrigins, cfg.CORSOrigins = httpedge.SplitList(*wsOrigins), httpedge.SplitList(*corsOrigins)
+	if cfg.AllowedOrigins == nil {
+		cfg.AllowedOrigins = []string{} // none besides same-origin
+	}
+	if cfg.CORSOrigins == nil {
+		cfg.CORSOrigins = []string{}
+	}
 
 	p, err := promflowtest.StartPipeline(ctx, cfg)
 	if err != nil {
@@ -129,4 +140,18 @@ Press Ctrl-C to stop.
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	return errors.Join(runErr, p.Close(sctx))
+}
+
+// intervalFlag defines a flag read with servicemetrics.ParseInterval.
+func intervalFlag(fs *flag.FlagSet, name string, def time.Duration, usage string) *time.Duration {
+	d := def
+	fs.Func(name, usage+" (default "+def.String()+")", func(s string) error {
+		v, err := servicemetrics.ParseInterval(s)
+		if err != nil {
+			return err
+		}
+		d = v
+		return nil
+	})
+	return &d
 }

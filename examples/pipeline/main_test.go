@@ -92,7 +92,7 @@ func TestRunFlagErrors(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	none := func(string) string { return "" }
 	assert.ErrorContains(t, run(context.Background(), []string{"-nope"}, none, log, io.Discard, nil), "flags")
-	assert.ErrorContains(t, run(context.Background(), []string{"-scrape-interval", "-1s"}, none, log, io.Discard, nil), "positive")
+	assert.ErrorContains(t, run(context.Background(), []string{"-scrape-interval", "-1s"}, none, log, io.Discard, nil), "want between")
 	assert.ErrorContains(t, run(context.Background(), []string{"-poll-interval", "soon"}, none, log, io.Discard, nil), "flags")
 	// A bad environment value is an error, not a silent default; bare
 	// seconds are accepted as in service-metrics.

@@ -31,6 +31,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/servicemetrics"
 )
 
@@ -38,7 +39,7 @@ import (
 var usageOutput io.Writer = os.Stderr
 
 func main() {
-	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, a second one kills at once (the default
@@ -69,8 +70,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	addr := fs.String("addr", portAddr(getenv("PORT"), ":8005"), "listen address (env PORT)")
 	promURL := fs.String("prometheus-url", envOr("PROMETHEUS_URL", "http://127.0.0.1:9090"), "Prometheus base URL (env PROMETHEUS_URL)")
 	dbURL := fs.String("database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL (env DATABASE_URL)")
-	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval, Go duration or seconds (env POLL_INTERVAL)")
-	origins := fs.String("allowed-origins", getenv("ALLOWED_ORIGINS"), "comma-separated extra WebSocket origin hosts (env ALLOWED_ORIGINS)")
+	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
+	origins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones (http://localhost:*, https://app.example.com); * allows any (env ALLOWED_ORIGINS)")
+	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST API (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -88,9 +90,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	defer pool.Close()
 
-	cfg := servicemetrics.Config{PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log}
-	if *origins != "" {
-		cfg.AllowedOrigins = strings.Split(*origins, ",")
+	cfg := servicemetrics.Config{
+		PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log,
+		// Empty lists (not nil): the flags say exactly what is allowed.
+		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
+		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
 	}
 	svc, err := servicemetrics.New(ctx, cfg)
 	if err != nil {
@@ -98,10 +102,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		_ = svc.Close(context.Background())
+		_ = svc.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: svc.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: svc, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("service-metrics listening", "addr", ln.Addr().String(), "prometheus", *promURL, "poll_interval", interval.String())
@@ -111,7 +115,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 
 	select {
 	case err := <-errc:
-		_ = svc.Close(context.Background())
+		_ = svc.Close()
 		return err
 	case <-ctx.Done():
 	}
@@ -120,7 +124,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	defer cancel()
 	// Close the hub first: http.Server.Shutdown does not wait for hijacked
 	// WebSocket connections.
-	return errors.Join(svc.Close(sctx), srv.Shutdown(sctx))
+	return errors.Join(svc.Shutdown(sctx), srv.Shutdown(sctx))
 }
 
 // portAddr turns the seed's PORT variable (a bare port) into a listen address.

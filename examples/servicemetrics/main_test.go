@@ -23,7 +23,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		"PORT":           "0", // any free port, as ":0"
 		"PROMETHEUS_URL": prom.URL,
 		"DATABASE_URL":   promflowtest.DatabaseURL(t),
-		"POLL_INTERVAL":  "1", // seconds, as the original accepted
+		"POLL_INTERVAL":  "1000", // milliseconds, as the original took it
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -1,0 +1,124 @@
+package servicemetrics_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestOriginalEndpointTestClients replays what the original service's
+// endpoint test (services/service-metrics/tests/test-endpoints.js) does
+// over the WebSocket, as its Node clients do it:
+//   - "WebSocket Connection" counts every message that arrives before its
+//     close() completes as the welcome: it must see the connection message
+//     and nothing else;
+//   - "Message Acknowledgment" sends {"type":"subscribe","channel":"metrics"}
+//     after the welcome and wants {"type":"ack","requestType":"subscribe"};
+//   - "Instant Metrics Broadcast" waits for an instant_metrics message.
+func TestOriginalEndpointTestClients(t *testing.T) {
+	_, srv, _ := start(t)
+	url := "ws" + strings.TrimPrefix(srv.URL, "http")
+	dial := func(ctx context.Context) *websocket.Conn {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		require.NoError(t, err)
+		c.SetReadLimit(1 << 20)
+		return c
+	}
+	read := func(ctx context.Context, c *websocket.Conn) map[string]any {
+		_, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(b, &m))
+		return m
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	t.Run("connection only", func(t *testing.T) {
+		// Wait until the poller has published, so that snapshots exist.
+		c := dial(ctx)
+		read(ctx, c)
+		for read(ctx, c)["type"] != "instant_metrics" {
+		}
+		c.CloseNow()
+
+		c = dial(ctx)
+		defer c.CloseNow()
+		m := read(ctx, c)
+		assert.Equal(t, "connection", m["type"])
+		assert.Equal(t, "Connected to service-metrics", m["message"])
+		assert.Regexp(t, `^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$`, m["timestamp"])
+		// Close as the Node client does, then read what still arrives
+		// before the server's close frame: nothing.
+		go func() { _ = c.Close(websocket.StatusNormalClosure, "") }()
+		_, b, err := c.Read(ctx)
+		require.Error(t, err, "a message arrived before the close completed: %s", b)
+		assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(err))
+	})
+
+	t.Run("subscribe with channel", func(t *testing.T) {
+		c := dial(ctx)
+		defer c.CloseNow()
+		require.Equal(t, "connection", read(ctx, c)["type"])
+		require.NoError(t, c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","channel":"metrics"}`)))
+		for {
+			m := read(ctx, c)
+			require.NotEqual(t, "error", m["type"], "%v", m)
+			if m["type"] == "ack" {
+				assert.Equal(t, "subscribe", m["requestType"])
+				assert.NotEmpty(t, m["timestamp"])
+				return
+			}
+		}
+	})
+
+	t.Run("instant metrics", func(t *testing.T) {
+		c := dial(ctx)
+		defer c.CloseNow()
+		for {
+			m := read(ctx, c)
+			if m["type"] == "instant_metrics" {
+				assert.NotEmpty(t, m["data"])
+				assert.NotEmpty(t, m["timestamp"])
+				return
+			}
+		}
+	})
+}
+
+// TestCORSDefaults: the REST API answers cross-origin reads with
+// Access-Control-Allow-Origin: * and preflights with 204, as the original;
+// a cross-origin write preflight gets no CORS approval.
+func TestCORSDefaults(t *testing.T) {
+	_, srv, _ := start(t)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/metrics/incidents/by-service", nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+
+	req, _ = http.NewRequest(http.MethodOptions, srv.URL+"/api/metrics/incidents/details", nil)
+	req.Header.Set("Origin", "http://localhost:3000")
+	req.Header.Set("Access-Control-Request-Method", "GET")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusNoContent, resp.StatusCode)
+	assert.Equal(t, "*", resp.Header.Get("Access-Control-Allow-Origin"))
+	assert.Contains(t, resp.Header.Get("Access-Control-Allow-Methods"), "GET")
+
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err = http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "cross-origin writes are not approved for *")
+}
