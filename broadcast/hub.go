@@ -132,14 +132,9 @@ type HubOptions struct {
 	// Logger receives connection-level logs. Default slog.Default().
 	Logger *slog.Logger
 	// Writers is how many goroutines write to clients while messages are
-	// pending (none exist when idle). A writer blocked on a slow client for
-	// more than 10 ms is relieved of the clients waiting behind it, so one
-	// slow client never holds up the others. Default 8 × GOMAXPROCS: a
-	// write to a socket with room does not block, so about one writer per
-	// core keeps the CPUs busy (2 to 16 writers measured alike on a
-	// fan-out to 10,000 loopback clients on 2 cores, see BenchmarkFanout);
-	// the others take over at once while writers wait on clients whose
-	// socket buffers are full.
+	// pending (none exist when idle); a slow client never holds up the
+	// others, whatever the number. Default 8 × GOMAXPROCS (docs/design.md
+	// says why).
 	Writers int
 }
 
@@ -189,11 +184,8 @@ type Hub struct {
 
 	mu sync.Mutex // guards the fields below; never held while writing or closing
 	// clients in the order they connected (a leaving client's slot takes
-	// the last one). publish walks them in this order rather than in a
-	// map's random order: consecutive clients then have neighbouring file
-	// descriptors and kernel socket structures, and the send(2) of a
-	// fan-out costs about a tenth less (fewer cache misses in the
-	// descriptor table and socket lookups; measured with BenchmarkFanout).
+	// the last one); publish walks them in this order, which makes the
+	// fan-out's sends cheaper (docs/design.md, "Connection order").
 	clients     []*client
 	reserved    int // upgrades in progress, counted against MaxClients
 	latest      []*message

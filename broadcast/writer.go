@@ -17,15 +17,12 @@ const stallAfter = 10 * time.Millisecond
 const maxChunk = 64
 
 // writerPool hands clients with pending messages to a few writer
-// goroutines. Writing to clients in turn from a few goroutines, rather than
-// from a goroutine per client, keeps a fan-out to thousands of clients cheap
-// (no goroutine to create, wake or grow per delivery). Writers exist only
-// while there is work, and take clients from the queue in chunks, so that a
-// fan-out to 10,000 clients takes the pool's lock a few hundred times, not
-// 20,000 times from goroutines fighting for it. A writer stuck on a slow
-// client (its socket buffer full) is not waited for: Hub.maintain sees it,
-// takes back the rest of its chunk and starts another writer, so the pool
-// only shrinks back once the slow write ends or times out.
+// goroutines, which exist only while there is work and take clients from
+// the queue in chunks of up to maxChunk (docs/design.md, "Writer pool"). A
+// writer stuck on a slow client (portable path) is not waited for:
+// Hub.maintain sees it, takes back the rest of its chunk and starts another
+// writer, so the pool only shrinks back once the slow write ends or times
+// out.
 type writerPool struct {
 	mu      sync.Mutex
 	ready   []*client // clients waiting for a writer, FIFO from head

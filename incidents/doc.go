@@ -16,9 +16,12 @@
 //	defer sub.Close()
 //	for ev := range sub.Events() { ... }          // forward to WebSocket clients
 //
+// # Concurrency
+//
 // A Store, its handlers and a Collector are safe for concurrent use and own
-// no goroutines. A [Subscription] owns one goroutine and one connection until
-// Close.
+// no goroutines; the pool is the caller's to close. A [Subscription] owns one
+// goroutine and one dedicated connection until [Subscription.Close], which is
+// idempotent.
 //
 // # Lifecycle
 //
@@ -46,9 +49,8 @@
 //     acknowledgement. So while reopened an incident counts as still open
 //     and is left out of MTTR (it still counts in MTTA); once resolved again
 //     its time to resolve is the last resolution − creation, the reopened
-//     period included. The rollups and a plain recomputation over the base
-//     table (resolved_at − created_at where resolved_at is set) agree by
-//     construction, since both read the same columns.
+//     period included. The statistics agree with a plain recomputation over
+//     the incidents table (resolved_at − created_at where resolved_at is set).
 //   - windows select incidents by creation time, [from, to); p50, p90 and p99
 //     are given next to the means, per service (the source column) and
 //     overall. Percentiles interpolate between ranks like PostgreSQL's
@@ -56,47 +58,29 @@
 //   - by-service counts are by current status; total_incidents includes
 //     closed incidents, so it can exceed open + ack + resolved.
 //
-// # Rollups and cost
+// # Cost
 //
-// Statement triggers on INSERT, UPDATE, DELETE and TRUNCATE maintain two
-// rollup tables, whoever writes the incidents table — this package, psql or
-// another program, in any statement, including UPDATEs that move an incident
-// to another service or day: per service, and per service and UTC day.
-// Each holds counts by status, the count and exact (numeric) sum of the
-// times to acknowledge and resolve, and a log-bucketed histogram of each. So:
+// Triggers on the incidents table keep per-service and per-day rollups up
+// to date, whoever writes the table (this package, psql, another program),
+// so the statistics do not scan the incidents:
 //
 //   - [Store.ByService] and all-time [Store.Stats] read one row per service;
-//   - windowed Stats read, in one statement and so from one snapshot, one
-//     row per service and whole day plus the incidents of the partial days
-//     at the window's edges from the base table (an index-only scan of a
-//     covering index on created_at), so counts and means are exact for any
-//     window;
-//   - percentiles are exact (percentile_cont over the base table) when the
-//     window holds at most Options.ExactPercentileLimit (default 10,000)
-//     incidents; otherwise they come from the
-//     histograms, whose buckets grow by 2^(1/8), so an estimate is within
-//     [PercentileRelativeError] (2^(1/16)−1 ≈ 4.43%) of the exact value for
-//     durations from 1/16 s to 2^26 s (≈ 2.1 years), within
-//     [PercentileAbsoluteError] (1/32 s) below. Stats.ApproximatePercentiles
-//     says which was used.
-//   - [Store.Details] walks an index on (created_at DESC, id DESC) that
-//     excludes closed incidents, with keyset pagination.
+//   - windowed Stats read one row per service and day plus the incidents of
+//     the window's two partial days, in one statement: counts and means are
+//     exact for any window;
+//   - percentiles are exact when the window holds at most
+//     Options.ExactPercentileLimit (default 10,000) incidents, otherwise
+//     estimated within [PercentileRelativeError] (≈ 4.43%) for durations
+//     from 1/16 s to about 2.1 years and within [PercentileAbsoluteError]
+//     (1/32 s) below; Stats.ApproximatePercentiles says which was used;
+//   - [Store.Details] is an index walk with keyset pagination.
 //
-// The triggers read the statement's transition tables, sum its changes per
-// service and per (service, day), and apply them in two sorted passes
-// (service rows by name, then day rows by service and day), skipping groups
-// whose changes cancel out (an UPDATE of the title locks nothing). So every
-// single-statement transaction takes rollup row locks in one global order
-// and cannot deadlock on them, however many rows it writes; this package only
-// writes in single-statement transactions. A transaction of several
-// statements written by another program that touch the same services in
-// different orders can still deadlock, as it could on any shared row;
-// PostgreSQL then aborts one of them and it can be retried. The trigger work
-// per statement is small but not free (about a millisecond for a one-row
-// statement on a busy machine), so bulk loads should disable the triggers
-// (ALTER TABLE incidents DISABLE TRIGGER USER, or session_replication_role =
-// replica) and then call [Store.RebuildRollups] (SQL: SELECT
-// incidents_rebuild_rollups()).
+// The triggers cost about a millisecond per one-row statement. For bulk
+// loads, disable them (ALTER TABLE incidents DISABLE TRIGGER USER) and call
+// [Store.RebuildRollups] afterwards. Single-statement transactions, which is
+// all this package issues, cannot deadlock on the rollups; multi-statement
+// transactions of other programs can, as on any shared row, and are then
+// retried. docs/design.md describes the triggers.
 //
 // # Alertmanager
 //

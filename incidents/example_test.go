@@ -17,7 +17,9 @@ import (
 
 // This is how a service composes the package: migrate, build a store, mount
 // its REST API (including the Alertmanager webhook), register its collector
-// and forward the change feed.
+// and forward the change feed. (The examples of this package need a
+// PostgreSQL server at DATABASE_URL, so they are compiled, not run; the
+// package's tests run the same calls against a real database.)
 func Example() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
@@ -48,6 +50,7 @@ func Example() {
 	log.Fatal(http.ListenAndServe("127.0.0.1:0", mux))
 }
 
+// MTTA of one service over all time. (Needs PostgreSQL: compiled, not run.)
 func ExampleStore_Stats() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))
@@ -66,6 +69,8 @@ func ExampleStore_Stats() {
 	}
 }
 
+// Acknowledge fails with a *StateError, naming the status that forbids it,
+// when the incident is no longer open. (Needs PostgreSQL: compiled, not run.)
 func ExampleStore_Acknowledge() {
 	ctx := context.Background()
 	pool, err := pgxpool.New(ctx, os.Getenv("DATABASE_URL"))

@@ -18,8 +18,12 @@
 //
 // Drive values from Go with [Registry.SetValue], [Registry.Set] (a Source),
 // [Registry.Add], [Registry.Observe], [Registry.StartScenario] and
-// [Registry.SetFaults], or over HTTP. Every method of Registry is safe for
-// concurrent use; the registry starts no goroutine and needs no Close.
+// [Registry.SetFaults], or over HTTP.
+//
+// # Concurrency
+//
+// Every method of Registry, and its handler, is safe for concurrent use.
+// The registry starts no goroutine and needs no Close.
 //
 // # Values
 //

@@ -2,7 +2,8 @@
 // way to build PromQL selectors from untrusted values.
 //
 // Start with [New], which returns a [*Client] for one Prometheus server. A
-// Client is safe for concurrent use; create one and share it. Every call
+// Client is safe for concurrent use; create one and share it. It owns no
+// goroutines; [Client.Close] only releases idle connections. Every call
 // that talks to the server takes a context first and stops as soon as the
 // context ends.
 //
@@ -29,9 +30,9 @@
 // honour Retry-After, a response size cap, and auth and TLS through
 // prometheus/common/config.HTTPClientConfig. The zero Options works.
 //
-// Range and instant vector answers are decoded by a streaming scanner over
-// the response body that never holds the whole body in memory; see
-// BENCHMARKS.md for figures against client_golang.
+// Instant and range answers are decoded while they stream in; the whole
+// body is never held in memory (docs/design.md says how, BENCHMARKS.md how
+// fast).
 //
 // To put a user-supplied value into a query, never concatenate strings: use
 // [Select] with [Eq], [Neq], [Re] and [Nre] matchers, and [LiteralRegex] to

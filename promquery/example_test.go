@@ -16,7 +16,8 @@ import (
 	"github.com/promflow/promflow/promquery"
 )
 
-// New needs only the server's address; the zero Options works.
+// New needs only the server's address; the zero Options works. (This
+// example needs a Prometheus at localhost:9090, so it is compiled, not run.)
 func ExampleNew() {
 	c, err := promquery.New("http://localhost:9090", promquery.Options{})
 	if err != nil {
@@ -39,6 +40,8 @@ func ExampleNew() {
 }
 
 // Auth, TLS, retries and extra headers for a Prometheus behind a gateway.
+// (New reads the CA file, which exists only on such a setup, so this
+// example is compiled, not run.)
 func ExampleNew_gateway() {
 	c, err := promquery.New("https://prometheus.example.com/prom", promquery.Options{
 		HTTPConfig: config.HTTPClientConfig{
@@ -82,7 +85,8 @@ func ExampleLiteralRegex() {
 }
 
 // StreamMatrix hands over one series at a time, so a large range answer is
-// never held in memory at once.
+// never held in memory at once. (This example needs a Prometheus at
+// localhost:9090, so it is compiled, not run.)
 func ExampleClient_StreamMatrix() {
 	c, err := promquery.New("http://localhost:9090", promquery.Options{})
 	if err != nil {
@@ -103,7 +107,8 @@ func ExampleClient_StreamMatrix() {
 	fmt.Println(points, "points;", len(meta.Warnings), "warnings")
 }
 
-// Query returns whatever type the expression has, strings included.
+// Query returns whatever type the expression has, strings included. (This
+// example needs a Prometheus at localhost:9090, so it is compiled, not run.)
 func ExampleClient_Query() {
 	c, err := promquery.New("http://localhost:9090", promquery.Options{})
 	if err != nil {
@@ -193,7 +198,8 @@ func ExampleAPIError() {
 }
 
 // Tests and pipelines wait for a scrape, then for data, bounded by the
-// context.
+// context. (This example needs a Prometheus scraping a mock-metrics target,
+// so it is compiled, not run; promflowtest starts both for a test.)
 func ExampleClient_WaitTargetUp() {
 	c, err := promquery.New("http://localhost:9090", promquery.Options{})
 	if err != nil {
