@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // textFrame returns payload as one unmasked, final WebSocket text frame
@@ -152,6 +153,10 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
+	// The server's read and write deadlines (http.Server.ReadTimeout,
+	// WriteTimeout) stay on a hijacked connection: a long-lived WebSocket
+	// must not inherit them. The hub enforces its own timeouts.
+	_ = nc.SetDeadline(time.Time{})
 	w.fc = newFrameConn(nc)
 	brw.Writer.Reset(w.fc)
 	return w.fc, brw, nil

@@ -145,7 +145,11 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		return nil, err
 	}
 	p.Mock = mockexporter.New(mockexporter.Options{})
-	p.serve("mock-metrics", mockLns, httpedge.CORS(p.Mock.Handler(), cors))
+	guarded := httpedge.Guard(p.Mock.Handler(), httpedge.GuardOptions{
+		Origins: cors.Write,
+		JSON:    mockexporter.JSONBody,
+	})
+	p.serve("mock-metrics", mockLns, httpedge.CORS(guarded, cors))
 
 	p.AlertmanagerURL = cfg.AlertmanagerURL
 	if p.AlertmanagerURL == "" {
@@ -257,7 +261,7 @@ func (p *RunningPipeline) watch(c *Process) {
 
 // serve serves h on every listener of lns with one http.Server.
 func (p *RunningPipeline) serve(name string, lns []net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpedge.NewServer(h, httpedge.ServerOptions{Logger: p.log})
 	p.servers = append(p.servers, srv)
 	for _, ln := range lns {
 		p.serving.Add(1)

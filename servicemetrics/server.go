@@ -54,6 +54,13 @@ type Config struct {
 	// service. Cross-origin writes are allowed only to origins listed by
 	// name here, never to "*".
 	CORSOrigins []string
+	// WriteToken, if set, is required (Authorization: Bearer) on every
+	// state-changing route; WebhookToken is accepted besides it on the
+	// Alertmanager webhook (Alertmanager's http_config.authorization).
+	// Without tokens only loopback clients may write. Either way
+	// cross-site browser writes are refused (httpedge.Guard).
+	WriteToken   string
+	WebhookToken string
 	// SnapshotDelay holds back the latest snapshots a new WebSocket
 	// client gets until it sends its first message, or for this long
 	// (broadcast.HubOptions.SnapshotDelay), so that a client of the
@@ -64,6 +71,9 @@ type Config struct {
 	Intake incidents.IntakeOptions
 	Logger *slog.Logger
 }
+
+// WebhookPath is the route of the Alertmanager webhook.
+const WebhookPath = "/api/alertmanager/webhook"
 
 // DefaultSnapshotDelay is Config.SnapshotDelay's default.
 const DefaultSnapshotDelay = 500 * time.Millisecond
@@ -183,7 +193,11 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.hub, s.poller,
 		incidents.NewCollector(s.store, incidents.CollectorOptions{}),
 	)
-	s.handler = httpedge.CORS(s.routes(), s.cors)
+	guard := httpedge.GuardOptions{Token: cfg.WriteToken, Origins: cors.Write}
+	if cfg.WebhookToken != "" {
+		guard.PathTokens = map[string]string{WebhookPath: cfg.WebhookToken}
+	}
+	s.handler = httpedge.CORS(httpedge.Guard(s.routes(), guard), s.cors)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
