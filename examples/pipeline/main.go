@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", promflowtest.DefaultDatabaseURL), "PostgreSQL URL")
 	scrape := fs.Duration("scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval")
 	poll := fs.Duration("poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval")
+	e2e := addE2EFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -103,6 +104,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		return fmt.Errorf("flags: -scrape-interval and -poll-interval must be positive")
 	}
 	cfg.ScrapeInterval, cfg.PollInterval, cfg.Logger = *scrape, *poll, log
+	if e2e.asked() {
+		return runE2E(ctx, e2e, cfg, log, out)
+	}
 
 	p, err := promflowtest.StartPipeline(ctx, cfg)
 	if err != nil {
