@@ -32,8 +32,8 @@ func addE2EFlags(fs *flag.FlagSet) *e2eFlags {
 	var f e2eFlags
 	fs.StringVar(&f.report, "e2e-report", "", "run the seed report's end-to-end checks, write the Markdown report to `FILE` (- for stdout), "+
 		"stop and exit 0 only if every check passed")
-	fs.StringVar(&f.target, "e2e-target", "", "with -e2e-report: check services already running instead of starting the pipeline: "+
-		"`mock=URL,prometheus=URL,service=URL` (e.g. the original's mock=http://localhost:8082,prometheus=http://localhost:9090,service=http://localhost:8005)")
+	fs.StringVar(&f.target, "e2e-target", "", "with -e2e-report: check the services already running at `mock=URL,prometheus=URL,service=URL` "+
+		"(this pipeline elsewhere, or the original's: http://localhost:8082, :9090, :8005) instead of starting the pipeline")
 	fs.BoolVar(&f.alertLoop, "e2e-alert-loop", true, "with -e2e-report: also run the alert → incident → WebSocket loop (needs alert rules and an Alertmanager wired to service-metrics)")
 	fs.DurationVar(&f.timeout, "e2e-timeout", 30*time.Second, "with -e2e-report: bound of each check (the alert loop's checks get twice as long)")
 	return &f
