@@ -293,6 +293,7 @@ func (s *seedRun) check(ctx context.Context, stage SeedStage, name string, timeo
 	if c.Details == "" && err != nil {
 		c.Details = "échec"
 	}
+	c.Details = shorten(c.Details, maxDetails)
 	s.r.Checks = append(s.r.Checks, c)
 	return c.Passed
 }
@@ -318,7 +319,10 @@ type httpAnswer struct {
 	body   []byte
 }
 
-const maxBody = 16 << 20
+const (
+	maxBody    = 16 << 20
+	maxDetails = 300 // runes of a check's details: one table cell
+)
 
 func (s *seedRun) do(ctx context.Context, method, u string) (httpAnswer, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)

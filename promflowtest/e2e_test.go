@@ -140,3 +140,45 @@ func TestSeedChecksCancelled(t *testing.T) {
 	assert.Equal(t, 19, failed)
 	assert.Contains(t, r.Checks[0].Details, "non exécuté")
 }
+
+// TestSeedReportMarkdown writes a report with a failed check whose
+// details would break the table: one cell, escaped; totals, rate and the
+// per-stage counts follow the checks.
+func TestSeedReportMarkdown(t *testing.T) {
+	r := &promflowtest.SeedReport{
+		Targets:  promflowtest.SeedTargets{MockURL: "http://localhost:8082", PrometheusURL: "http://localhost:9090", ServiceURL: "http://localhost:8005", MockJob: "mock-metrics"},
+		Started:  time.Date(2026, 2, 10, 5, 35, 0, 0, time.UTC),
+		Duration: 25500 * time.Millisecond,
+		Checks: []promflowtest.SeedCheck{
+			{Stage: promflowtest.StageMockMetrics, Name: "Health Check", Passed: true, Details: `HTTP 200 - "Mock Metrics Service is UP!"`},
+			{Stage: promflowtest.StageMockMetrics, Name: "Metrics Endpoint", Passed: false, Details: "a | b\nc"},
+			{Stage: promflowtest.StagePrometheus, Name: "Health Check", Passed: true, Details: "ok"},
+			{Stage: promflowtest.StageFlow, Name: "Complete Pipeline Flow", Passed: true, Details: "Flux E2E validé"},
+		},
+		Values: []promflowtest.SeedValue{{Metric: "mock_high_memory_usage_bytes", Simulated: 78, Prometheus: 78, PrometheusSeen: true}},
+	}
+	var b bytes.Buffer
+	require.NoError(t, r.WriteMarkdown(&b))
+	out := b.String()
+	for _, want := range []string{
+		"# 🔗 Rapport E2E: Flux Mock-Metrics → Prometheus → Service-Metrics",
+		"**Date:** 10 Février 2026, 05:35:00 UTC",
+		"**Durée totale:** ~25.5 secondes",
+		"| **Taux de réussite** | ❌ **75%** |",
+		"## 📋 Stage 1: Mock-Metrics Service (Port 8082)",
+		"| Health Check     | ✅ PASSED | HTTP 200 - \"Mock Metrics Service is UP!\" |",
+		"| Metrics Endpoint | ❌ FAILED | a \\| b c                                 |",
+		"## 🔥 Stage 2: Prometheus (Port 9090)",
+		"│   localhost:8082    │",
+		"   │   - mock_high_memory_usage_bytes = 78\n   │\n   ▼\n✅ Prometheus (9090)",
+		"- **Stage 1 (Mock-Metrics):** 1/2 ❌",
+		"- **Stage 2 (Prometheus):** 1/1 ✅",
+		"- **Stage 5 (E2E Validation):** 1/1 ✅",
+		"n'est pas validé: 1 test(s) en échec",
+	} {
+		assert.Contains(t, out, want)
+	}
+	assert.NotContains(t, out, "Stage 3", "stages without checks are left out")
+	assert.False(t, r.Passed())
+	assert.Len(t, r.Failed(), 1)
+}
