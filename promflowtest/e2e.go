@@ -76,8 +76,8 @@ type SeedTargets struct {
 	CheckTimeout time.Duration
 	// AlertTimeout bounds each check of the alert loop; default 60s.
 	AlertTimeout time.Duration
-	// HTTPClient defaults to a client without redirects' surprises:
-	// http.Client{} (every request carries the check's deadline).
+	// HTTPClient sends every request (each carries its check's deadline);
+	// default a plain &http.Client{}.
 	HTTPClient *http.Client
 }
 

@@ -62,6 +62,8 @@ func TestSeedE2E(t *testing.T) {
 		assert.True(t, v.ServiceSeen && v.Service == v.Simulated, "%s broadcast by service-metrics: %+v", v.Metric, v)
 	}
 	assert.GreaterOrEqual(t, r.MetricCount, 53, "the seed exposed 53 metrics")
+	_, err = time.Parse(time.RFC3339, r.WebSocketSample)
+	assert.NoError(t, err, "instant_metrics timestamp")
 	assert.Subset(t, r.WebSocketKeys, []string{"prometheus_tsdb_head_series", "prometheus_engine_queries", "http_requests_total"})
 	assert.Contains(t, r.Services, promflowtest.SeedServiceRow{Service: "db-monitor", Total: 1, Resolved: 1})
 
