@@ -33,6 +33,22 @@ BEGIN
 END
 $$;
 
+-- The original's writers set ack_token and resolve_token; a table promflow
+-- created gets them too (nullable and unique, as in the original schema),
+-- so those writers work on it. A table that has them keeps them as they are.
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'incidents'::regclass
+                   AND attname = 'ack_token' AND NOT attisdropped) THEN
+        ALTER TABLE incidents ADD COLUMN ack_token varchar(64) UNIQUE;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'incidents'::regclass
+                   AND attname = 'resolve_token' AND NOT attisdropped) THEN
+        ALTER TABLE incidents ADD COLUMN resolve_token varchar(64) UNIQUE;
+    END IF;
+END
+$$;
+
 -- Nullable as in the original schema (no row changes).
 ALTER TABLE incidents ALTER COLUMN source DROP NOT NULL, ALTER COLUMN labels DROP NOT NULL;
 
