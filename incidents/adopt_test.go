@@ -16,6 +16,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	promtestutil "github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -391,4 +393,43 @@ func TestRollupsExactWithOriginalWriters(t *testing.T) {
 	requireRollupsExact(t, pool)
 	require.NoError(t, s.RebuildRollups(ctx))
 	requireRollupsExact(t, pool)
+}
+
+// TestOriginalWriterFeedAndCollector: on an adopted table, a row the
+// original writes without source is the service "unknown" in the change
+// feed and the collector too.
+func TestOriginalWriterFeedAndCollector(t *testing.T) {
+	pool := originalDB(t)
+	ctx := ctxT(t)
+	require.NoError(t, incidents.Migrate(ctx, pool))
+	s := incidents.NewStore(pool, incidents.Options{Logger: quietLogger})
+	sub, err := s.Subscribe(ctx, incidents.SubscribeOptions{})
+	require.NoError(t, err)
+	defer sub.Close()
+	o := originalWriter{pool}
+	id, err := o.open(ctx, "no source", "critical", "")
+	require.NoError(t, err)
+	ev := nextEvent(t, sub)
+	assert.Equal(t, incidents.EventOpened, ev.Kind)
+	assert.Equal(t, id, ev.ID)
+	assert.Equal(t, "unknown", ev.Source)
+	require.NotNil(t, ev.Incident)
+	assert.Equal(t, "unknown", ev.Incident.Source)
+	require.NoError(t, o.resolve(ctx, id))
+	require.NoError(t, o.patchStatus(ctx, id, "open"))
+	for _, want := range []incidents.EventKind{incidents.EventResolved, incidents.EventReopened} {
+		ev = nextEvent(t, sub)
+		assert.Equal(t, want, ev.Kind)
+	}
+
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(incidents.NewCollector(s, incidents.CollectorOptions{})))
+	require.NoError(t, promtestutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP promflow_incidents Incidents by service and current status.
+# TYPE promflow_incidents gauge
+promflow_incidents{service="unknown",status="acknowledged"} 0
+promflow_incidents{service="unknown",status="closed"} 0
+promflow_incidents{service="unknown",status="open"} 1
+promflow_incidents{service="unknown",status="resolved"} 0
+`), "promflow_incidents"))
 }

@@ -108,8 +108,8 @@ func SchemaVersion() int {
 //
 // An incidents table that exists before the first migration (the original
 // platform's, or another writer's) is adopted, not replaced: its rows are
-// neither rewritten nor rejected (see "Adopting an existing table" in the
-// package documentation).
+// neither rewritten nor rejected (see "Shared tables" in the package
+// documentation).
 //
 // Each applied migration is recorded with a SHA-256 checksum of its SQL. If
 // a recorded migration differs from the embedded one, Migrate applies

@@ -49,7 +49,7 @@ type Incident struct {
 	ID          string            `json:"id"`
 	Title       string            `json:"title"`
 	Severity    string            `json:"severity"`
-	Source      string            `json:"source"` // the service
+	Source      string            `json:"source"` // the service; UnknownService for a NULL source
 	Description string            `json:"description"`
 	Status      Status            `json:"status"`
 	Labels      map[string]string `json:"labels"`
@@ -58,7 +58,10 @@ type Incident struct {
 	UpdatedAt   time.Time         `json:"updated_at"`
 	// AcknowledgedAt is the first acknowledgement; it survives a reopen.
 	AcknowledgedAt *time.Time `json:"acknowledged_at"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
+	// ResolvedAt is the resolution time: nil unless the status is resolved
+	// or closed (a row another program reopened may keep resolved_at in the
+	// table; it is not reported).
+	ResolvedAt *time.Time `json:"resolved_at"`
 	// Fingerprint and StartsAt identify the Alertmanager firing episode that
 	// opened the incident; both are empty for incidents opened by hand.
 	Fingerprint string     `json:"fingerprint,omitempty"`
