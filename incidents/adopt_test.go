@@ -3,6 +3,7 @@ package incidents_test
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -432,4 +433,86 @@ promflow_incidents{service="unknown",status="closed"} 0
 promflow_incidents{service="unknown",status="open"} 1
 promflow_incidents{service="unknown",status="resolved"} 0
 `), "promflow_incidents"))
+}
+
+// TestAdoptConcurrentMigrate: several processes migrating an original
+// database at once adopt it once; the adopt variant's checksum is verified
+// like any other.
+func TestAdoptConcurrentMigrate(t *testing.T) {
+	pool := originalDB(t)
+	ctx := ctxT(t)
+	originalRows(t, pool)
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		go func() { errs <- incidents.Migrate(ctx, pool) }()
+	}
+	for i := 0; i < 4; i++ {
+		require.NoError(t, <-errs)
+	}
+	var n int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents_schema_migrations").Scan(&n))
+	assert.Equal(t, incidents.SchemaVersion(), n)
+	requireRollupsExact(t, pool)
+
+	_, err := pool.Exec(ctx, "UPDATE incidents_schema_migrations SET checksum = NULL WHERE version = 1")
+	require.NoError(t, err)
+	require.NoError(t, incidents.Migrate(ctx, pool), "a missing checksum is filled from the adopt variant")
+	_, err = pool.Exec(ctx, "UPDATE incidents_schema_migrations SET checksum = repeat('0', 64) WHERE version = 1")
+	require.NoError(t, err)
+	err = incidents.Migrate(ctx, pool)
+	require.ErrorIs(t, err, incidents.ErrMigrationChanged)
+	assert.Contains(t, err.Error(), "0001_adopt.sql")
+}
+
+// TestUpgradeAdoptedByVersion3: an original database that an earlier
+// promflow migrated with versions 1-3 (which made source NOT NULL and left
+// id without a default, so the original's inserts without source and
+// promflow's own inserts failed) is fixed by version 4.
+func TestUpgradeAdoptedByVersion3(t *testing.T) {
+	pool := originalDB(t)
+	ctx := ctxT(t)
+	o := originalWriter{pool}
+	open, err := o.open(ctx, "open", "critical", "prometheus")
+	require.NoError(t, err)
+	res, err := o.open(ctx, "resolved", "warning", "db-monitor")
+	require.NoError(t, err)
+	require.NoError(t, o.acknowledge(ctx, res))
+	require.NoError(t, o.resolve(ctx, res))
+	// Versions 1-3 as an earlier build applied them.
+	_, err = pool.Exec(ctx, `CREATE TABLE incidents_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now(), checksum text)`)
+	require.NoError(t, err)
+	for v, name := range []string{"0001_schema.sql", "0002_notify.sql", "0003_statement_rollups.sql"} {
+		b, err := os.ReadFile("migrations/" + name)
+		require.NoError(t, err)
+		_, err = pool.Exec(ctx, string(b))
+		require.NoError(t, err, name)
+		sum := sha256.Sum256(b)
+		_, err = pool.Exec(ctx, "INSERT INTO incidents_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+			v+1, name, hex.EncodeToString(sum[:]))
+		require.NoError(t, err)
+	}
+	s := incidents.NewStore(pool, incidents.Options{Logger: quietLogger})
+	_, err = s.Open(ctx, incidents.NewIncident{Title: "x", Source: "a"})
+	require.Error(t, err, "version 3 on the original table: no id default")
+	_, err = o.open(ctx, "no source", "info", "")
+	require.Error(t, err, "version 3 on the original table: source NOT NULL")
+
+	require.NoError(t, incidents.Migrate(ctx, pool))
+	_, err = s.Open(ctx, incidents.NewIncident{Title: "x", Source: "a"})
+	require.NoError(t, err)
+	_, err = o.open(ctx, "no source", "info", "")
+	require.NoError(t, err)
+	require.NoError(t, o.patchStatus(ctx, res, "open"), "the original's reopen keeps resolved_at")
+	_, err = s.Acknowledge(ctx, open)
+	require.NoError(t, err)
+	requireRollupsExact(t, pool)
+	counts, err := s.ByService(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []incidents.ServiceCounts{
+		{Service: "a", Total: 1, Open: 1},
+		{Service: "db-monitor", Total: 1, Open: 1},
+		{Service: "prometheus", Total: 1, Acknowledged: 1},
+		{Service: "unknown", Total: 1, Open: 1},
+	}, counts)
 }
