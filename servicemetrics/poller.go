@@ -127,8 +127,8 @@ type Poller struct {
 	pollMu  sync.Mutex // one poll at a time; guards the fields below
 	windows []*window  // one per range query
 	now     func() time.Time
-	seq     uint64     // of the last range change published
-	polls   int        // range polls so far
+	seq     uint64 // of the last range change published
+	polls   int    // range polls so far
 
 	runMu   sync.Mutex
 	running bool
