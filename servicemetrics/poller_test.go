@@ -143,7 +143,7 @@ func TestPollerMessageShapeAndErrors(t *testing.T) {
 
 	rm := rec.last(t, TopicRangeMetrics)
 	assert.Equal(t, "range_metrics", rm["type"])
-	assert.Equal(t, map[string]any{"resultType": "matrix", "result": []any{}}, rm["data"].(map[string]any)["up_1h"])
+	assert.Equal(t, map[string]any{"resultType": "matrix", "window_seconds": float64(3600), "result": []any{}}, rm["data"].(map[string]any)["up_1h"])
 	mu.Lock()
 	assert.Equal(t, time.Hour, gotRange.End.Sub(gotRange.Start))
 	assert.Equal(t, time.Minute, gotRange.Step)
