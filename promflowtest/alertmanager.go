@@ -11,28 +11,40 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// AlertmanagerOptions describes an Alertmanager to start. Every field but
-// DataDir has a working zero value.
+// AlertmanagerOptions describes an Alertmanager to start. Every field has a
+// working zero value with [Alertmanager]; [StartAlertmanager] needs DataDir.
 type AlertmanagerOptions struct {
 	// Binary is the alertmanager executable; default:
 	// "prometheus-alertmanager" (Debian's name), else "alertmanager", from PATH.
 	Binary string
 	// Addr is the listen address; default: a free loopback port.
 	Addr string
-	// DataDir holds the generated config and the notification log. Required.
+	// DataDir holds the config and the notification log. [Alertmanager]
+	// uses a temporary directory; [StartAlertmanager] requires it.
 	DataDir string
-	// WebhookURL receives every notification (send_resolved is on). Without
-	// it notifications go to a receiver that drops them.
+	// Config is a complete Alertmanager configuration (YAML: route,
+	// receivers, inhibit_rules, ...), written as it is; Alertmanager
+	// validates it when it starts, so a bad config fails the start with
+	// Alertmanager's own message. When Config is set, WebhookURL and the
+	// intervals below are ignored.
+	Config string
+	// WebhookURL receives every notification (send_resolved is on) under
+	// the default config (used when Config is empty): one receiver named
+	// "default", grouping by all labels. Without WebhookURL, [Alertmanager]
+	// starts a [Receiver] and routes to it; [StartAlertmanager] drops
+	// notifications.
 	WebhookURL string
-	// GroupWait, GroupInterval and RepeatInterval of the root route;
-	// defaults 0s, 1s and 1h, tuned for tests that want notifications fast.
+	// GroupWait, GroupInterval and RepeatInterval of the default config's
+	// root route; defaults 0s, 1s and 1h, tuned for tests that want
+	// notifications fast.
 	GroupWait      time.Duration
 	GroupInterval  time.Duration
 	RepeatInterval time.Duration
 	ExtraArgs      []string
 }
 
-// AlertmanagerConfigFile renders the configuration file for cfg.
+// AlertmanagerConfigFile renders the default configuration file for cfg
+// (cfg.Config, when set, is used instead by [StartAlertmanager]).
 func AlertmanagerConfigFile(cfg AlertmanagerOptions) ([]byte, error) {
 	gi := cfg.GroupInterval
 	if gi <= 0 {
@@ -83,9 +95,12 @@ func StartAlertmanager(ctx context.Context, cfg AlertmanagerOptions) (*Process, 
 			return nil, err
 		}
 	}
-	conf, err := AlertmanagerConfigFile(cfg)
-	if err != nil {
-		return nil, err
+	conf := []byte(cfg.Config)
+	if cfg.Config == "" {
+		var err error
+		if conf, err = AlertmanagerConfigFile(cfg); err != nil {
+			return nil, err
+		}
 	}
 	confPath := filepath.Join(cfg.DataDir, "alertmanager.yml")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {

@@ -29,7 +29,7 @@ func TestMain(m *testing.M) {
 	)
 }
 
-func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
+func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.PrometheusServer) {
 	t.Helper()
 	pool := promflowtest.Database(t)
 	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
