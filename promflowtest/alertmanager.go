@@ -46,23 +46,35 @@ type AlertmanagerOptions struct {
 // AlertmanagerConfigFile renders the default configuration file for cfg
 // (cfg.Config, when set, is used instead by [StartAlertmanager]).
 func AlertmanagerConfigFile(cfg AlertmanagerOptions) ([]byte, error) {
-	gi := cfg.GroupInterval
+	var urls []string
+	if cfg.WebhookURL != "" {
+		urls = []string{cfg.WebhookURL}
+	}
+	return defaultAlertmanagerConfig(urls, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
+}
+
+// defaultAlertmanagerConfig routes everything, grouped by all labels, to
+// one receiver "default" with a webhook per URL.
+func defaultAlertmanagerConfig(urls []string, gw, gi, ri time.Duration) ([]byte, error) {
 	if gi <= 0 {
 		gi = time.Second
 	}
-	ri := cfg.RepeatInterval
 	if ri <= 0 {
 		ri = time.Hour
 	}
 	receiver := map[string]any{"name": "default"}
-	if cfg.WebhookURL != "" {
-		receiver["webhook_configs"] = []any{map[string]any{"url": cfg.WebhookURL, "send_resolved": true}}
+	var hooks []any
+	for _, u := range urls {
+		hooks = append(hooks, map[string]any{"url": u, "send_resolved": true})
+	}
+	if len(hooks) > 0 {
+		receiver["webhook_configs"] = hooks
 	}
 	doc := map[string]any{
 		"route": map[string]any{
 			"receiver":        "default",
 			"group_by":        []string{"..."},
-			"group_wait":      model.Duration(cfg.GroupWait).String(),
+			"group_wait":      model.Duration(gw).String(),
 			"group_interval":  model.Duration(gi).String(),
 			"repeat_interval": model.Duration(ri).String(),
 		},

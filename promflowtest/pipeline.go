@@ -11,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/promflow/promflow/mockexporter"
+	"github.com/promflow/promflow/promquery"
 	"github.com/promflow/promflow/servicemetrics"
 )
 
@@ -35,6 +37,19 @@ func MockQueries() []servicemetrics.Query {
 		{Name: "mock_disk_usage_percent", Query: "mock_disk_usage_percent"},
 	}
 }
+
+// WebhookPlaceholder, in [PipelineOptions].AlertmanagerConfig, stands for
+// the URL of service-metrics' Alertmanager webhook, e.g.
+//
+//	receivers:
+//	  - name: incidents
+//	    webhook_configs: [{url: "${SERVICE_METRICS_WEBHOOK}", send_resolved: true}]
+const WebhookPlaceholder = "${SERVICE_METRICS_WEBHOOK}"
+
+// ReceiverPlaceholder, in [PipelineOptions].AlertmanagerConfig, stands for
+// the base URL of [PipelineOptions].Receiver: a webhook url of
+// "${RECEIVER_URL}/pager" records notifications with Path "/pager".
+const ReceiverPlaceholder = "${RECEIVER_URL}"
 
 // PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
@@ -56,8 +71,24 @@ type PipelineOptions struct {
 	// DatabaseURL defaults to DefaultDatabaseURL.
 	DatabaseURL string
 
-	ScrapeInterval time.Duration // default 5s
+	ScrapeInterval time.Duration // also the rule evaluation interval; default 5s
 	PollInterval   time.Duration // default 10s
+
+	// Rules is a Prometheus rule file (YAML) loaded besides the shipped
+	// [AlertRules]; set OmitShippedRules to load it instead of them.
+	Rules            string
+	OmitShippedRules bool
+	// AlertmanagerConfig is a complete Alertmanager configuration (YAML)
+	// for the Alertmanager the pipeline starts, used as it is after two
+	// replacements: [WebhookPlaceholder] becomes service-metrics' webhook
+	// URL (route alerts to a receiver with that url for incidents to
+	// open), and [ReceiverPlaceholder] the URL of Receiver. Empty: one
+	// receiver that sends every notification to service-metrics and to
+	// Receiver (when set), grouped by all labels, group_wait 0s,
+	// group_interval 1s.
+	AlertmanagerConfig string
+	// Receiver records notifications; [Pipeline] starts one when nil.
+	Receiver *ReceiverServer
 	// DataDir holds the children's data; default a temporary directory that
 	// Close removes.
 	DataDir string
@@ -73,6 +104,10 @@ type RunningPipeline struct {
 
 	Mock    *mockexporter.Registry
 	Service *servicemetrics.Server
+	// Client queries PrometheusURL; it is closed by Close.
+	Client *promquery.Client
+	// Receiver is PipelineOptions.Receiver (nil when none was given).
+	Receiver *ReceiverServer
 
 	log       *slog.Logger
 	servers   []*http.Server
@@ -126,7 +161,8 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	p.MockURL = "http://" + mockLn.Addr().String()
 	p.ServiceURL = "http://" + svcLn.Addr().String()
 
-	p.Mock = mockexporter.New(mockexporter.Options{})
+	p.Receiver = cfg.Receiver
+	p.Mock = mockexporter.New(mockexporter.Options{Logger: cfg.Logger})
 	p.serve("mock-metrics", mockLn, p.Mock.Handler())
 
 	p.AlertmanagerURL = cfg.AlertmanagerURL
@@ -135,10 +171,14 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: %w", err)
 		}
+		amConfig, err := pipelineAlertmanagerConfig(cfg, p.ServiceURL+"/api/alertmanager/webhook")
+		if err != nil {
+			return nil, err
+		}
 		am, err := StartAlertmanager(ctx, AlertmanagerOptions{
-			Addr:       cfg.AlertmanagerAddr,
-			DataDir:    dir,
-			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
+			Addr:    cfg.AlertmanagerAddr,
+			DataDir: dir,
+			Config:  amConfig,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: alertmanager: %w", err)
@@ -168,7 +208,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
 				{JobName: "prometheus", Targets: []string{cfg.PrometheusAddr}},
 			},
-			RuleFiles:     map[string]string{"mock-alerts.yml": AlertRules},
+			RuleFiles:     pipelineRules(cfg),
 			Alertmanagers: []string{amAddr},
 		})
 		if err != nil {
@@ -179,6 +219,9 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		p.PrometheusURL = prom.URL
 	}
 
+	if p.Client, err = promquery.New(p.PrometheusURL, promquery.Options{}); err != nil {
+		return nil, fmt.Errorf("promflowtest: pipeline: prometheus client: %w", err)
+	}
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
@@ -271,6 +314,9 @@ func (p *RunningPipeline) Close(ctx context.Context) error {
 		if p.pool != nil {
 			p.pool.Close()
 		}
+		if p.Client != nil {
+			_ = p.Client.Close()
+		}
 		if p.tempDir != "" {
 			errs = append(errs, os.RemoveAll(p.tempDir))
 		}
@@ -308,4 +354,37 @@ func hostPort(rawURL string) (string, error) {
 		return "", fmt.Errorf("promflowtest: pipeline: not a URL with a host: %q", rawURL)
 	}
 	return u.Host, nil
+}
+
+// pipelineRules are the rule files of the pipeline's Prometheus.
+func pipelineRules(cfg PipelineOptions) map[string]string {
+	files := map[string]string{}
+	if !cfg.OmitShippedRules {
+		files["mock-alerts.yml"] = AlertRules
+	}
+	if cfg.Rules != "" {
+		files["user-rules.yml"] = cfg.Rules
+	}
+	return files
+}
+
+// pipelineAlertmanagerConfig is cfg.AlertmanagerConfig with its
+// placeholders replaced, or the default configuration.
+func pipelineAlertmanagerConfig(cfg PipelineOptions, webhook string) (string, error) {
+	if cfg.AlertmanagerConfig == "" {
+		urls := []string{webhook}
+		if cfg.Receiver != nil {
+			urls = append(urls, cfg.Receiver.URL())
+		}
+		b, err := defaultAlertmanagerConfig(urls, 0, time.Second, time.Hour)
+		return string(b), err
+	}
+	conf := strings.ReplaceAll(cfg.AlertmanagerConfig, WebhookPlaceholder, webhook)
+	if strings.Contains(conf, ReceiverPlaceholder) {
+		if cfg.Receiver == nil {
+			return "", fmt.Errorf("promflowtest: pipeline: AlertmanagerConfig uses %s but PipelineOptions.Receiver is nil", ReceiverPlaceholder)
+		}
+		conf = strings.ReplaceAll(conf, ReceiverPlaceholder, cfg.Receiver.URL())
+	}
+	return conf, nil
 }
