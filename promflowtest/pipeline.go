@@ -53,7 +53,11 @@ const ReceiverPlaceholder = "${RECEIVER_URL}"
 
 // PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
-// Alertmanager started as children, the local PostgreSQL.
+// Alertmanager started as children, the local PostgreSQL. These are
+// [StartPipeline]'s defaults; [Pipeline] fills zero fields with free ports,
+// a fresh database, 1s intervals and a Receiver instead. Rules and
+// AlertmanagerConfig apply to the Prometheus and Alertmanager the pipeline
+// starts, not to external ones.
 type PipelineOptions struct {
 	MockAddr    string // default 127.0.0.1:8082
 	ServiceAddr string // default 127.0.0.1:8005
@@ -123,8 +127,10 @@ type RunningPipeline struct {
 	watching  sync.WaitGroup
 }
 
-// Start brings the pipeline up and returns once every component is ready.
-// On error everything already started is stopped again.
+// StartPipeline brings the pipeline up and returns once every component is
+// ready; call Close to stop it. On error everything already started is
+// stopped again. Tests use [Pipeline], which picks free ports and a
+// database of the test's own and stops everything at cleanup.
 func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline, err error) {
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p

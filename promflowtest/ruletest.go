@@ -21,6 +21,7 @@ type RuleTestFailure struct {
 	Case string
 }
 
+// String renders the failure as RuleTest reports it: file, group, case.
 func (f RuleTestFailure) String() string {
 	if f.Group != "" {
 		return fmt.Sprintf("%s: group %q: %s", f.File, f.Group, f.Case)

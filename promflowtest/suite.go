@@ -68,6 +68,16 @@ func (s *Suite) RequireQuery(query string, cond func(model.Vector) bool) model.V
 	return v
 }
 
+// RequireTargetUp waits until a target of the job (e.g. "mock-metrics")
+// is up, reporting its last scrape error otherwise, and returns it.
+func (s *Suite) RequireTargetUp(job string) promquery.ActiveTarget {
+	ctx, cancel := s.ctx()
+	defer cancel()
+	target, err := s.Pipeline.Client.WaitTargetUp(ctx, job, "")
+	s.Require().NoError(err)
+	return target
+}
+
 // RequireAlertFiring waits until Prometheus fires an alert whose labels
 // include match and returns it.
 func (s *Suite) RequireAlertFiring(match Labels) promquery.Alert {

@@ -78,9 +78,7 @@ func (s *chainSuite) TestAlertToIncident() {
 
 // TestQueryAndTarget: the suite's Prometheus scrapes mock-metrics.
 func (s *chainSuite) TestQueryAndTarget() {
-	ctx := promflowtest.WaitContext(s.T())
-	target, err := s.Pipeline.Client.WaitTargetUp(ctx, "mock-metrics", "")
-	s.Require().NoError(err)
+	target := s.RequireTargetUp("mock-metrics")
 	s.Equal(s.Pipeline.MockURL+"/metrics", target.ScrapeURL)
 	v := s.RequireQuery(`mock_service_up{service="mock-service"}`, nil)
 	s.Equal(1.0, float64(v[0].Value))
