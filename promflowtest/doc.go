@@ -17,6 +17,7 @@
 //   - [Receiver]: a webhook receiver that records every notification;
 //   - [Alertmanager]: a prometheus-alertmanager process with the test's own
 //     config (raw YAML) or a default that sends everything to a Receiver;
+//     [CreateSilence] and [ExpireSilence] manage silences on it;
 //   - [Database] / [DatabaseURL]: a fresh PostgreSQL database, dropped at
 //     cleanup.
 //

@@ -127,24 +127,42 @@ func TestRoutingAndInhibition(t *testing.T) {
 }
 
 // TestAlertmanagerDefaultReceiver: without Config or WebhookURL every
-// alert posted to Alertmanager reaches the Receiver it starts.
+// alert posted to Alertmanager reaches the Receiver it starts, except
+// those a silence holds back until it expires.
 func TestAlertmanagerDefaultReceiver(t *testing.T) {
 	am := promflowtest.Alertmanager(t, promflowtest.AlertmanagerOptions{})
 	require.NotNil(t, am.Receiver)
-	resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json",
-		strings.NewReader(`[{"labels":{"alertname":"Posted","team":"a"},"annotations":{"summary":"by hand"}}]`))
+	ctx := ctxFor(t, 30*time.Second)
+	id, err := am.Silence(ctx, promflowtest.Labels{"alertname": "Quiet"}, time.Hour)
+	require.NoError(t, err)
+	require.NotEmpty(t, id)
+
+	resp, err := http.Post(am.URL+"/api/v2/alerts", "application/json", strings.NewReader(
+		`[{"labels":{"alertname":"Quiet"}},{"labels":{"alertname":"Posted","team":"a"},"annotations":{"summary":"by hand"}}]`))
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
-	n, err := am.Receiver.WaitNotification(ctxFor(t, 30*time.Second), nil)
+	n, err := am.Receiver.WaitNotification(ctx, nil)
 	require.NoError(t, err)
 	assert.Equal(t, "default", n.Receiver)
 	assert.Equal(t, "firing", n.Status)
 	assert.Equal(t, map[string]string{"alertname": "Posted", "team": "a"}, n.CommonLabels)
-	alerts, err := am.Alerts(context.Background())
+
+	quiet, err := am.WaitAlert(ctx, promflowtest.Labels{"alertname": "Quiet"}, "suppressed")
 	require.NoError(t, err)
-	require.Len(t, alerts, 1)
-	assert.Equal(t, "active", alerts[0].Status.State)
+	assert.Equal(t, []string{id}, quiet.Status.SilencedBy)
+	posted, err := am.WaitAlert(ctx, promflowtest.Labels{"alertname": "Posted"}, "active")
+	require.NoError(t, err)
+	assert.Equal(t, "by hand", posted.Annotations["summary"])
+	for _, n := range am.Receiver.Notifications() {
+		assert.False(t, n.HasAlert("", promflowtest.Labels{"alertname": "Quiet"}), "silenced, yet notified: %s", n)
+	}
+
+	require.NoError(t, promflowtest.ExpireSilence(ctx, am.URL, id))
+	_, err = am.Receiver.WaitNotification(ctx, func(n promflowtest.Notification) bool {
+		return n.HasAlert("firing", promflowtest.Labels{"alertname": "Quiet"})
+	})
+	require.NoError(t, err)
 }
 
 // TestAlertmanagerBadConfig: a config Alertmanager rejects fails the start

@@ -22,13 +22,19 @@ import (
 // and opts.Rules, a real Alertmanager with opts.AlertmanagerConfig, and
 // service-metrics on a fresh database of the test's own ([DatabaseURL]).
 // Zero fields of opts get test defaults: 1s scrape, evaluation and poll
-// intervals, a temporary data directory, discarded logs and a [Receiver]
-// (p.Receiver) that the default Alertmanager config sends everything to.
-// Everything is stopped at cleanup, and the logs of Prometheus and
-// Alertmanager are printed if the test failed. Without a binary or the
+// intervals, a temporary data directory, a [Receiver] (p.Receiver) that
+// the default Alertmanager config sends everything to, and logs kept in
+// memory. Everything is stopped at cleanup; if the test failed, the logs
+// of Prometheus, Alertmanager and (unless opts.Logger was set) the
+// in-process services are printed. Without a binary or the
 // database the test skips (fails when CI is set).
 func Pipeline(t testing.TB, opts PipelineOptions) *RunningPipeline {
 	t.Helper()
+	var logs *syncBuffer
+	if opts.Logger == nil {
+		logs = &syncBuffer{}
+		opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	}
 	opts = pipelineTestDefaults(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -38,12 +44,18 @@ func Pipeline(t testing.TB, opts PipelineOptions) *RunningPipeline {
 		return nil
 	}
 	if err != nil {
+		if logs != nil {
+			t.Logf("--- pipeline log ---\n%s", logs.String())
+		}
 		t.Fatalf("promflowtest: %v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, c := range p.children {
 				t.Logf("--- %s log (%s) ---\n%s", c.Name, c.URL, c.Log())
+			}
+			if logs != nil {
+				t.Logf("--- pipeline log (mock-metrics, service-metrics) ---\n%s", logs.String())
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -75,9 +87,6 @@ func pipelineTestDefaults(t testing.TB, opts PipelineOptions) PipelineOptions {
 	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Receiver == nil {
 		opts.Receiver = Receiver(t)

@@ -2,10 +2,8 @@ package promflowtest
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -209,25 +207,9 @@ func (a AlertmanagerAlert) ReceiverNames() []string {
 // AlertmanagerAlerts returns the alerts Alertmanager at baseURL holds (not
 // resolved ones), active, inhibited and silenced alike.
 func AlertmanagerAlerts(ctx context.Context, baseURL string) ([]AlertmanagerAlert, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/api/v2/alerts", nil)
-	if err != nil {
-		return nil, fmt.Errorf("promflowtest: alertmanager alerts: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("promflowtest: alertmanager alerts: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("promflowtest: alertmanager alerts: %w", err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("promflowtest: alertmanager alerts: %s: %.200s", resp.Status, body)
-	}
 	var alerts []AlertmanagerAlert
-	if err := json.Unmarshal(body, &alerts); err != nil {
-		return nil, fmt.Errorf("promflowtest: alertmanager alerts: %w", err)
+	if err := amDo(ctx, http.MethodGet, strings.TrimRight(baseURL, "/")+"/api/v2/alerts", nil, &alerts); err != nil {
+		return nil, err
 	}
 	return alerts, nil
 }
