@@ -26,7 +26,8 @@ type AlertmanagerOptions struct {
 	// receivers, inhibit_rules, ...), written as it is; Alertmanager
 	// validates it when it starts, so a bad config fails the start with
 	// Alertmanager's own message. When Config is set, WebhookURL and the
-	// intervals below are ignored.
+	// intervals below are ignored. For notifications within a second or
+	// two, give the root route group_wait: 0s and group_interval: 1s.
 	Config string
 	// WebhookURL receives every notification (send_resolved is on) under
 	// the default config (used when Config is empty): one receiver named
