@@ -279,3 +279,17 @@ tests:
 	assert.Contains(t, failures[0].Case, "yaml")
 	assert.Len(t, rec.errors, 1)
 }
+
+// TestPipelinePlaceholderWithoutReceiver: StartPipeline refuses a config
+// that names the receiver when there is none, before starting any server.
+func TestPipelinePlaceholderWithoutReceiver(t *testing.T) {
+	_, err := promflowtest.StartPipeline(context.Background(), promflowtest.PipelineOptions{
+		MockAddr:           "127.0.0.1:0",
+		ServiceAddr:        "127.0.0.1:0",
+		DataDir:            t.TempDir(),
+		AlertmanagerConfig: routesConfig(promflowtest.ReceiverPlaceholder),
+	})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "${RECEIVER_URL}")
+	assert.Contains(t, err.Error(), "PipelineOptions.Receiver is nil")
+}

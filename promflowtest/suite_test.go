@@ -1,7 +1,9 @@
 package promflowtest_test
 
 import (
+	"context"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/suite"
 
@@ -74,6 +76,13 @@ func (s *chainSuite) TestAlertToIncident() {
 	s.RequireAlertResolved(promflowtest.Labels{"alertname": "CheckoutDown"})
 	resolved := s.RequireIncidentResolved(inc.ID)
 	s.Equal(incidents.StatusResolved, resolved.Status)
+
+	// A wait that gives up lists the incidents it saw.
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := s.Pipeline.WaitIncidentOpened(short, "nobody")
+	s.Require().ErrorIs(err, promflowtest.ErrWaitTimeout)
+	s.Contains(err.Error(), inc.ID+` resolved source="checkout" "checkout is down"`)
 }
 
 // TestQueryAndTarget: the suite's Prometheus scrapes mock-metrics.
