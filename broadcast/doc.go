@@ -56,10 +56,11 @@
 // so every client gets the same bytes) and written as whole frames to the
 // connection that coder/websocket was handed at the upgrade, under a
 // per-connection lock that coder/websocket's control frames take too; no
-// data frame is written after a close frame. On Linux a frame is written
-// with one non-blocking send(2) made without the scheduler's blocking
-// system call bookkeeping; a full socket buffer falls back to waiting in the
-// runtime's poller like any net.Conn write. On a fan-out to 10,000 loopback
+// data frame is written after a close frame. On Linux (but linux/386) a
+// frame is written with one non-blocking send(2) made without the
+// scheduler's blocking system call bookkeeping; a full socket buffer falls
+// back to waiting in the runtime's poller like any net.Conn write. On other
+// platforms every frame is written through net.Conn. On a fan-out to 10,000 loopback
 // clients this took about a third off the hub's CPU per publish
 // (BenchmarkFanout, BENCHMARKS.md). Compression is not negotiated: it would
 // defeat sharing the frame.
