@@ -86,6 +86,8 @@ type PipelineOptions struct {
 	// settings (servicemetrics.Config); nil keeps its defaults.
 	AllowedOrigins []string
 	CORSOrigins    []string
+	// Demo loads the seed report's incidents (servicemetrics.Config.Demo).
+	Demo bool
 
 	ScrapeInterval time.Duration // also the rule evaluation interval; default 5s
 	PollInterval   time.Duration // default 10s
@@ -268,6 +270,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		ExtraQueries:   MockQueries(),
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSOrigins:    cfg.CORSOrigins,
+		Demo:           cfg.Demo,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {

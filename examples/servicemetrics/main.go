@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST API (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route; without it only loopback clients may write (env WRITE_TOKEN)")
 	webhookToken := fs.String("webhook-token", getenv("WEBHOOK_TOKEN"), "bearer token also accepted on the Alertmanager webhook (env WEBHOOK_TOKEN)")
+	demo := fs.Bool("demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
+	amURL := fs.String("alertmanager-url", getenv("ALERTMANAGER_URL"), "Alertmanager base URL, reported by /ready (env ALERTMANAGER_URL)")
 	maxConns := fs.Int("max-conns", envInt(getenv, "MAX_CONNS", httpedge.DefaultMaxConns), "most HTTP connections held besides WebSockets; the longest-idle one makes room for a new one (env MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	cfg := servicemetrics.Config{
 		PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log,
 		WriteToken: *writeToken, WebhookToken: *webhookToken,
+		Demo: *demo, AlertmanagerURL: *amURL,
 		// Empty lists (not nil): the flags say exactly what is allowed.
 		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
 		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
@@ -149,4 +152,11 @@ func envInt(getenv func(string) string, key string, def int) int {
 		return n
 	}
 	return def
+}
+
+// envBool reads a boolean environment value ("1", "true", ...); anything
+// else is false.
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }
