@@ -1,13 +1,54 @@
-// Package servicemetrics composes promflow's packages into the seed's
-// service-metrics service (:8005): incidents REST and Alertmanager webhook
-// (package incidents), a WebSocket hub on "/" and "/ws" fed by a Prometheus
-// poller and the incidents change feed (package broadcast), health and
-// readiness routes, its own /metrics, and the dashboard page.
+// Package servicemetrics is the seed's service-metrics service (:8005) as a
+// library: the incidents REST API and Alertmanager webhook (package
+// incidents), a WebSocket hub on "/" and "/ws" (package broadcast) fed by a
+// Prometheus [Poller] and the incidents change feed, health and readiness
+// routes, its own /metrics, and the embedded dashboard.
 //
-// Call [New] with a [Config], serve [Server.Handler], and call
-// [Server.Close] on shutdown: it stops the poller and the change feed and
-// closes every WebSocket client with 1001. All methods are safe for
-// concurrent use.
+// # Getting started
 //
-// It is shared by examples/servicemetrics and examples/pipeline.
+// Call [New] with a [Config] (PrometheusURL and Pool are required; every
+// other zero field has a working default). The [Server] is an
+// http.Handler: serve it (httpedge.NewServer gives an http.Server with
+// limits), and on shutdown call [Server.Shutdown] (WebSocket clients get
+// 1001) before the http.Server's own Shutdown, which does not close
+// hijacked connections; [Server.Close] cuts everything at once.
+//
+// # Guarantees
+//
+//   - PostgreSQL may be down at start: the API answers 503 and /ready
+//     "connecting" while the service retries with backoff; it migrates and
+//     serves once the database is back. A role that cannot write gets a
+//     read-only service (writes and the webhook 503, /ready "read-only").
+//   - Every state-changing route is guarded (httpedge.Guard): a bearer
+//     write token when Config.WriteToken is set, else loopback clients
+//     only; cross-site browser writes are refused. Cross-origin reads are
+//     answered per Config.CORSOrigins ("*" by default, as the original).
+//   - /metrics always answers; a failing collector loses only its own
+//     metrics. No response body carries SQL, credentials or addresses.
+//
+// # WebSocket messages
+//
+// After {"type":"connection","message":"Connected to service-metrics",...}
+// a client gets, on topic and type:
+//
+//   - instant_metrics: every poll, as soon as the instant queries return,
+//     {"timestamp":<evaluation time>,"data":{name:<Prometheus API data> or
+//     {"error":...}}} — the original's shape;
+//   - range_metrics: each range query's whole window, series numbered by
+//     "id", with "seq"; on connect, on {"type":"resync"}, when a window is
+//     first filled and every PollerOptions.FullEvery polls;
+//   - range_update: the other polls, only the change since seq−1:
+//     {"t":T,"added":[{"id","metric"}],"removed":[ids],"points":[[id,"v"]]}
+//     per query; a client that sees a gap in "seq" sends {"type":"resync"};
+//   - incident: every change of the incidents table, in order, with the row.
+//
+// The snapshots a client gets on connect follow its first message, or come
+// Config.SnapshotDelay (500 ms) after connecting, so that a client of the
+// original service that reads the welcome and closes sees nothing else.
+//
+// # Concurrency
+//
+// All methods of Server and Poller are safe for concurrent use. A Server
+// owns its goroutines (the poller, the change-feed forwarder, the database
+// retry loop) and stops them in Shutdown or Close, which are idempotent.
 package servicemetrics
