@@ -40,7 +40,7 @@ func FuzzSimulatePath(f *testing.F) {
 			t.Fatalf("labels %v: got %d, want %d", call.labels, got, want)
 		}
 		for k, v := range call.labels {
-			if err := checkLabelValue(k, v); err != nil {
+			if err := checkLabelText(k, v); err != nil {
 				t.Fatalf("accepted bad label: %v", err)
 			}
 		}

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -412,9 +411,10 @@ func (h *handler) decode(w http.ResponseWriter, req *http.Request, v any) bool {
 }
 
 func decodeStrict(body []byte, v any) error {
-	// encoding/json would silently turn invalid UTF-8 into U+FFFD.
-	if !utf8.Valid(body) {
-		return errors.New("malformed JSON: body is not valid UTF-8")
+	// encoding/json would silently turn invalid UTF-8 and lone surrogates
+	// into U+FFFD.
+	if err := checkJSONText(body); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -435,7 +435,9 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnknownMetric), errors.Is(err, ErrUnknownSeries), errors.Is(err, ErrUnknownScenario):
 		return http.StatusNotFound
-	case errors.Is(err, ErrDuplicateMetric), errors.Is(err, ErrLimit):
+	case errors.Is(err, ErrLimit):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrDuplicateMetric):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError
