@@ -28,13 +28,22 @@ const (
 // A family costs FamilyOverheadBytes + len(name) + len(help) + the lengths
 // of its label names + the lengths of its default label names and values +
 // 8 bytes per bucket. A series costs SeriesOverheadBytes + len(metric name)
-// + LabelOverheadBytes + len(name) + len(value) for each of its labels, and
-// for a histogram BucketBytes per bucket (the +Inf bucket included).
+// + LabelOverheadBytes + len(name) + len(value) for each of its labels, for
+// a histogram BucketBytes per bucket (the +Inf bucket included), and the
+// size of its own source when it is not a constant (SourceBytes, plus 8
+// bytes per step value, for each source of a sum). A started scenario
+// costs ScenarioOverheadBytes + len(name), and per target
+// TargetOverheadBytes + len(metric) + LabelOverheadBytes + len(name) +
+// len(value) per label + the size of its source; it counts until it leaves
+// the scenario history (Reset does not clear the history).
 const (
-	FamilyOverheadBytes = 512
-	SeriesOverheadBytes = 256
-	LabelOverheadBytes  = 64
-	BucketBytes         = 16
+	FamilyOverheadBytes   = 512
+	SeriesOverheadBytes   = 256
+	LabelOverheadBytes    = 64
+	BucketBytes           = 16
+	SourceBytes           = 64
+	ScenarioOverheadBytes = 512
+	TargetOverheadBytes   = 128
 )
 
 // RuntimeExpositionReserve is the part of Options.MaxExpositionBytes kept
@@ -187,4 +196,41 @@ func (r *Registry) baseExposition() int64 {
 		return int64(len("# EOF\n"))
 	}
 	return RuntimeExpositionReserve + int64(len("# EOF\n"))
+}
+
+// sourceBytes is what a series' own source adds to its cost: nothing for a
+// constant (the overhead covers it).
+func sourceBytes(src Source) int64 {
+	if _, ok := src.(Constant); ok {
+		return 0
+	}
+	return specBytes(SpecOf(src))
+}
+
+func specBytes(spec SourceSpec) int64 {
+	b := int64(SourceBytes + 8*len(spec.Values))
+	for _, c := range spec.Sources {
+		b += specBytes(c)
+	}
+	return b
+}
+
+// scenarioBytes is what a started scenario costs (sc as validated).
+func scenarioBytes(sc *Scenario) int64 {
+	b := int64(ScenarioOverheadBytes + len(sc.Name))
+	for _, p := range sc.Phases {
+		for _, t := range p.Set {
+			b += int64(TargetOverheadBytes + len(t.Metric))
+			for k, v := range t.Labels {
+				b += int64(LabelOverheadBytes + len(k) + len(v))
+			}
+			switch {
+			case t.Source != nil:
+				b += specBytes(*t.Source)
+			case t.Src != nil:
+				b += specBytes(SpecOf(t.Src))
+			}
+		}
+	}
+	return b
 }

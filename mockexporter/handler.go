@@ -51,6 +51,7 @@ func (r *Registry) Handler() http.Handler {
 		h.mux.HandleFunc("/api/v1/scenarios/{id}", h.apiScenario)
 		h.mux.HandleFunc("/api/v1/faults", h.apiFaults)
 		h.mux.HandleFunc("/api/v1/reset", h.apiReset)
+		h.mux.HandleFunc("/api/v1/usage", h.apiUsage)
 		// Any other path, under /api/ or not, is an unknown route: 404 JSON.
 		h.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", req.Method, truncate(req.URL.Path)))
@@ -380,6 +381,14 @@ func (h *handler) apiReset(w http.ResponseWriter, req *http.Request) {
 	h.r.Reset()
 	h.r.log.Info("mockexporter: reset")
 	writeData(w, http.StatusOK, map[string]string{"message": "reset"})
+}
+
+func (h *handler) apiUsage(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	writeData(w, http.StatusOK, h.r.Usage())
 }
 
 func (h *handler) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {

@@ -98,6 +98,7 @@ type series struct {
 	values   []string
 	pairs    []*dto.LabelPair
 	cost     cost
+	srcBytes int64 // sourceBytes(src), counted in Registry.usedBytes
 	src      Source
 	start    time.Time
 	bindings []*binding
@@ -161,6 +162,9 @@ func (r *Registry) resetLocked() {
 	r.order = nil
 	r.nseries = 0
 	r.usedBytes, r.usedExpo = 0, r.baseExposition()
+	for _, sc := range r.scenarios {
+		r.usedBytes += sc.bytes // the history outlives a reset
+	}
 	for _, sc := range r.scenarios {
 		if sc.state == scenarioRunning {
 			sc.state = scenarioStopped
@@ -416,14 +420,34 @@ func (r *Registry) Set(metric string, labels Labels, src Source) error {
 	if err := f.checkSource(src); err != nil {
 		return err
 	}
-	now := r.now()
-	s, err := r.seriesLocked(f, vals, now, true)
-	if err != nil {
+	// The source's parameters count towards MaxBytes (a steps source
+	// holds up to 1000 values): check the series and its new source
+	// together, before any change.
+	srcBytes := sourceBytes(src)
+	s, exists := f.series[seriesKey(vals)]
+	c := cost{bytes: srcBytes}
+	if exists {
+		c.bytes -= s.srcBytes
+	} else {
+		c = c.plus(seriesCost(f, vals))
+	}
+	if err := r.admitLocked(c); err != nil {
 		return err
 	}
+	now := r.now()
+	if !exists {
+		s = r.addSeriesLocked(f, vals, now)
+	}
 	s.integrate(now)
-	s.src, s.start = src, now
+	r.setSourceLocked(s, src, srcBytes, now)
 	return nil
+}
+
+// setSourceLocked gives s its own source src (srcBytes its sourceBytes)
+// from now, and accounts for it.
+func (r *Registry) setSourceLocked(s *series, src Source, srcBytes int64, now time.Time) {
+	r.usedBytes += srcBytes - s.srcBytes
+	s.src, s.start, s.srcBytes = src, now, srcBytes
 }
 
 // SetValue sets a gauge to v. For a counter it raises the counter to v
@@ -446,7 +470,7 @@ func (r *Registry) SetValue(metric string, labels Labels, v float64) error {
 		if err != nil {
 			return err
 		}
-		s.src, s.start = Constant(v), now
+		r.setSourceLocked(s, Constant(v), 0, now)
 	case Counter:
 		if err := NonNegative.check(v); err != nil {
 			return err
@@ -511,7 +535,7 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 		if err != nil {
 			return err
 		}
-		s.src, s.start = Constant(v), now
+		r.setSourceLocked(s, Constant(v), 0, now)
 	default:
 		return fmt.Errorf("%w: Add on histogram %s", ErrWrongType, metric)
 	}
@@ -562,7 +586,7 @@ func (r *Registry) Delete(metric string, labels Labels) error {
 	delete(f.series, key)
 	f.order = slices.DeleteFunc(f.order, func(x *series) bool { return x == s })
 	r.nseries--
-	r.usedBytes -= s.cost.bytes
+	r.usedBytes -= s.cost.bytes + s.srcBytes
 	r.usedExpo -= s.cost.expo
 	return nil
 }

@@ -107,6 +107,7 @@ type scenario struct {
 	state   ScenarioState
 	stopped time.Time
 	series  []*series
+	bytes   int64 // scenarioBytes(&def), counted in Registry.usedBytes
 }
 
 // binding is a scenario's script for one series.
@@ -308,13 +309,15 @@ func (r *Registry) StartScenario(sc Scenario) (ScenarioInfo, error) {
 			missing = missing.plus(seriesCost(plans[k].f, plans[k].vals))
 		}
 	}
-	if err := r.admitLocked(missing); err != nil {
+	scBytes := scenarioBytes(&sc)
+	if err := r.admitLocked(missing.plus(cost{bytes: scBytes})); err != nil {
 		return ScenarioInfo{}, err
 	}
 
 	now := r.now()
 	r.nextScen++
-	s := &scenario{id: "s" + strconv.Itoa(r.nextScen), def: cloneScenario(sc), start: now, state: scenarioRunning}
+	s := &scenario{id: "s" + strconv.Itoa(r.nextScen), def: cloneScenario(sc), start: now, state: scenarioRunning, bytes: scBytes}
+	r.usedBytes += scBytes
 	for _, k := range keys {
 		pl := plans[k]
 		se, err := r.seriesLocked(pl.f, pl.vals, now, true)
@@ -411,6 +414,7 @@ func (r *Registry) pruneScenariosLocked() {
 	r.scenarios = slices.DeleteFunc(r.scenarios, func(s *scenario) bool {
 		if drop > 0 && s.state != scenarioRunning {
 			drop--
+			r.usedBytes -= s.bytes
 			return true
 		}
 		return false
