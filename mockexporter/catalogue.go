@@ -93,6 +93,25 @@ func Catalogue() []MetricOpts {
 	}
 }
 
+// catalogueMaxLabels and catalogueMaxValueLen are the most label names of a
+// catalogue family and its longest label value (fixed or default): the
+// floors of Options.MaxLabels and MaxLabelValueBytes.
+var catalogueMaxLabels, catalogueMaxValueLen = func() (int, int) {
+	var n, l int
+	for _, m := range Catalogue() {
+		n = max(n, len(m.LabelNames))
+		for _, v := range m.Defaults {
+			l = max(l, len(v))
+		}
+	}
+	for _, r := range seedRoutes {
+		for _, v := range r.Fixed {
+			l = max(l, len(v))
+		}
+	}
+	return n, l
+}()
+
 // SeedRoute is one POST /simulate/... route of the original service.
 type SeedRoute struct {
 	// Name is the path segment after /simulate/, e.g. "disk-usage".

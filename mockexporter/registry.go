@@ -48,10 +48,12 @@ type Options struct {
 	// DefaultMaxBuckets (64).
 	MaxBuckets int
 	// MaxLabels caps the label names of a family, so the labels of each of
-	// its series: default DefaultMaxLabels (32).
+	// its series: default DefaultMaxLabels (32); never fewer than the
+	// catalogue's 2 unless Empty.
 	MaxLabels int
 	// MaxLabelValueBytes caps the length of a label value: default
-	// MaxLabelValueLen (128 bytes).
+	// MaxLabelValueLen (128 bytes); never less than the catalogue's longest
+	// default value (14 bytes) unless Empty.
 	MaxLabelValueBytes int
 	// MaxBodyBytes caps control API request bodies (default 1 MiB); larger
 	// bodies get 413.
@@ -132,8 +134,11 @@ func New(opts Options) *Registry {
 	if opts.MaxLabelValueBytes <= 0 {
 		opts.MaxLabelValueBytes = MaxLabelValueLen
 	}
-	if !opts.Empty && opts.MaxSeries < len(seedRoutes) {
-		opts.MaxSeries = len(seedRoutes) // the catalogue's default series always fit
+	if !opts.Empty {
+		// The catalogue and its seed routes always fit.
+		opts.MaxSeries = max(opts.MaxSeries, len(seedRoutes))
+		opts.MaxLabels = max(opts.MaxLabels, catalogueMaxLabels)
+		opts.MaxLabelValueBytes = max(opts.MaxLabelValueBytes, catalogueMaxValueLen)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
