@@ -61,7 +61,8 @@ const maxSampleValueLen = 24
 // registry's budgets (see [Options]); nothing was changed. It matches
 // [ErrLimit] with errors.Is, and the HTTP API answers it with 413.
 type LimitError struct {
-	// Limit is the Options field, e.g. "MaxBytes".
+	// Limit is the Options field or package constant that sets it, e.g.
+	// "MaxBytes", "MaxFamilies", "running scenarios".
 	Limit string
 	// Max is its value.
 	Max int64
@@ -124,7 +125,7 @@ func (r *Registry) admitLocked(c cost) error {
 		return &LimitError{Limit: "MaxSeries", Max: int64(r.opts.MaxSeries), Want: int64(want), What: "number of series"}
 	}
 	if want := r.usedBytes + c.bytes; r.opts.MaxBytes >= 0 && c.bytes > 0 && want > r.opts.MaxBytes {
-		return &LimitError{Limit: "MaxBytes", Max: r.opts.MaxBytes, Want: want, What: "estimated bytes of series and labels held"}
+		return &LimitError{Limit: "MaxBytes", Max: r.opts.MaxBytes, Want: want, What: "estimated bytes held (families, series, labels, sources, scenarios)"}
 	}
 	if want := r.usedExpo + c.expo; r.opts.MaxExpositionBytes >= 0 && c.expo > 0 && want > r.opts.MaxExpositionBytes {
 		return &LimitError{Limit: "MaxExpositionBytes", Max: r.opts.MaxExpositionBytes, Want: want, What: "estimated size of the /metrics exposition"}

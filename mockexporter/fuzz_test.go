@@ -48,7 +48,7 @@ func FuzzControlAPI(f *testing.F) {
 		{1, "/api/v1/series", `{"metric":"mock_connection_drops_total","source":{"kind":"ramp","from":0,"to":1.7e308,"duration":"1ns"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":3,"base":1,"step":1e300,"min":0,"max":1.7e308}}`},
 		// Issue 12: bad text and numbers, budgets (m >= 128 selects a
-		// registry with tight budgets).
+		// registry with tight budgets; 133 % 6 is POST).
 		{1, "/simulate/cpu-usage/0x1p4", ""},
 		{1, "/simulate/memory-usage/1_000", ""},
 		{1, "/simulate/memory-usage/+Inf", ""},
@@ -64,10 +64,10 @@ func FuzzControlAPI(f *testing.F) {
 		{1, "/api/v1/series", `{"metric":"mock_service_up","value":1}{"metric":"mock_service_up","value":0}`},
 		{1, "/api/v1/metrics", `{"name":"g","help":"a\u0000"}`},
 		{1, "/api/v1/metrics", `{"name":"h","type":"histogram","buckets":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}`},
-		{129, "/api/v1/metrics", `{"name":"h","type":"histogram","labels":["a"],"defaults":{"a":"x"},"buckets":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]}`},
-		{129, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","labels":{"instance":"i1"},"source":{"kind":"steps","values":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50],"every":"1s"}}`},
-		{129, "/api/v1/scenarios", `{"name":"grow","phases":[{"at":"0s","set":[{"metric":"mock_service_up","labels":{"service":"a"},"value":1},{"metric":"mock_service_up","labels":{"service":"b"},"value":1},{"metric":"mock_service_up","labels":{"service":"c"},"value":1}]}]}`},
-		{129, "/simulate/disk-usage/" + strings.Repeat("a", 30) + "/85", ""},
+		{133, "/api/v1/metrics", `{"name":"h","type":"histogram","labels":["a"],"defaults":{"a":"x"},"buckets":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]}`},
+		{133, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","labels":{"instance":"i1"},"source":{"kind":"steps","values":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50],"every":"1s"}}`},
+		{133, "/api/v1/scenarios", `{"name":"grow","phases":[{"at":"0s","set":[{"metric":"mock_service_up","labels":{"service":"a"},"value":1},{"metric":"mock_service_up","labels":{"service":"b"},"value":1},{"metric":"mock_service_up","labels":{"service":"c"},"value":1}]}]}`},
+		{133, "/simulate/disk-usage/" + strings.Repeat("a", 30) + "/85", ""},
 		{1, "/api/v1/scenarios", "name: x\nphases:\n  - at: 0x10\n    set: [{metric: mock_service_up, value: 1}]\n"},
 		{1, "/api/v1/scenarios", "name: x\nphases:\n  - at: 0s\n    set: [{metric: mock_service_up, value: 1}]\n---\nname: y\n"},
 		{3, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"mock-service"}}`},
