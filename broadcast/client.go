@@ -291,6 +291,16 @@ func (c *client) readLoop() {
 		switch {
 		case (req.Type == "subscribe" || req.Type == "unsubscribe") && req.Topics != nil:
 			c.changeSubscription(req)
+		case req.Type == "resync":
+			// The client lost track (a gap in a sequence of updates):
+			// the ack, then the latest message of every snapshot topic
+			// it follows, again.
+			c.enqueue(h.direct(replyMsg{Type: "ack", RequestType: req.Type, Timestamp: now()}), 0)
+			if !c.snapPending.Load() {
+				h.mu.Lock()
+				h.sendLatestLocked(c, c.subs)
+				h.mu.Unlock()
+			}
 		default:
 			// Any other message, including a subscribe without "topics"
 			// (the original service's {"type":"subscribe","channel":...}),

@@ -5,7 +5,8 @@
 // Start with [NewHub] (the zero [HubOptions] work: one event topic,
 // [DefaultTopic]). A [Hub] is an http.Handler: mount it on a route, and use
 // [IsWebSocketUpgrade] to serve a page on the same route. Publish with
-// [Hub.Publish] (a value encoded as JSON) or [Hub.PublishRaw] (JSON bytes).
+// [Hub.Publish] (a value encoded as JSON) or [Hub.PublishRaw] (JSON bytes);
+// [Hub.RetainRaw] sets a snapshot topic's latest message without sending it.
 // Stop it with [Hub.Shutdown] (close handshake with 1001, bounded by ctx) or
 // [Hub.Close] (immediate); http.Server.Shutdown does not close hijacked
 // WebSocket connections.
@@ -16,13 +17,19 @@
 //
 //	{"type":"connection","message":"connected","timestamp":"2026-01-02T15:04:05.000Z"}
 //
-// (the message is HubOptions.ConnectMessage), then at once the latest
-// message of every snapshot topic it is subscribed to. Every JSON message it
-// sends is answered with {"type":"ack","requestType":"<its type>","timestamp":...}.
+// (the message is HubOptions.ConnectMessage), then the latest message of
+// every snapshot topic it is subscribed to: at once, or, with
+// HubOptions.SnapshotDelay, right after its first message or when the delay
+// ends, whichever is first (for clients that read only the welcome and
+// close). Every JSON message it sends is answered with
+// {"type":"ack","requestType":"<its type>","timestamp":...}.
 // {"type":"subscribe","topics":["news"]} and
 // {"type":"unsubscribe","topics":[...]} change what it receives: all topics
 // by default; the first subscribe narrows that to the topics listed, later
-// ones add to them. A request naming an unknown topic is answered with
+// ones add to them; a subscribe without "topics" (such as
+// {"type":"subscribe","channel":"metrics"}) is acked and changes nothing.
+// {"type":"resync"} brings the latest snapshots again, after the ack.
+// A request naming an unknown topic is answered with
 // {"type":"error","requestType":...,"error":...} and changes nothing. A
 // binary message closes the client with 1003, a malformed one (not a JSON
 // object with a string "type") with 1007, one bigger than the read limit

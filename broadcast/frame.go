@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // textFrame returns payload as one unmasked, final WebSocket text frame
@@ -43,7 +44,12 @@ func textFrame(payload []byte) []byte {
 // from interleaving: coder/websocket writes every frame with a single Write
 // (the hub sends it no data messages, so it only writes control frames,
 // which fit its buffer), and writeFrame writes a whole frame in one Write
-// too. Writing a prepared frame skips coder/websocket's per-message work
+// too. Write also recognises a close frame by the first byte of a Write.
+// Both rest on how coder/websocket writes, which it does not document:
+// TestControlFramesAreSingleWrites records every Write of real hub
+// connections (pings, pongs, close frames and data frames) and fails if
+// the version in go.mod ever splits a frame over Writes or joins two in
+// one. Writing a prepared frame skips coder/websocket's per-message work
 // (two channel locks, framing, copying the payload into the connection's
 // buffer): on a fan-out to thousands of clients, most of the hub's
 // user-space CPU per delivery.
@@ -152,6 +158,10 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = nc.Close()
 		return nil, nil, err
 	}
+	// The server's read and write deadlines (http.Server.ReadTimeout,
+	// WriteTimeout) stay on a hijacked connection: a long-lived WebSocket
+	// must not inherit them. The hub enforces its own timeouts.
+	_ = nc.SetDeadline(time.Time{})
 	w.fc = newFrameConn(nc)
 	brw.Writer.Reset(w.fc)
 	return w.fc, brw, nil

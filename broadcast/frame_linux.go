@@ -1,3 +1,9 @@
+//go:build linux && !386
+
+// The raw send fast path exists where Linux has a sendto system call of its
+// own; linux/386 multiplexes socket calls through socketcall(2) and uses the
+// portable path (frame_other.go).
+
 package broadcast
 
 import (

@@ -26,8 +26,14 @@ import (
 // millisecond, and checks that a coder/websocket client reads each one back
 // intact and in order: the hub's prepared data frames and coder/websocket's
 // control frames share the connection without interleaving.
+//
+// Both write paths.
 func TestFrameSizes(t *testing.T) {
-	h, srv := startHub(t, HubOptions{PingInterval: time.Millisecond})
+	forEachWritePath(t, testFrameSizes)
+}
+
+func testFrameSizes(t *testing.T, portable bool) {
+	h, srv := startHubPath(t, HubOptions{PingInterval: time.Millisecond}, portable)
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 	var pings atomic.Int64

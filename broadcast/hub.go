@@ -308,6 +308,35 @@ func (h *Hub) PublishRaw(topic string, b []byte) error {
 	return h.publish(topic, b)
 }
 
+// ErrNotSnapshot is returned by RetainRaw for a topic that is not a
+// snapshot topic.
+var ErrNotSnapshot = errors.New("broadcast: not a snapshot topic")
+
+// RetainRaw makes the JSON message b the latest message of the snapshot
+// topic without sending it to anyone now: clients get it when they connect,
+// subscribe to the topic or ask for a resync. Use it for a full state that
+// connected clients follow through smaller updates on another topic.
+func (h *Hub) RetainRaw(topic string, b []byte) error {
+	if !json.Valid(b) {
+		return fmt.Errorf("%w (topic %q)", ErrInvalidMessage, topic)
+	}
+	ti, ok := h.byName[topic]
+	if !ok {
+		return fmt.Errorf("%w %q", ErrUnknownTopic, topic)
+	}
+	if h.topics[ti].Kind != SnapshotTopic {
+		return fmt.Errorf("%w: %q", ErrNotSnapshot, topic)
+	}
+	m := &message{frame: textFrame(b), topic: ti, snapshot: true}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return ErrClosed
+	}
+	h.latest[ti] = m
+	return nil
+}
+
 func (h *Hub) publish(topic string, b []byte) error {
 	ti, ok := h.byName[topic]
 	if !ok {

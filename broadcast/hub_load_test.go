@@ -27,25 +27,13 @@ func TestSlowClient(t *testing.T) {
 	// Both write paths: raw sends hand a write that would block to a
 	// goroutine of its own; the portable path relies on the stall watcher
 	// taking the clients behind a blocked writer.
-	for _, portable := range []bool{false, true} {
-		name := "raw"
-		if portable {
-			name = "portable"
-		}
-		t.Run(name, func(t *testing.T) {
-			if !portable && !rawWrites {
-				t.Skip("raw sends exist on Linux only")
-			}
-			testSlowClient(t, portable)
-		})
-	}
+	forEachWritePath(t, testSlowClient)
 }
 
 func testSlowClient(t *testing.T, portable bool) {
 	const queue = 8
 	// One writer: the slow client must not hold it up for the others.
-	h, srv := startHub(t, HubOptions{EventQueueSize: queue, PingInterval: -1, WriteTimeout: time.Minute, Writers: 1})
-	h.portableWrites = portable
+	h, srv := startHubPath(t, HubOptions{EventQueueSize: queue, PingInterval: -1, WriteTimeout: time.Minute, Writers: 1}, portable)
 	slow := dial(t, srv) // never reads until the end
 	fast := dial(t, srv)
 	readMsg(t, fast) // connection
@@ -124,15 +112,26 @@ func maxPending(h *Hub) int {
 // TestManyClientsConnectAndLeave: 1,000 clients connect, read a run of
 // events and leave while events are published; each one sees them in order
 // without gaps. The last ones are still connected at Shutdown and get 1001.
+//
+// Both write paths; the portable one with fewer clients, enough for the
+// churn of connects and leaves while events go out, without doubling the
+// test's time.
 func TestManyClientsConnectAndLeave(t *testing.T) {
+	forEachWritePath(t, testManyClientsConnectAndLeave)
+}
+
+func testManyClientsConnectAndLeave(t *testing.T, portable bool) {
 	n, concurrent, perClient := 1000, 100, 20
-	if testing.Short() {
+	switch {
+	case testing.Short():
 		n = 200
+	case portable:
+		n = 300
 	}
 	// Overflow is TestSlowClient's subject; here a queue deep enough for a
 	// loaded machine under -race (seconds of events) keeps every client
 	// connected, so that a gap or reordering is the only way to fail.
-	h, srv := startHub(t, HubOptions{MaxClients: -1, EventQueueSize: 1 << 14})
+	h, srv := startHubPath(t, HubOptions{MaxClients: -1, EventQueueSize: 1 << 14}, portable)
 
 	pubCtx, stopPub := context.WithCancel(context.Background())
 	var pubWG sync.WaitGroup
@@ -265,7 +264,11 @@ func TestManyClientsConnectAndLeave(t *testing.T) {
 // TestWriteTimeout: a client that stops reading is dropped once a write has
 // been blocked for longer than WriteTimeout, even on a snapshot topic.
 func TestWriteTimeout(t *testing.T) {
-	h, srv := startHub(t, HubOptions{WriteTimeout: 300 * time.Millisecond, PingInterval: -1})
+	forEachWritePath(t, testWriteTimeout)
+}
+
+func testWriteTimeout(t *testing.T, portable bool) {
+	h, srv := startHubPath(t, HubOptions{WriteTimeout: 300 * time.Millisecond, PingInterval: -1}, portable)
 	dial(t, srv) // never reads
 	pad := strings.Repeat("x", 256<<10)
 	testutil.Eventually(t, testTimeout, func() error {

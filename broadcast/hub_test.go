@@ -58,10 +58,19 @@ func newHub(t testing.TB, opts HubOptions) *Hub {
 
 func startHub(t *testing.T, opts HubOptions) (*Hub, *httptest.Server) {
 	t.Helper()
+	return startHubPath(t, opts, false)
+}
+
+// startHubPath is startHub with the hub's write path chosen: portable
+// makes every client's frameConn write through net.Conn, as where raw
+// sends do not exist (see forEachWritePath).
+func startHubPath(t *testing.T, opts HubOptions, portable bool) (*Hub, *httptest.Server) {
+	t.Helper()
 	// Taken before the hub and server exist: any goroutine started from here
 	// on and still running after Shutdown and srv.Close is a leak.
 	before := goleak.IgnoreCurrent()
 	h := newHub(t, opts)
+	h.portableWrites = portable
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
@@ -71,6 +80,28 @@ func startHub(t *testing.T, opts HubOptions) (*Hub, *httptest.Server) {
 		goleak.VerifyNone(t, before)
 	})
 	return h, srv
+}
+
+// forEachWritePath runs test once per write path of the hub, as subtests
+// "raw" (non-blocking send(2) first, where rawWrites) and "portable"
+// (every write through net.Conn, the only path off Linux and on
+// linux/386), so that every CI run tests the path other platforms use.
+// Where raw sends do not exist "raw" would be the portable path again: it
+// is skipped.
+func forEachWritePath(t *testing.T, test func(t *testing.T, portable bool)) {
+	t.Helper()
+	for _, portable := range []bool{false, true} {
+		name := "raw"
+		if portable {
+			name = "portable"
+		}
+		t.Run(name, func(t *testing.T) {
+			if !portable && !rawWrites {
+				t.Skip("no raw sends on this platform: the portable subtest covers it")
+			}
+			test(t, portable)
+		})
+	}
 }
 
 func wsURL(srv *httptest.Server) string { return "ws" + strings.TrimPrefix(srv.URL, "http") }
@@ -492,8 +523,13 @@ func TestConnectionCap(t *testing.T) {
 }
 
 func TestShutdownClosesWith1001(t *testing.T) {
+	forEachWritePath(t, testShutdownClosesWith1001)
+}
+
+func testShutdownClosesWith1001(t *testing.T, portable bool) {
 	before := goleak.IgnoreCurrent()
 	h := newHub(t, HubOptions{})
+	h.portableWrites = portable
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	cs := []*websocket.Conn{dial(t, srv), dial(t, srv), dial(t, srv)}

@@ -63,3 +63,32 @@ func TestSnapshotDelay(t *testing.T) {
 	send(t, sub, `{"type":"ping"}`)
 	assert.Equal(t, "ack", readMsg(t, sub)["type"], "the snapshot came twice")
 }
+
+// TestRetainAndResync: RetainRaw changes what new clients get without
+// sending anything to connected ones; {"type":"resync"} brings a client
+// the latest snapshots again, after its ack.
+func TestRetainAndResync(t *testing.T) {
+	h, srv := startHub(t, HubOptions{PingInterval: -1})
+	c := dial(t, srv)
+	assert.Equal(t, "connection", readMsg(t, c)["type"])
+
+	require.NoError(t, h.RetainRaw(TopicRangeMetrics, []byte(`{"type":"range_metrics","n":1}`)))
+	require.ErrorIs(t, h.RetainRaw(TopicIncident, []byte(`{}`)), ErrNotSnapshot)
+	require.ErrorIs(t, h.RetainRaw("nope", []byte(`{}`)), ErrUnknownTopic)
+	require.ErrorIs(t, h.RetainRaw(TopicRangeMetrics, []byte(`{`)), ErrInvalidMessage)
+	// Nothing was sent: the next message c reads is this event.
+	require.NoError(t, h.Publish(TopicIncident, map[string]any{"type": "incident", "n": 2}))
+	assert.Equal(t, float64(2), readMsg(t, c)["n"])
+
+	fresh := dial(t, srv)
+	assert.Equal(t, "connection", readMsg(t, fresh)["type"])
+	assert.Equal(t, float64(1), readMsg(t, fresh)["n"], "a new client gets the retained snapshot")
+
+	send(t, c, `{"type":"resync"}`)
+	m := readMsg(t, c)
+	assert.Equal(t, "ack", m["type"])
+	assert.Equal(t, "resync", m["requestType"])
+	m = readMsg(t, c)
+	assert.Equal(t, "range_metrics", m["type"])
+	assert.Equal(t, float64(1), m["n"])
+}

@@ -16,6 +16,17 @@
 //	defer sub.Close()
 //	for ev := range sub.Events() { ... }          // forward to WebSocket clients
 //
+// A role that may only read can serve reads: Migrate succeeds on a current
+// schema without writing, [Writable] tells whether the role can write, and
+// [HandlerOptions].ReadOnly (IntakeOptions.ReadOnly for [NewWebhookHandler])
+// makes the write routes answer 503 {"status":"error","error":"read-only: ..."}
+// while reads work:
+//
+//	writable, err := incidents.Writable(ctx, pool)
+//	h := incidents.NewHandler(store, incidents.HandlerOptions{ReadOnly: !writable})
+//
+// [LoadDemo] loads the seed report's demo data set (idempotent).
+//
 // # Concurrency
 //
 // A Store, its handlers and a Collector are safe for concurrent use and own
@@ -49,8 +60,20 @@
 //     acknowledgement. So while reopened an incident counts as still open
 //     and is left out of MTTR (it still counts in MTTA); once resolved again
 //     its time to resolve is the last resolution − creation, the reopened
-//     period included. The statistics agree with a plain recomputation over
-//     the incidents table (resolved_at − created_at where resolved_at is set).
+//     period included. The rollups and a plain recomputation over the base
+//     table (resolution − creation where there is a resolution) agree by
+//     construction, since both read the same columns.
+//   - rows written by other programs (see "Shared tables") follow the same
+//     rules through two definitions: an incident's service is its source,
+//     or "unknown" when source is NULL; its resolution time is resolved_at
+//     when its status is resolved or closed, and none otherwise. So a row
+//     the original platform reopened (status open, resolved_at kept) counts
+//     as still open, has no time to resolve and is reported with
+//     resolved_at null, exactly like one promflow reopened; a row
+//     acknowledged without acknowledged_at counts in ack_count but has no
+//     time to acknowledge; a row resolved without resolved_at counts as
+//     resolved but not in MTTR. The rollups, every query of this package,
+//     the API and the change feed use these definitions.
 //   - windows select incidents by creation time, [from, to); p50, p90 and p99
 //     are given next to the means, per service (the source column) and
 //     overall. Percentiles interpolate between ranks like PostgreSQL's
@@ -82,6 +105,29 @@
 // transactions of other programs can, as on any shared row, and are then
 // retried. docs/design.md describes the triggers.
 //
+// # Shared tables
+//
+// The incidents table may be shared with other writers, notably the
+// original platform's incident-management, which keeps working next to
+// promflow. When Migrate finds an incidents table and no promflow migration
+// recorded, it adopts the table (migrations/adopt/0001_adopt.sql instead of
+// 0001_schema.sql) without rewriting or rejecting a row of the original
+// schema: columns keep their types, id gets a default (gen_random_uuid())
+// only if it has none, source, labels and description stay nullable (a NULL
+// source is never rewritten; it reads as "unknown"), extra columns (such as
+// ack_token and resolve_token), tables (alerts, incident_alerts, engineers)
+// and indexes are left alone, and promflow's checks (status is one of the
+// four, times not before creation, an Alertmanager episode has both keys)
+// are added NOT VALID, so only new writes are checked. (A NULL in title,
+// severity, status, created_at or updated_at, which the original schema does
+// not allow, is filled as version 1 does.) On every database, version 4
+// drops the checks that tie status to timestamps, since the original writes
+// rows where they disagree, and gives tables promflow created the nullable
+// ack_token and resolve_token columns, so the original's INSERT and UPDATE
+// statements succeed on either. The definitions above decide how such rows
+// count. Times in this package's JSON are in [TimeLayout], JavaScript's
+// toISOString() form, as the original's clients expect.
+//
 // # Alertmanager
 //
 // [NewWebhookHandler] (also mounted by [NewHandler] at
@@ -103,7 +149,8 @@
 // # Errors
 //
 // Errors wrap [ErrNotFound], [ErrInvalid] ([*ValidationError]),
-// [ErrWrongState] ([*StateError]) or [ErrUnavailable] (the database could not
-// be reached); the HTTP handlers map them to 404, 400, 409 and 503 and never
-// put SQL in a response.
+// [ErrWrongState] ([*StateError]), [ErrUnavailable] (the database could not
+// be reached) or [ErrReadOnly] (the role or the database may not write); the
+// HTTP handlers map them to 404, 400, 409, 503 and 503 ("read-only: ...")
+// and never put SQL in a response.
 package incidents

@@ -21,6 +21,13 @@ var (
 	// down). The HTTP handlers answer them with 503.
 	ErrUnavailable = errors.New("incidents: database unavailable")
 
+	// ErrReadOnly is matched by errors from writes that the database refused
+	// because the role may not write (permission denied) or the database or
+	// transaction is read-only, by the 503 answers of handlers running with
+	// [HandlerOptions].ReadOnly, and by [Migrate] when a migration is due and
+	// the role cannot apply it.
+	ErrReadOnly = errors.New("incidents: read-only")
+
 	// ErrMigrationChanged is returned by Migrate when a migration recorded as
 	// applied differs from the embedded one of the same version: the schema
 	// in the database is not the one this code expects, and applying later
@@ -72,14 +79,23 @@ func (e *unavailableError) Error() string        { return "incidents: database u
 func (e *unavailableError) Unwrap() error        { return e.err }
 func (e *unavailableError) Is(target error) bool { return target == ErrUnavailable }
 
-// classify marks connectivity failures with ErrUnavailable and leaves other
-// errors (SQL errors, cancellation, our own typed errors) as they are.
+// readOnlyError keeps the driver's error while matching ErrReadOnly.
+type readOnlyError struct{ err error }
+
+func (e *readOnlyError) Error() string        { return "incidents: read-only: " + e.err.Error() }
+func (e *readOnlyError) Unwrap() error        { return e.err }
+func (e *readOnlyError) Is(target error) bool { return target == ErrReadOnly }
+
+// classify marks connectivity failures with ErrUnavailable, refused writes
+// with ErrReadOnly, values too long for an adopted table's column as
+// invalid input, and leaves other errors (SQL errors, cancellation, our own
+// typed errors) as they are.
 func classify(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrInvalid) || errors.Is(err, ErrWrongState) ||
-		errors.Is(err, ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		errors.Is(err, ErrUnavailable) || errors.Is(err, ErrReadOnly) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	var pgErr *pgconn.PgError
@@ -89,6 +105,11 @@ func classify(err error) error {
 			pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03", // shutdown, cannot connect now
 			pgErr.Code == "53300": // too many connections
 			return &unavailableError{err}
+		case pgErr.Code == "42501", // insufficient_privilege
+			pgErr.Code == "25006": // read_only_sql_transaction
+			return &readOnlyError{err}
+		case pgErr.Code == "22001": // string_data_right_truncation: a varchar(n) of an adopted table
+			return invalid("", "a value is longer than the database column allows")
 		}
 		return err
 	}

@@ -23,7 +23,19 @@ type HandlerOptions struct {
 	MaxBodyBytes int64
 	// Intake configures POST /api/alertmanager/webhook.
 	Intake IntakeOptions
+	// ReadOnly serves reads only: the write routes (POST /api/incidents,
+	// the lifecycle actions and the webhook) answer 503 with
+	// {"status":"error","error":"read-only: ..."} without touching the
+	// database. Set it when [Writable] says the role cannot write.
+	ReadOnly bool
 }
+
+// readOnlyMessage is the 503 answer of a write route in read-only mode.
+const readOnlyMessage = "read-only: this service's database role can only read incidents, so writes are refused; reads still work"
+
+// refusedWriteMessage is the 503 answer of a write the database refused for
+// lack of privileges (a read-only role or database not configured as such).
+const refusedWriteMessage = "read-only: the database refused the write (the role may not write, or the database is read-only); reads still work"
 
 // NewHandler returns the REST API of the store, with full paths, so it can be
 // mounted on any mux (for example mux.Handle("/api/", h)):
@@ -38,8 +50,9 @@ type HandlerOptions struct {
 //
 // Success bodies are {"status":"success","data":...}; errors are
 // {"status":"error","error":"..."} with 400 (bad input), 404, 405, 409 (wrong
-// state), 413, 503 (database unavailable) or 500. Error texts never contain
-// SQL.
+// state), 413, 503 (database unavailable, or a write in read-only mode or
+// refused by the database: the error then starts with "read-only:") or 500.
+// Error texts never contain SQL. Times are in [TimeLayout].
 func NewHandler(s *Store, opts HandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = s.log
@@ -47,14 +60,16 @@ func NewHandler(s *Store, opts HandlerOptions) http.Handler {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
 	}
-	h := &handler{s: s, opts: opts, webhook: &webhookHandler{s: s, opts: opts.Intake.withDefaults(), log: opts.Logger}}
+	intake := opts.Intake.withDefaults()
+	intake.ReadOnly = intake.ReadOnly || opts.ReadOnly
+	h := &handler{s: s, opts: opts, webhook: &webhookHandler{s: s, opts: intake, log: opts.Logger}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/metrics/incidents/by-service", h.method(http.MethodGet, h.byService))
 	mux.HandleFunc("/api/metrics/incidents/details", h.method(http.MethodGet, h.details))
 	mux.HandleFunc("/api/metrics/incidents/stats", h.method(http.MethodGet, h.stats))
-	mux.HandleFunc("/api/incidents", h.method(http.MethodPost, h.create))
+	mux.HandleFunc("/api/incidents", h.method(http.MethodPost, h.write(h.create)))
 	mux.HandleFunc("/api/incidents/{id}", h.method(http.MethodGet, h.get))
-	mux.HandleFunc("/api/incidents/{id}/{action}", h.method(http.MethodPost, h.action))
+	mux.HandleFunc("/api/incidents/{id}/{action}", h.method(http.MethodPost, h.write(h.action)))
 	mux.Handle("/api/alertmanager/webhook", h.webhook)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route: "+truncate(r.URL.Path, 200))
@@ -67,7 +82,10 @@ func (s *Store) Handler() http.Handler { return NewHandler(s, HandlerOptions{}) 
 
 // NewWebhookHandler returns an http.Handler for Alertmanager's webhook
 // receiver (POST, payload version 4) that calls [Store.Ingest]. It answers
-// {"status":"success","data":{"opened":1,"resolved":0,"ignored":0}}.
+// {"status":"success","data":{"opened":1,"resolved":0,"ignored":0}}, or with
+// opts.ReadOnly 503 {"status":"error","error":"read-only: ..."} (Alertmanager
+// retries a 5xx, so alerts sent while read-only are not lost if a writable
+// instance takes over).
 func NewWebhookHandler(s *Store, opts IntakeOptions) http.Handler {
 	return &webhookHandler{s: s, opts: opts.withDefaults(), log: s.log}
 }
@@ -83,6 +101,17 @@ func (h *handler) method(m string, f http.HandlerFunc) http.HandlerFunc {
 		if r.Method != m && !(m == http.MethodGet && r.Method == http.MethodHead) {
 			w.Header().Set("Allow", m)
 			writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed, use "+m)
+			return
+		}
+		f(w, r)
+	}
+}
+
+// write guards a write route: in read-only mode it answers 503.
+func (h *handler) write(f http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if h.opts.ReadOnly {
+			writeError(w, http.StatusServiceUnavailable, readOnlyMessage)
 			return
 		}
 		f(w, r)
@@ -126,6 +155,9 @@ func fail(w http.ResponseWriter, log *slog.Logger, r *http.Request, err error) {
 		writeError(w, http.StatusConflict, strings.TrimPrefix(se.Error(), "incidents: "))
 	case errors.Is(err, ErrNotFound):
 		writeError(w, http.StatusNotFound, "incident not found")
+	case errors.Is(err, ErrReadOnly):
+		log.Warn("incidents: write refused by the database", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusServiceUnavailable, refusedWriteMessage)
 	case errors.Is(err, ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		log.Warn("incidents: database unavailable", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusServiceUnavailable, "database unavailable")
@@ -294,6 +326,10 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		writeError(w, http.StatusMethodNotAllowed, "method "+r.Method+" not allowed, use POST")
+		return
+	}
+	if h.opts.ReadOnly {
+		writeError(w, http.StatusServiceUnavailable, readOnlyMessage)
 		return
 	}
 	var msg WebhookMessage

@@ -54,6 +54,10 @@ type IntakeOptions struct {
 	DescriptionAnnotation string
 	// MaxBodyBytes limits a webhook body; default 4 MiB. Larger bodies get 413.
 	MaxBodyBytes int64
+	// ReadOnly makes [NewWebhookHandler] answer every POST with 503
+	// {"status":"error","error":"read-only: ..."} (see [HandlerOptions].ReadOnly).
+	// Store.Ingest ignores it.
+	ReadOnly bool
 }
 
 func (o IntakeOptions) withDefaults() IntakeOptions {

@@ -18,12 +18,15 @@ import (
 )
 
 // rollupDiff recomputes both rollups from the base table with plain GROUP BY
-// and returns every row on which they disagree (empty when exact).
+// and returns every row on which they disagree (empty when exact). The
+// package's rules are restated here, not taken from its SQL functions: a
+// NULL source is the service "unknown", and resolved_at counts only for a
+// resolved or closed row.
 func rollupDiff(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
 	const base = `base AS (
-		SELECT source, floor(extract(epoch FROM created_at) / 86400)::integer AS day, status,
+		SELECT coalesce(source, 'unknown') AS source, floor(extract(epoch FROM created_at) / 86400)::integer AS day, status,
 		       extract(epoch FROM acknowledged_at - created_at) AS a,
-		       extract(epoch FROM resolved_at - created_at) AS r
+		       extract(epoch FROM CASE WHEN status IN ('resolved', 'closed') THEN resolved_at END - created_at) AS r
 		FROM incidents)`
 	checks := map[string]string{
 		"day counters": `WITH ` + base + `,

@@ -151,7 +151,7 @@ func (s *Store) Details(ctx context.Context, q DetailsQuery) (DetailsPage, error
 		where = append(where, "status = "+arg(string(q.Status)))
 	}
 	if q.Service != "" {
-		where = append(where, "source = "+arg(q.Service))
+		where = append(where, serviceCond(arg(q.Service), q.Service))
 	}
 	if q.Severity != "" {
 		where = append(where, "severity = "+arg(q.Severity))
@@ -163,8 +163,8 @@ func (s *Store) Details(ctx context.Context, q DetailsQuery) (DetailsPage, error
 		}
 		where = append(where, "(created_at, id) < ("+arg(c.at)+", "+arg(c.id)+"::uuid)")
 	}
-	sql := `SELECT id::text, title, severity, source, status, created_at, acknowledged_at, resolved_at
-		FROM incidents WHERE ` + strings.Join(where, " AND ") +
+	sql := `SELECT id::text, title, severity, incidents_service(source), status, created_at, acknowledged_at,
+		incidents_resolution(status, resolved_at) FROM incidents WHERE ` + strings.Join(where, " AND ") +
 		" ORDER BY created_at DESC, id DESC LIMIT " + arg(q.Limit+1)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -445,9 +445,10 @@ func rollupStatsSQL(q StatsQuery) (string, []any) {
 		args = append(args, v)
 		return "$" + strconv.Itoa(len(args))
 	}
-	svc := ""
+	svc, baseSvc := "", ""
 	if q.Service != "" {
-		svc = " AND source = " + arg(q.Service)
+		p := arg(q.Service)
+		svc, baseSvc = " AND source = "+p, " AND "+serviceCond(p, q.Service)
 	}
 	if q.From.IsZero() && q.To.IsZero() {
 		return "SELECT " + rollupCols + " FROM incident_rollup_service WHERE total > 0" + svc, args
@@ -469,10 +470,10 @@ func rollupStatsSQL(q StatsQuery) (string, []any) {
 	base := func(ranges []string) string {
 		branches := make([]string, len(ranges))
 		for i, r := range ranges {
-			branches[i] = `SELECT source, status,
+			branches[i] = `SELECT incidents_service(source) AS source, status,
 			       extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
-			       extract(epoch FROM resolved_at - created_at)::float8 AS r
-			FROM incidents WHERE ` + r + svc
+			       extract(epoch FROM incidents_resolution(status, resolved_at) - created_at)::float8 AS r
+			FROM incidents WHERE ` + r + baseSvc
 		}
 		return `SELECT ` + baseCols + ` FROM (
 			SELECT source, status, a, r, incidents_duration_bucket(a) AS ab, incidents_duration_bucket(r) AS rb
@@ -622,7 +623,7 @@ func windowWhere(from, to time.Time, service string) (string, []any) {
 		where = append(where, "created_at < "+arg(to))
 	}
 	if service != "" {
-		where = append(where, "source = "+arg(service))
+		where = append(where, serviceCond(arg(service), service))
 	}
 	return strings.Join(where, " AND "), args
 }
@@ -637,17 +638,17 @@ type exactStats struct {
 // for the window, per service and overall, in one statement.
 func (s *Store) exactStats(ctx context.Context, q StatsQuery) (map[string]exactStats, error) {
 	where, args := windowWhere(q.From, q.To, q.Service)
-	rows, err := s.pool.Query(ctx, `SELECT coalesce(source, ''), grouping(source) = 1, count(*),
+	rows, err := s.pool.Query(ctx, `SELECT coalesce(svc, ''), grouping(svc) = 1, count(*),
 		count(*) FILTER (WHERE status = 'open'), count(*) FILTER (WHERE status = 'acknowledged'),
 		count(*) FILTER (WHERE status = 'resolved'), count(*) FILTER (WHERE status = 'closed'),
 		count(a), coalesce(sum(a), 0), count(r), coalesce(sum(r), 0),
 		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY a),
 		percentile_cont(ARRAY[0.5, 0.9, 0.99]) WITHIN GROUP (ORDER BY r)
-		FROM (SELECT source, status,
+		FROM (SELECT incidents_service(source) AS svc, status,
 		             extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
-		             extract(epoch FROM resolved_at - created_at)::float8 AS r
+		             extract(epoch FROM incidents_resolution(status, resolved_at) - created_at)::float8 AS r
 		      FROM incidents WHERE `+where+`) w
-		GROUP BY GROUPING SETS ((source), ())`, args...)
+		GROUP BY GROUPING SETS ((svc), ())`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("incidents: stats: %w", classify(err))
 	}

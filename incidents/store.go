@@ -49,7 +49,7 @@ type Incident struct {
 	ID          string            `json:"id"`
 	Title       string            `json:"title"`
 	Severity    string            `json:"severity"`
-	Source      string            `json:"source"` // the service
+	Source      string            `json:"source"` // the service; UnknownService for a NULL source
 	Description string            `json:"description"`
 	Status      Status            `json:"status"`
 	Labels      map[string]string `json:"labels"`
@@ -58,7 +58,10 @@ type Incident struct {
 	UpdatedAt   time.Time         `json:"updated_at"`
 	// AcknowledgedAt is the first acknowledgement; it survives a reopen.
 	AcknowledgedAt *time.Time `json:"acknowledged_at"`
-	ResolvedAt     *time.Time `json:"resolved_at"`
+	// ResolvedAt is the resolution time: nil unless the status is resolved
+	// or closed (a row another program reopened may keep resolved_at in the
+	// table; it is not reported).
+	ResolvedAt *time.Time `json:"resolved_at"`
 	// Fingerprint and StartsAt identify the Alertmanager firing episode that
 	// opened the incident; both are empty for incidents opened by hand.
 	Fingerprint string     `json:"fingerprint,omitempty"`
@@ -78,7 +81,7 @@ type NewIncident struct {
 
 // Limits on stored text, checked before anything is written.
 const (
-	maxTitleLen       = 1000
+	maxTitleLen       = 512 // the original schema's varchar(512)
 	maxShortLen       = 200 // severity, source, assigned_to, label names
 	maxDescriptionLen = 64 << 10
 	maxLabelValueLen  = 4096
@@ -181,8 +184,26 @@ func NewStore(pool *pgxpool.Pool, opts Options) *Store {
 // Pool returns the pool the store uses.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-const incidentColumns = `id::text, title, severity, source, coalesce(description, ''), status, labels,
-	assigned_to, created_at, updated_at, acknowledged_at, resolved_at, coalesce(fingerprint, ''), starts_at`
+// incidentColumns reads a row by the rules of the package documentation
+// ("Shared tables"): a NULL source is the service "unknown", resolved_at
+// counts only for a resolved or closed row.
+const incidentColumns = `id::text, title, severity, incidents_service(source), coalesce(description, ''), status,
+	coalesce(labels, '{}'::jsonb), assigned_to, created_at, updated_at, acknowledged_at,
+	incidents_resolution(status, resolved_at), coalesce(fingerprint, ''), starts_at`
+
+// UnknownService is the service of incidents without a source (rows written
+// by other programs with source NULL).
+const UnknownService = "unknown"
+
+// serviceCond is the SQL condition "the row's service is param": also
+// source IS NULL when the service asked for is UnknownService. The text is
+// constant; the value travels as the parameter.
+func serviceCond(param, service string) string {
+	if service == UnknownService {
+		return "(source = " + param + " OR source IS NULL)"
+	}
+	return "source = " + param
+}
 
 func scanIncident(row pgx.Row) (Incident, error) {
 	var (

@@ -500,3 +500,11 @@ func sortedLabels(l Labels) string {
 	b.WriteByte('}')
 	return b.String()
 }
+
+// JSONBody reports whether r's route takes a JSON body: the control API
+// under /api/, except scenarios, which may be JSON or YAML. The seed's
+// /simulate routes take no body. A write guard (httpedge.Guard) uses it to
+// refuse bodies of other types.
+func JSONBody(r *http.Request) bool {
+	return strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/api/v1/scenarios")
+}

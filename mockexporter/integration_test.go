@@ -99,7 +99,8 @@ func TestPrometheusScrapesSimulatedValues(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Prometheus server")
 	}
-	reg, srv := promflowtest.MockExporter(t, mockexporter.Options{})
+	me := promflowtest.MockExporter(t, mockexporter.Options{})
+	reg, srv := me.Registry, me.Server
 	target := strings.TrimPrefix(srv.URL, "http://")
 
 	post := func(path string) {

@@ -11,46 +11,71 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// AlertmanagerOptions describes an Alertmanager to start. Every field but
-// DataDir has a working zero value.
+// AlertmanagerOptions describes an Alertmanager to start. Every field has a
+// working zero value with [Alertmanager]; [StartAlertmanager] needs DataDir.
 type AlertmanagerOptions struct {
 	// Binary is the alertmanager executable; default:
 	// "prometheus-alertmanager" (Debian's name), else "alertmanager", from PATH.
 	Binary string
 	// Addr is the listen address; default: a free loopback port.
 	Addr string
-	// DataDir holds the generated config and the notification log. Required.
+	// DataDir holds the config and the notification log. [Alertmanager]
+	// uses a temporary directory; [StartAlertmanager] requires it.
 	DataDir string
-	// WebhookURL receives every notification (send_resolved is on). Without
-	// it notifications go to a receiver that drops them.
+	// Config is a complete Alertmanager configuration (YAML: route,
+	// receivers, inhibit_rules, ...), written as it is; Alertmanager
+	// validates it when it starts, so a bad config fails the start with
+	// Alertmanager's own message. When Config is set, WebhookURL and the
+	// intervals below are ignored. For notifications within a second or
+	// two, give the root route group_wait: 0s and group_interval: 1s.
+	Config string
+	// WebhookURL receives every notification (send_resolved is on) under
+	// the default config (used when Config is empty): one receiver named
+	// "default", grouping by all labels. Without WebhookURL, [Alertmanager]
+	// starts a [Receiver] and routes to it; [StartAlertmanager] drops
+	// notifications.
 	WebhookURL string
-	// GroupWait, GroupInterval and RepeatInterval of the root route;
-	// defaults 0s, 1s and 1h, tuned for tests that want notifications fast.
+	// GroupWait, GroupInterval and RepeatInterval of the default config's
+	// root route; defaults 0s, 1s and 1h, tuned for tests that want
+	// notifications fast.
 	GroupWait      time.Duration
 	GroupInterval  time.Duration
 	RepeatInterval time.Duration
 	ExtraArgs      []string
 }
 
-// AlertmanagerConfigFile renders the configuration file for cfg.
+// AlertmanagerConfigFile renders the default configuration file for cfg
+// (cfg.Config, when set, is used instead by [StartAlertmanager]).
 func AlertmanagerConfigFile(cfg AlertmanagerOptions) ([]byte, error) {
-	gi := cfg.GroupInterval
+	var urls []string
+	if cfg.WebhookURL != "" {
+		urls = []string{cfg.WebhookURL}
+	}
+	return defaultAlertmanagerConfig(urls, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
+}
+
+// defaultAlertmanagerConfig routes everything, grouped by all labels, to
+// one receiver "default" with a webhook per URL.
+func defaultAlertmanagerConfig(urls []string, gw, gi, ri time.Duration) ([]byte, error) {
 	if gi <= 0 {
 		gi = time.Second
 	}
-	ri := cfg.RepeatInterval
 	if ri <= 0 {
 		ri = time.Hour
 	}
 	receiver := map[string]any{"name": "default"}
-	if cfg.WebhookURL != "" {
-		receiver["webhook_configs"] = []any{map[string]any{"url": cfg.WebhookURL, "send_resolved": true}}
+	var hooks []any
+	for _, u := range urls {
+		hooks = append(hooks, map[string]any{"url": u, "send_resolved": true})
+	}
+	if len(hooks) > 0 {
+		receiver["webhook_configs"] = hooks
 	}
 	doc := map[string]any{
 		"route": map[string]any{
 			"receiver":        "default",
 			"group_by":        []string{"..."},
-			"group_wait":      model.Duration(cfg.GroupWait).String(),
+			"group_wait":      model.Duration(gw).String(),
 			"group_interval":  model.Duration(gi).String(),
 			"repeat_interval": model.Duration(ri).String(),
 		},
@@ -83,9 +108,12 @@ func StartAlertmanager(ctx context.Context, cfg AlertmanagerOptions) (*Process, 
 			return nil, err
 		}
 	}
-	conf, err := AlertmanagerConfigFile(cfg)
-	if err != nil {
-		return nil, err
+	conf := []byte(cfg.Config)
+	if cfg.Config == "" {
+		var err error
+		if conf, err = AlertmanagerConfigFile(cfg); err != nil {
+			return nil, err
+		}
 	}
 	confPath := filepath.Join(cfg.DataDir, "alertmanager.yml")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {

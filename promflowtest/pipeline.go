@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/promflow/promflow/httpedge"
 	"github.com/promflow/promflow/mockexporter"
+	"github.com/promflow/promflow/promquery"
 	"github.com/promflow/promflow/servicemetrics"
 )
 
@@ -37,9 +39,26 @@ func MockQueries() []servicemetrics.Query {
 	}
 }
 
+// WebhookPlaceholder, in [PipelineOptions].AlertmanagerConfig, stands for
+// the URL of service-metrics' Alertmanager webhook, e.g.
+//
+//	receivers:
+//	  - name: incidents
+//	    webhook_configs: [{url: "${SERVICE_METRICS_WEBHOOK}", send_resolved: true}]
+const WebhookPlaceholder = "${SERVICE_METRICS_WEBHOOK}"
+
+// ReceiverPlaceholder, in [PipelineOptions].AlertmanagerConfig, stands for
+// the base URL of [PipelineOptions].Receiver: a webhook url of
+// "${RECEIVER_URL}/pager" records notifications with Path "/pager".
+const ReceiverPlaceholder = "${RECEIVER_URL}"
+
 // PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
-// Alertmanager started as children, the local PostgreSQL.
+// Alertmanager started as children, the local PostgreSQL. These are
+// [StartPipeline]'s defaults; [Pipeline] fills zero fields with free ports,
+// a fresh database, 1s intervals and a Receiver instead. Rules and
+// AlertmanagerConfig apply to the Prometheus and Alertmanager the pipeline
+// starts, not to external ones.
 type PipelineOptions struct {
 	// MockAddr and ServiceAddr default to localhost:8082 and
 	// localhost:8005. A "localhost" address listens on both loopbacks
@@ -67,9 +86,27 @@ type PipelineOptions struct {
 	// settings (servicemetrics.Config); nil keeps its defaults.
 	AllowedOrigins []string
 	CORSOrigins    []string
+	// Demo loads the seed report's incidents (servicemetrics.Config.Demo).
+	Demo bool
 
-	ScrapeInterval time.Duration // default 5s
+	ScrapeInterval time.Duration // also the rule evaluation interval; default 5s
 	PollInterval   time.Duration // default 10s
+
+	// Rules is a Prometheus rule file (YAML) loaded besides the shipped
+	// [AlertRules]; set OmitShippedRules to load it instead of them.
+	Rules            string
+	OmitShippedRules bool
+	// AlertmanagerConfig is a complete Alertmanager configuration (YAML)
+	// for the Alertmanager the pipeline starts, used as it is after two
+	// replacements: [WebhookPlaceholder] becomes service-metrics' webhook
+	// URL (route alerts to a receiver with that url for incidents to
+	// open), and [ReceiverPlaceholder] the URL of Receiver. Empty: one
+	// receiver that sends every notification to service-metrics and to
+	// Receiver (when set), grouped by all labels, group_wait 0s,
+	// group_interval 1s.
+	AlertmanagerConfig string
+	// Receiver records notifications; [Pipeline] starts one when nil.
+	Receiver *ReceiverServer
 	// DataDir holds the children's data; default a temporary directory that
 	// Close removes.
 	DataDir string
@@ -85,6 +122,10 @@ type RunningPipeline struct {
 
 	Mock    *mockexporter.Registry
 	Service *servicemetrics.Server
+	// Client queries PrometheusURL; it is closed by Close.
+	Client *promquery.Client
+	// Receiver is PipelineOptions.Receiver (nil when none was given).
+	Receiver *ReceiverServer
 
 	log        *slog.Logger
 	servers    []*http.Server
@@ -101,8 +142,10 @@ type RunningPipeline struct {
 	watching   sync.WaitGroup
 }
 
-// Start brings the pipeline up and returns once every component is ready.
-// On error everything already started is stopped again.
+// StartPipeline brings the pipeline up and returns once every component is
+// ready; call Close to stop it. On error everything already started is
+// stopped again. Tests use [Pipeline], which picks free ports and a
+// database of the test's own and stops everything at cleanup.
 func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline, err error) {
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p
@@ -144,8 +187,13 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	if err != nil {
 		return nil, err
 	}
-	p.Mock = mockexporter.New(mockexporter.Options{})
-	p.serve("mock-metrics", mockLns, httpedge.CORS(p.Mock.Handler(), cors))
+	p.Receiver = cfg.Receiver
+	p.Mock = mockexporter.New(mockexporter.Options{Logger: cfg.Logger})
+	guarded := httpedge.Guard(p.Mock.Handler(), httpedge.GuardOptions{
+		Origins: cors.Write,
+		JSON:    mockexporter.JSONBody,
+	})
+	p.serve("mock-metrics", mockLns, httpedge.CORS(guarded, cors))
 
 	p.AlertmanagerURL = cfg.AlertmanagerURL
 	if p.AlertmanagerURL == "" {
@@ -153,10 +201,14 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: %w", err)
 		}
+		amConfig, err := pipelineAlertmanagerConfig(cfg, p.ServiceURL+"/api/alertmanager/webhook")
+		if err != nil {
+			return nil, err
+		}
 		am, err := StartAlertmanager(ctx, AlertmanagerOptions{
-			Addr:       loopbackIPv4(cfg.AlertmanagerAddr),
-			DataDir:    dir,
-			WebhookURL: p.ServiceURL + "/api/alertmanager/webhook",
+			Addr:    loopbackIPv4(cfg.AlertmanagerAddr),
+			DataDir: dir,
+			Config:  amConfig,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: alertmanager: %w", err)
@@ -190,7 +242,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
 				{JobName: "prometheus", Targets: []string{promAddr}},
 			},
-			RuleFiles:     map[string]string{"mock-alerts.yml": AlertRules},
+			RuleFiles:     pipelineRules(cfg),
 			Alertmanagers: []string{amAddr},
 		})
 		if err != nil {
@@ -204,6 +256,9 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		}
 	}
 
+	if p.Client, err = promquery.New(p.PrometheusURL, promquery.Options{}); err != nil {
+		return nil, fmt.Errorf("promflowtest: pipeline: prometheus client: %w", err)
+	}
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
@@ -215,6 +270,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		ExtraQueries:   MockQueries(),
 		AllowedOrigins: cfg.AllowedOrigins,
 		CORSOrigins:    cfg.CORSOrigins,
+		Demo:           cfg.Demo,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {
@@ -257,7 +313,7 @@ func (p *RunningPipeline) watch(c *Process) {
 
 // serve serves h on every listener of lns with one http.Server.
 func (p *RunningPipeline) serve(name string, lns []net.Listener, h http.Handler) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpedge.NewServer(h, httpedge.ServerOptions{Logger: p.log})
 	p.servers = append(p.servers, srv)
 	for _, ln := range lns {
 		p.serving.Add(1)
@@ -320,6 +376,9 @@ func (p *RunningPipeline) Close(ctx context.Context) error {
 		if p.pool != nil {
 			p.pool.Close()
 		}
+		if p.Client != nil {
+			_ = p.Client.Close()
+		}
 		if p.tempDir != "" {
 			errs = append(errs, os.RemoveAll(p.tempDir))
 		}
@@ -370,4 +429,37 @@ func mockCORS(origins []string) (httpedge.CORSOptions, error) {
 		return httpedge.CORSOptions{}, fmt.Errorf("promflowtest: pipeline: CORSOrigins: %w", err)
 	}
 	return httpedge.CORSOptions{Read: pol, Write: pol}, nil
+}
+
+// pipelineRules are the rule files of the pipeline's Prometheus.
+func pipelineRules(cfg PipelineOptions) map[string]string {
+	files := map[string]string{}
+	if !cfg.OmitShippedRules {
+		files["mock-alerts.yml"] = AlertRules
+	}
+	if cfg.Rules != "" {
+		files["user-rules.yml"] = cfg.Rules
+	}
+	return files
+}
+
+// pipelineAlertmanagerConfig is cfg.AlertmanagerConfig with its
+// placeholders replaced, or the default configuration.
+func pipelineAlertmanagerConfig(cfg PipelineOptions, webhook string) (string, error) {
+	if cfg.AlertmanagerConfig == "" {
+		urls := []string{webhook}
+		if cfg.Receiver != nil {
+			urls = append(urls, cfg.Receiver.URL())
+		}
+		b, err := defaultAlertmanagerConfig(urls, 0, time.Second, time.Hour)
+		return string(b), err
+	}
+	conf := strings.ReplaceAll(cfg.AlertmanagerConfig, WebhookPlaceholder, webhook)
+	if strings.Contains(conf, ReceiverPlaceholder) {
+		if cfg.Receiver == nil {
+			return "", fmt.Errorf("promflowtest: pipeline: AlertmanagerConfig uses %s but PipelineOptions.Receiver is nil", ReceiverPlaceholder)
+		}
+		conf = strings.ReplaceAll(conf, ReceiverPlaceholder, cfg.Receiver.URL())
+	}
+	return conf, nil
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os/exec"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -70,7 +69,8 @@ func (p *Process) Log() string { return p.log.String() }
 // Done is closed when the process has exited.
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Stop sends SIGTERM, waits up to 10 s, then kills the process. It is
+// Stop asks the process to end (SIGTERM; on Windows, which has no SIGTERM,
+// it kills the process at once), waits up to 10 s, then kills it. It is
 // idempotent.
 func (p *Process) Stop() error {
 	p.stopOnce.Do(func() {
@@ -79,7 +79,7 @@ func (p *Process) Stop() error {
 			return
 		default:
 		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		_ = terminate(p.cmd.Process)
 		select {
 		case <-p.done:
 		case <-time.After(10 * time.Second):
@@ -102,9 +102,7 @@ func start(ctx context.Context, name, binary string, args []string, addr, readyP
 	buf := &syncBuffer{}
 	cmd.Stdout = buf
 	cmd.Stderr = buf
-	// Own process group so that a Ctrl-C in a terminal reaches the parent
-	// first and the parent decides when children stop.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("promflowtest: start %s: %w", name, err)
 	}

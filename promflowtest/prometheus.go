@@ -29,14 +29,15 @@ type ScrapeConfig struct {
 }
 
 // PrometheusOptions describes a Prometheus server to start. The zero value of
-// every field but DataDir works.
+// every field works with [Prometheus]; [StartPrometheus] needs DataDir.
 type PrometheusOptions struct {
 	// Binary is the prometheus executable; default: "prometheus" from PATH.
 	Binary string
 	// Addr is the listen address; default: a free loopback port.
 	Addr string
-	// DataDir holds the generated config and the TSDB. Required; the caller
-	// creates and removes it.
+	// DataDir holds the generated config and the TSDB. [Prometheus] uses a
+	// temporary directory; [StartPrometheus] requires it (the caller creates
+	// and removes it).
 	DataDir string
 	// ScrapeInterval and EvaluationInterval default to 1s.
 	ScrapeInterval     time.Duration
@@ -45,6 +46,9 @@ type PrometheusOptions struct {
 	// RuleFiles maps a file name to its YAML content (Prometheus rule file
 	// format); each is written to DataDir and listed in rule_files.
 	RuleFiles map[string]string
+	// Rules is the content of one more rule file (Prometheus rule file
+	// format, YAML), written as promflowtest-rules.yml next to RuleFiles.
+	Rules string
 	// Alertmanagers are host:port addresses alerts are sent to.
 	Alertmanagers []string
 	// ExtraArgs are appended to the command line (e.g. --query.timeout=1s).
@@ -104,10 +108,10 @@ func PrometheusConfigFile(cfg PrometheusOptions) ([]byte, error) {
 		scrapes = append(scrapes, s)
 	}
 	doc["scrape_configs"] = scrapes
-	if len(cfg.RuleFiles) > 0 {
-		names := make([]string, 0, len(cfg.RuleFiles))
-		for n := range cfg.RuleFiles {
-			names = append(names, filepath.Join(cfg.DataDir, filepath.Base(n)))
+	if files := ruleFiles(cfg); len(files) > 0 {
+		names := make([]string, 0, len(files))
+		for n := range files {
+			names = append(names, filepath.Join(cfg.DataDir, n))
 		}
 		sort.Strings(names)
 		doc["rule_files"] = names
@@ -150,8 +154,8 @@ func StartPrometheus(ctx context.Context, cfg PrometheusOptions) (*Process, erro
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
 		return nil, fmt.Errorf("promflowtest: write config: %w", err)
 	}
-	for name, content := range cfg.RuleFiles {
-		if err := os.WriteFile(filepath.Join(cfg.DataDir, filepath.Base(name)), []byte(content), 0o644); err != nil {
+	for name, content := range ruleFiles(cfg) {
+		if err := os.WriteFile(filepath.Join(cfg.DataDir, name), []byte(content), 0o644); err != nil {
 			return nil, fmt.Errorf("promflowtest: write rules: %w", err)
 		}
 	}
@@ -164,4 +168,17 @@ func StartPrometheus(ctx context.Context, cfg PrometheusOptions) (*Process, erro
 	}
 	args = append(args, cfg.ExtraArgs...)
 	return start(ctx, "prometheus", bin, args, addr, "/-/ready")
+}
+
+// ruleFiles maps the base name of every rule file of cfg to its content,
+// Rules included as promflowtest-rules.yml.
+func ruleFiles(cfg PrometheusOptions) map[string]string {
+	files := make(map[string]string, len(cfg.RuleFiles)+1)
+	for n, c := range cfg.RuleFiles {
+		files[filepath.Base(n)] = c
+	}
+	if cfg.Rules != "" {
+		files["promflowtest-rules.yml"] = cfg.Rules
+	}
+	return files
 }

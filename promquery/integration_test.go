@@ -65,7 +65,7 @@ var injections = []string{
 // gauge), a client_golang registry (a native histogram, which mockexporter
 // does not simulate) and a target that is down.
 type env struct {
-	prom    *promflowtest.Server
+	prom    *promflowtest.PrometheusServer
 	client  *promquery.Client
 	appAddr string
 	mock    *mockexporter.Registry
@@ -93,7 +93,8 @@ groups:
 // them, so related checks are subtests of few tests.
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	mock, app := promflowtest.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
+	me := promflowtest.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
+	mock, app := me.Registry, me.Server
 	require.NoError(t, mock.Declare(mockexporter.MetricOpts{
 		Name: "promquery_test_gauge", Help: "Test gauge with hostile label values.",
 		Type: mockexporter.Gauge, LabelNames: []string{"tag"},

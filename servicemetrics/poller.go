@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"time"
 
@@ -28,7 +29,11 @@ var _ Querier = (*promquery.Client)(nil)
 // Publisher receives the poller's encoded messages. *broadcast.Hub
 // satisfies it.
 type Publisher interface {
+	// PublishRaw sends msg to the topic's clients.
 	PublishRaw(topic string, msg []byte) error
+	// RetainRaw makes msg the snapshot topic's latest message, for
+	// clients that connect or resync, without sending it now.
+	RetainRaw(topic string, msg []byte) error
 }
 
 var _ Publisher = (*broadcast.Hub)(nil)
@@ -62,6 +67,7 @@ const (
 	DefaultPollInterval = 10 * time.Second
 	DefaultRangeWindow  = time.Hour
 	DefaultSource       = "prometheus"
+	DefaultFullEvery    = 60
 )
 
 // PollerOptions configures a [Poller]. The zero value works: the default
@@ -76,10 +82,18 @@ type PollerOptions struct {
 	Instant []Query
 	// Range queries, published together as one message on RangeTopic.
 	Range []RangeQuery
-	// InstantTopic and RangeTopic are the topics, and the messages' "type".
-	// Defaults TopicInstantMetrics and TopicRangeMetrics.
+	// InstantTopic, RangeTopic and UpdateTopic are the topics, and the
+	// messages' "type". Defaults TopicInstantMetrics, TopicRangeMetrics
+	// and TopicRangeUpdate; all three must be snapshot topics.
 	InstantTopic string
 	RangeTopic   string
+	UpdateTopic  string
+	// FullEvery is how many polls apart the full range windows
+	// (range_metrics) go to every client, for clients of the original
+	// service that know no range_update; between those, each poll sends
+	// range_update. Default DefaultFullEvery; negative: only when a window
+	// is first filled (clients still get it on connect and on resync).
+	FullEvery int
 	// Source is the value of the const label source on the poller's
 	// metrics. Default DefaultSource.
 	Source string
@@ -110,7 +124,12 @@ type Poller struct {
 	errors    prometheus.Counter
 	duration  prometheus.Histogram
 
-	pollMu  sync.Mutex // one poll at a time
+	pollMu  sync.Mutex // one poll at a time; guards the fields below
+	windows []*window  // one per range query
+	now     func() time.Time
+	seq     uint64 // of the last range change published
+	polls   int    // range polls so far
+
 	runMu   sync.Mutex
 	running bool
 }
@@ -136,6 +155,12 @@ func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
 	}
 	if opts.RangeTopic == "" {
 		opts.RangeTopic = TopicRangeMetrics
+	}
+	if opts.UpdateTopic == "" {
+		opts.UpdateTopic = TopicRangeUpdate
+	}
+	if opts.FullEvery == 0 {
+		opts.FullEvery = DefaultFullEvery
 	}
 	if opts.Source == "" {
 		opts.Source = DefaultSource
@@ -164,8 +189,12 @@ func NewPoller(q Querier, pub Publisher, opts PollerOptions) (*Poller, error) {
 		}
 	}
 	labels := prometheus.Labels{"source": opts.Source}
+	windows := make([]*window, len(opts.Range))
+	for i, rq := range opts.Range {
+		windows[i] = newWindow(rq)
+	}
 	return &Poller{
-		q: q, pub: pub, opts: opts, log: opts.Logger,
+		q: q, pub: pub, opts: opts, log: opts.Logger, windows: windows, now: time.Now,
 		collected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "service_metrics_collected_total", ConstLabels: labels,
 			Help: "Query results collected by the poller.",
@@ -226,70 +255,151 @@ func (p *Poller) Run(ctx context.Context) error {
 	}
 }
 
-// Poll runs every query once, concurrently, and publishes the results. Query
-// failures are part of the published message, not of the returned error,
-// which only reports a failure to publish.
+// Poll runs every query once and publishes the results: instant_metrics
+// as soon as the instant queries return, and what the range queries
+// changed (see the package doc). Query failures are part of the published
+// messages, not of the returned error, which only reports a failure to
+// publish.
 func (p *Poller) Poll(ctx context.Context) error {
 	p.pollMu.Lock()
 	defer p.pollMu.Unlock()
-	start := time.Now()
+	start := p.now()
 	defer func() { p.duration.Observe(time.Since(start).Seconds()) }()
 
-	instant := make([]json.RawMessage, len(p.opts.Instant))
-	ranged := make([]json.RawMessage, len(p.opts.Range))
+	var instErr, rangeErr error
+	var wg sync.WaitGroup
+	if len(p.opts.Instant) > 0 {
+		wg.Go(func() { instErr = p.pollInstant(ctx, start) })
+	}
+	if len(p.windows) > 0 {
+		wg.Go(func() { rangeErr = p.pollRange(ctx, start) })
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		// Cancelled mid-poll: nothing half-done was published, and no
+		// failure is counted (the caller stopped the queries).
+		return ctx.Err()
+	}
+	return errors.Join(instErr, rangeErr)
+}
+
+// pollInstant runs the instant queries at ts and publishes their results,
+// timestamped with ts, the evaluation time.
+func (p *Poller) pollInstant(ctx context.Context, ts time.Time) error {
+	results := make([]json.RawMessage, len(p.opts.Instant))
 	var wg sync.WaitGroup
 	for i, q := range p.opts.Instant {
 		wg.Go(func() {
 			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 			defer cancel()
-			res, err := p.q.QueryRaw(qctx, q.Query, start)
+			res, err := p.q.QueryRaw(qctx, q.Query, ts)
 			if ctx.Err() != nil {
 				return // the poll is abandoned: not a query failure
 			}
-			instant[i] = p.result(q.Name, res, err)
-		})
-	}
-	for i, q := range p.opts.Range {
-		wg.Go(func() {
-			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
-			defer cancel()
-			r := promquery.Range{Start: start.Add(-q.Window), End: start, Step: q.Step}
-			res, err := p.q.QueryRangeRaw(qctx, q.Query, r)
-			if ctx.Err() != nil {
-				return
-			}
-			ranged[i] = p.result(q.Name, res, err)
+			results[i] = p.result(q.Name, res, err)
 		})
 	}
 	wg.Wait()
 	if ctx.Err() != nil {
-		// Cancelled mid-poll: publish nothing half-done, and count no
-		// failure (the queries did not fail, the caller stopped them).
 		return ctx.Err()
 	}
-
-	ts := start.UTC().Format("2006-01-02T15:04:05.000Z07:00")
-	var errs []error
-	if len(p.opts.Instant) > 0 {
-		names := make([]string, len(p.opts.Instant))
-		for i, q := range p.opts.Instant {
-			names[i] = q.Name
-		}
-		if err := p.pub.PublishRaw(p.opts.InstantTopic, encodeResults(p.opts.InstantTopic, ts, names, instant)); err != nil {
-			errs = append(errs, err)
-		}
+	names := make([]string, len(p.opts.Instant))
+	for i, q := range p.opts.Instant {
+		names[i] = q.Name
 	}
-	if len(p.opts.Range) > 0 {
-		names := make([]string, len(p.opts.Range))
-		for i, q := range p.opts.Range {
-			names[i] = q.Name
-		}
-		if err := p.pub.PublishRaw(p.opts.RangeTopic, encodeResults(p.opts.RangeTopic, ts, names, ranged)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return p.pub.PublishRaw(p.opts.InstantTopic, encodeResults(p.opts.InstantTopic, isoTime(ts), names, results))
 }
+
+// pollRange brings every window up to ts: a window not primed yet gets its
+// whole history, the others the point at ts. Then it publishes either the
+// full windows to every client (when a window was just primed, and every
+// FullEvery polls) or only the change (range_update), and retains the full
+// windows for clients that connect or resync.
+func (p *Poller) pollRange(ctx context.Context, ts time.Time) error {
+	answers := make([]promquery.RawResult, len(p.windows))
+	errs := make([]error, len(p.windows))
+	var wg sync.WaitGroup
+	for i, w := range p.windows {
+		wg.Go(func() {
+			qctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
+			defer cancel()
+			r := promquery.Range{Start: ts, End: ts, Step: w.q.Step}
+			if !w.primed {
+				r.Start = ts.Add(-w.q.Window)
+			}
+			answers[i], errs[i] = p.q.QueryRangeRaw(qctx, w.q.Query, r)
+		})
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	full := p.polls%p.opts.FullEvery == 0 && p.opts.FullEvery > 0
+	p.polls++
+	changes := make([]change, len(p.windows))
+	for i, w := range p.windows {
+		wasPrimed := w.primed
+		changes[i] = w.apply(ts, p.result(w.q.Name, answers[i], errs[i]), errs[i])
+		full = full || (!wasPrimed && w.primed)
+	}
+	p.seq++
+	snapshot := p.encodeWindows(ts)
+	if full {
+		return p.pub.PublishRaw(p.opts.RangeTopic, snapshot)
+	}
+	if err := p.pub.RetainRaw(p.opts.RangeTopic, snapshot); err != nil {
+		return err
+	}
+	return p.pub.PublishRaw(p.opts.UpdateTopic, p.encodeChanges(ts, changes))
+}
+
+// encodeWindows builds range_metrics: every window in full, with the
+// sequence number of the last change folded in.
+func (p *Poller) encodeWindows(ts time.Time) []byte {
+	var b bytes.Buffer
+	p.header(&b, p.opts.RangeTopic, ts)
+	for i, w := range p.windows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, w.q.Name)
+		b.WriteByte(':')
+		w.encodeFull(&b)
+	}
+	b.WriteString(`}}`)
+	return b.Bytes()
+}
+
+// encodeChanges builds range_update from one poll's changes.
+func (p *Poller) encodeChanges(ts time.Time, changes []change) []byte {
+	var b bytes.Buffer
+	p.header(&b, p.opts.UpdateTopic, ts)
+	t := json.RawMessage(strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', -1, 64))
+	for i, w := range p.windows {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		writeJSONString(&b, w.q.Name)
+		b.WriteByte(':')
+		encodeChange(&b, changes[i], t)
+	}
+	b.WriteString(`}}`)
+	return b.Bytes()
+}
+
+// header starts {"type":typ,"timestamp":ts,"seq":n,"data":{.
+func (p *Poller) header(b *bytes.Buffer, typ string, ts time.Time) {
+	b.WriteString(`{"type":`)
+	writeJSONString(b, typ)
+	b.WriteString(`,"timestamp":`)
+	writeJSONString(b, isoTime(ts))
+	b.WriteString(`,"seq":`)
+	b.WriteString(strconv.FormatUint(p.seq, 10))
+	b.WriteString(`,"data":{`)
+}
+
+// isoTime formats t as JavaScript's toISOString does.
+func isoTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
 
 // result turns one query's outcome into its JSON under "data".
 func (p *Poller) result(name string, res promquery.RawResult, err error) json.RawMessage {

@@ -119,6 +119,8 @@ func (r *recorder) PublishRaw(topic string, _ []byte) error {
 	return nil
 }
 
+func (r *recorder) RetainRaw(string, []byte) error { return nil }
+
 func (r *recorder) count(topic string) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -127,6 +129,14 @@ func (r *recorder) count(topic string) int {
 
 // publishers publishes to each in turn.
 type publishers []servicemetrics.Publisher
+
+func (ps publishers) RetainRaw(topic string, b []byte) error {
+	var errs []error
+	for _, p := range ps {
+		errs = append(errs, p.RetainRaw(topic, b))
+	}
+	return errors.Join(errs...)
+}
 
 func (ps publishers) PublishRaw(topic string, b []byte) error {
 	var errs []error

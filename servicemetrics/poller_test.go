@@ -37,9 +37,10 @@ func (f *fakeQuerier) QueryRangeRaw(ctx context.Context, q string, r promquery.R
 
 // recorder is a Publisher that keeps what it is given.
 type recorder struct {
-	mu   sync.Mutex
-	msgs map[string][][]byte
-	err  error
+	mu       sync.Mutex
+	msgs     map[string][][]byte
+	retained map[string][]byte
+	err      error
 }
 
 func (r *recorder) PublishRaw(topic string, b []byte) error {
@@ -49,6 +50,16 @@ func (r *recorder) PublishRaw(topic string, b []byte) error {
 		r.msgs = map[string][][]byte{}
 	}
 	r.msgs[topic] = append(r.msgs[topic], b)
+	return r.err
+}
+
+func (r *recorder) RetainRaw(topic string, b []byte) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retained == nil {
+		r.retained = map[string][]byte{}
+	}
+	r.retained[topic] = b
 	return r.err
 }
 
@@ -132,7 +143,7 @@ func TestPollerMessageShapeAndErrors(t *testing.T) {
 
 	rm := rec.last(t, TopicRangeMetrics)
 	assert.Equal(t, "range_metrics", rm["type"])
-	assert.Equal(t, map[string]any{"resultType": "matrix", "result": []any{}}, rm["data"].(map[string]any)["up_1h"])
+	assert.Equal(t, map[string]any{"resultType": "matrix", "window_seconds": float64(3600), "result": []any{}}, rm["data"].(map[string]any)["up_1h"])
 	mu.Lock()
 	assert.Equal(t, time.Hour, gotRange.End.Sub(gotRange.Start))
 	assert.Equal(t, time.Minute, gotRange.Step)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/promflow/promflow/servicemetrics"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -121,4 +122,52 @@ func TestCORSDefaults(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Empty(t, resp.Header.Get("Access-Control-Allow-Origin"), "cross-origin writes are not approved for *")
+}
+
+// TestWriteProtection: the issue's attack (a cross-site text/plain POST
+// from any page) is refused, a non-JSON body is 415, loopback JSON writes
+// work without a token; with Config.WriteToken a write needs the token,
+// and the webhook also takes its own token.
+func TestWriteProtection(t *testing.T) {
+	post := func(url, origin, ctype, auth, body string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		for k, v := range map[string]string{"Origin": origin, "Content-Type": ctype, "Authorization": auth} {
+			if v != "" {
+				req.Header.Set(k, v)
+			}
+		}
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	const incident = `{"title":"x","severity":"critical","source":"payments"}`
+	const webhook = `{"version":"4","status":"firing","receiver":"r","groupKey":"g","alerts":[]}`
+
+	t.Run("no token", func(t *testing.T) {
+		_, srv, _ := start(t)
+		api := srv.URL + "/api/incidents"
+		assert.Equal(t, http.StatusForbidden, post(api, "http://evil.example", "text/plain", "", incident))
+		assert.Equal(t, http.StatusUnsupportedMediaType, post(api, "", "text/plain", "", incident))
+		assert.Equal(t, http.StatusCreated, post(api, "", "application/json", "", incident))
+		assert.Equal(t, http.StatusCreated, post(api, srv.URL, "application/json", "", incident), "same-origin page")
+	})
+	t.Run("tokens", func(t *testing.T) {
+		_, srv, _ := startConfig(t, func(c *servicemetrics.Config) {
+			c.WriteToken, c.WebhookToken = "w-token", "hook-token"
+		})
+		api, hook := srv.URL+"/api/incidents", srv.URL+servicemetrics.WebhookPath
+		assert.Equal(t, http.StatusUnauthorized, post(api, "", "application/json", "", incident))
+		assert.Equal(t, http.StatusUnauthorized, post(api, "", "application/json", "Bearer hook-token", incident))
+		assert.Equal(t, http.StatusCreated, post(api, "", "application/json", "Bearer w-token", incident))
+		assert.Equal(t, http.StatusUnauthorized, post(hook, "", "application/json", "", webhook))
+		assert.NotEqual(t, http.StatusUnauthorized, post(hook, "", "application/json", "Bearer hook-token", webhook))
+		assert.NotEqual(t, http.StatusUnauthorized, post(hook, "", "application/json", "Bearer w-token", webhook))
+		// Reads need no token.
+		resp, err := http.Get(srv.URL + "/api/metrics/incidents/by-service")
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	})
 }

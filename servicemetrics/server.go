@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -54,6 +55,19 @@ type Config struct {
 	// service. Cross-origin writes are allowed only to origins listed by
 	// name here, never to "*".
 	CORSOrigins []string
+	// AlertmanagerURL, if set, is the Alertmanager that sends the
+	// webhook: /ready reports it too.
+	AlertmanagerURL string
+	// Demo loads the seed report's data set (5 services, 9 incidents;
+	// incidents.LoadDemo) once the schema is migrated. It is idempotent.
+	Demo bool
+	// WriteToken, if set, is required (Authorization: Bearer) on every
+	// state-changing route; WebhookToken is accepted besides it on the
+	// Alertmanager webhook (Alertmanager's http_config.authorization).
+	// Without tokens only loopback clients may write. Either way
+	// cross-site browser writes are refused (httpedge.Guard).
+	WriteToken   string
+	WebhookToken string
 	// SnapshotDelay holds back the latest snapshots a new WebSocket
 	// client gets until it sends its first message, or for this long
 	// (broadcast.HubOptions.SnapshotDelay), so that a client of the
@@ -64,6 +78,9 @@ type Config struct {
 	Intake incidents.IntakeOptions
 	Logger *slog.Logger
 }
+
+// WebhookPath is the route of the Alertmanager webhook.
+const WebhookPath = "/api/alertmanager/webhook"
 
 // DefaultSnapshotDelay is Config.SnapshotDelay's default.
 const DefaultSnapshotDelay = 500 * time.Millisecond
@@ -78,10 +95,10 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	prom    *promquery.Client
-	store   *incidents.Store
+	dbp     atomic.Pointer[dbState] // nil until PostgreSQL could be migrated
+	am      *alertmanagerCheck      // nil without Config.AlertmanagerURL
 	hub     *broadcast.Hub
 	poller  *Poller
-	sub     *incidents.Subscription
 	reg     *prometheus.Registry
 	cors    httpedge.CORSOptions
 	handler http.Handler
@@ -138,16 +155,17 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom, cors: cors}
+	if cfg.AlertmanagerURL != "" {
+		if s.am, err = newAlertmanagerCheck(cfg.AlertmanagerURL); err != nil {
+			return nil, err
+		}
+	}
 	started := false
 	defer func() {
 		if !started { // failed: release the Prometheus client's connections
 			_ = prom.Close()
 		}
 	}()
-	if err := incidents.Migrate(ctx, cfg.Pool); err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
-	}
-	s.store = incidents.NewStore(cfg.Pool, incidents.Options{Logger: cfg.Logger})
 	wsOrigins, err := httpedge.ParseOrigins(cfg.AllowedOrigins)
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: AllowedOrigins: %w", err)
@@ -171,19 +189,25 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
-	s.sub, err = s.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: cfg.Logger})
-	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
+	// PostgreSQL: reachable now, or retried in the background (the API
+	// answers 503 meanwhile); any other failure is a configuration error.
+	st, dbErr := s.openDB(ctx)
+	if dbErr != nil && !transient(dbErr) {
+		return nil, fmt.Errorf("servicemetrics: %w", dbErr)
 	}
+	s.dbp.Store(st)
 
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		s.hub, s.poller,
-		incidents.NewCollector(s.store, incidents.CollectorOptions{}),
+		s.hub, s.poller, dbCollector{s},
 	)
-	s.handler = httpedge.CORS(s.routes(), s.cors)
+	guard := httpedge.GuardOptions{Token: cfg.WriteToken, Origins: cors.Write}
+	if cfg.WebhookToken != "" {
+		guard.PathTokens = map[string]string{WebhookPath: cfg.WebhookToken}
+	}
+	s.handler = httpedge.CORS(httpedge.Guard(s.routes(), guard), s.cors)
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -196,7 +220,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		s.forwardEvents(runCtx)
+		if st != nil {
+			s.forwardEvents(runCtx, st.sub)
+			return
+		}
+		s.log.Warn("PostgreSQL unreachable at start: retrying in the background", "err", dbErr)
+		s.connectDB(runCtx)
 	}()
 	started = true
 	return s, nil
@@ -209,9 +238,11 @@ type incidentMessage struct {
 	Data      incidents.Event `json:"data"`
 }
 
-func (s *Server) forwardEvents(ctx context.Context) {
+// forwardEvents publishes the change feed's events on the hub until ctx
+// ends.
+func (s *Server) forwardEvents(ctx context.Context, sub *incidents.Subscription) {
 	for {
-		ev, err := s.sub.Next(ctx)
+		ev, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
@@ -237,8 +268,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Hub returns the WebSocket hub, e.g. to publish more topics.
 func (s *Server) Hub() *broadcast.Hub { return s.hub }
 
-// Store returns the incidents store.
-func (s *Server) Store() *incidents.Store { return s.store }
+// Store returns the incidents store, or nil while PostgreSQL has not been
+// reachable yet.
+func (s *Server) Store() *incidents.Store {
+	if st := s.dbp.Load(); st != nil {
+		return st.store
+	}
+	return nil
+}
 
 // Registry returns the registry behind /metrics, to register more collectors.
 func (s *Server) Registry() *prometheus.Registry { return s.reg }
@@ -252,7 +289,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.cancel()
 		s.wg.Wait()
-		errs := []error{s.sub.Close(), s.hub.Shutdown(ctx), s.prom.Close()}
+		errs := []error{s.hub.Shutdown(ctx), s.prom.Close()}
+		if st := s.dbp.Load(); st != nil {
+			errs = append(errs, st.sub.Close())
+		}
 		s.closeErr = errors.Join(errs...)
 	})
 	return s.closeErr
@@ -295,11 +335,16 @@ func (s *Server) routes() http.Handler {
 	}
 
 	mux := http.NewServeMux()
-	api := incidents.NewHandler(s.store, incidents.HandlerOptions{Logger: s.log, Intake: s.cfg.Intake})
-	mux.Handle("/api/", instrument("/api", api))
+	mux.Handle("/api/", instrument("/api", s.apiHandler()))
 	mux.Handle("GET /health", instrument("/health", http.HandlerFunc(s.health)))
 	mux.Handle("GET /ready", instrument("/ready", http.HandlerFunc(s.ready)))
-	mux.Handle("GET /metrics", instrument("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{EnableOpenMetrics: true})))
+	mux.Handle("GET /metrics", instrument("/metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		EnableOpenMetrics: true,
+		// A failing collector (the database is down) loses its own
+		// metrics, not the whole answer; the error goes to the log only.
+		ErrorHandling: promhttp.ContinueOnError,
+		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	})))
 	mux.Handle("/ws", s.hub) // WebSocket connections are long-lived: not instrumented
 	static, _ := fs.Sub(webFS, "web")
 	page, _ := fs.ReadFile(static, "index.html")
@@ -342,38 +387,70 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) {
 
 type check struct {
 	Status string `json:"status"`
+	Mode   string `json:"mode,omitempty"` // "read-only" for a role that cannot write
 	Error  string `json:"error,omitempty"`
 }
 
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	var wg sync.WaitGroup
-	var promErr, dbErr error
-	wg.Add(2)
-	go func() { defer wg.Done(); promErr = s.prom.Ready(ctx) }()
-	go func() { defer wg.Done(); dbErr = s.cfg.Pool.Ping(ctx) }()
-	wg.Wait()
-	res := func(err error) check {
-		if err != nil {
-			// Errors name the dependency, never credentials or SQL.
-			return check{Status: "down", Error: "unreachable"}
-		}
-		return check{Status: "up"}
+	checks := map[string]func(context.Context) error{
+		"prometheus": s.prom.Ready,
+		"postgres":   s.pingDB,
 	}
-	body := map[string]any{
-		"status":     "ok",
-		"timestamp":  timestamp(time.Now()),
-		"prometheus": res(promErr),
-		"postgres":   res(dbErr),
+	if s.am != nil {
+		checks["alertmanager"] = s.am.Ready
+	}
+	body := map[string]any{"status": "ok", "timestamp": timestamp(time.Now())}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	failed := map[string]any{}
+	for name, check := range checks {
+		wg.Go(func() {
+			c := checkResult(check(ctx))
+			mu.Lock()
+			defer mu.Unlock()
+			body[name] = c
+			if c.Status != "up" {
+				failed[name] = c.Error
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.dbp.Load(); st != nil && !st.writable {
+		body["postgres"] = check{Status: "up", Mode: "read-only"}
 	}
 	code := http.StatusOK
-	if promErr != nil || dbErr != nil {
+	if len(failed) > 0 {
 		body["status"] = "unavailable"
 		code = http.StatusServiceUnavailable
-		s.log.Warn("not ready", "prometheus_err", promErr, "postgres_err", dbErr)
+		s.log.Warn("not ready", "failed", failed)
 	}
 	writeJSON(w, code, body)
+}
+
+// errConnecting: PostgreSQL has not been reachable since the start.
+var errConnecting = errors.New("connecting")
+
+// pingDB checks PostgreSQL: reachable, and the schema migrated (which the
+// service retries in the background when it could not at start).
+func (s *Server) pingDB(ctx context.Context) error {
+	if s.dbp.Load() == nil {
+		return errConnecting
+	}
+	return s.cfg.Pool.Ping(ctx)
+}
+
+// checkResult reports a dependency check. Errors name the dependency's
+// state, never credentials, addresses or SQL.
+func checkResult(err error) check {
+	switch {
+	case err == nil:
+		return check{Status: "up"}
+	case errors.Is(err, errConnecting):
+		return check{Status: "down", Error: "connecting"}
+	}
+	return check{Status: "down", Error: "unreachable"}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -29,13 +29,13 @@ func TestMain(m *testing.M) {
 	)
 }
 
-func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
+func start(t *testing.T) (*servicemetrics.Server, *httptest.Server, *promflowtest.PrometheusServer) {
 	t.Helper()
 	return startConfig(t, nil)
 }
 
 // startConfig is start with a Config changed by edit (if not nil).
-func startConfig(t *testing.T, edit func(*servicemetrics.Config)) (*servicemetrics.Server, *httptest.Server, *promflowtest.Server) {
+func startConfig(t *testing.T, edit func(*servicemetrics.Config)) (*servicemetrics.Server, *httptest.Server, *promflowtest.PrometheusServer) {
 	t.Helper()
 	pool := promflowtest.Database(t)
 	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})

@@ -6,7 +6,8 @@ import "github.com/promflow/promflow/broadcast"
 // their messages (the original service's names).
 const (
 	TopicInstantMetrics = "instant_metrics" // snapshot: the instant queries' latest results
-	TopicRangeMetrics   = "range_metrics"   // snapshot: the range queries' latest results
+	TopicRangeMetrics   = "range_metrics"   // snapshot: the range queries' whole windows
+	TopicRangeUpdate    = "range_update"    // snapshot: what the last poll changed in the windows
 	TopicIncident       = "incident"        // events: incident lifecycle changes, in order
 )
 
@@ -19,6 +20,7 @@ func Topics() []broadcast.Topic {
 	return []broadcast.Topic{
 		{Name: TopicInstantMetrics, Kind: broadcast.SnapshotTopic},
 		{Name: TopicRangeMetrics, Kind: broadcast.SnapshotTopic},
+		{Name: TopicRangeUpdate, Kind: broadcast.SnapshotTopic},
 		{Name: TopicIncident, Kind: broadcast.EventTopic},
 	}
 }

@@ -65,6 +65,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	addr := fs.String("addr", defaultAddr, "listen address (default :8082, or :$PORT)")
 	scenarioFile := fs.String("scenario", "", "scenario file (JSON or YAML) to start at boot")
 	corsOrigins := fs.String("cors-origins", envOr(getenv, "CORS_ORIGINS", "*"), "comma-separated origins whose pages may read mock-metrics (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
+	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route (/simulate, the control API, faults, reset); without it only loopback clients may write (env WRITE_TOKEN)")
+	maxConns := fs.Int("max-conns", httpedge.DefaultMaxConns, "most HTTP connections held; the longest-idle one makes room for a new one")
 	applyBudgets := addBudgetFlags(fs, getenv) // -max-bytes, -max-exposition-bytes, -max-series, -max-buckets, -max-labels, -max-label-value-bytes
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -106,16 +108,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	// held back by an injected delay fault does not hold up the shutdown.
 	baseCtx, cancelBase := context.WithCancel(context.Background())
 	defer cancelBase()
-	handler := httpedge.CORS(reg.Handler(), httpedge.CORSOptions{Read: readers, Write: readers})
+	guarded := httpedge.Guard(reg.Handler(), httpedge.GuardOptions{
+		Token: *writeToken, Origins: readers,
+		// The control API takes JSON; /simulate routes take no body.
+		JSON: mockexporter.JSONBody,
+	})
+	handler := httpedge.CORS(guarded, httpedge.CORSOptions{Read: readers, Write: readers})
 	if testHookHandler != nil {
 		handler = testHookHandler(handler)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
-	}
+	srv := httpedge.NewServer(handler, httpedge.ServerOptions{MaxConns: *maxConns, Logger: logger})
+	srv.BaseContext = func(net.Listener) context.Context { return baseCtx }
+	httpedge.WarnIfOpen(logger, ln, *writeToken)
 	srv.RegisterOnShutdown(cancelBase)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

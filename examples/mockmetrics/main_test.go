@@ -141,6 +141,7 @@ func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {
 	}
 	req, err := http.NewRequest(http.MethodPut, "http://"+addr+"/api/v1/faults", strings.NewReader(`{"delay":"5m"}`))
 	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	resp.Body.Close()

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -94,6 +95,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	poll := intervalFlag(fs, "poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
 	wsOrigins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones; * allows any (env ALLOWED_ORIGINS)")
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST APIs (CORS); writes only for origins listed by name (env CORS_ORIGINS)")
+	fs.BoolVar(&cfg.Demo, "demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
+	e2e := addE2EFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -113,6 +116,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	}
 	if cfg.CORSOrigins == nil {
 		cfg.CORSOrigins = []string{}
+	}
+	if e2e.asked() {
+		return runE2E(ctx, e2e, cfg, log, out)
 	}
 
 	p, err := promflowtest.StartPipeline(ctx, cfg)
@@ -154,4 +160,11 @@ func intervalFlag(fs *flag.FlagSet, name string, def time.Duration, usage string
 		return nil
 	})
 	return &d
+}
+
+// envBool reads a boolean environment value ("1", "true", ...); anything
+// else is false.
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

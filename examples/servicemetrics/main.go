@@ -22,9 +22,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -73,6 +73,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
 	origins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones (http://localhost:*, https://app.example.com); * allows any (env ALLOWED_ORIGINS)")
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST API (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
+	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route; without it only loopback clients may write (env WRITE_TOKEN)")
+	webhookToken := fs.String("webhook-token", getenv("WEBHOOK_TOKEN"), "bearer token also accepted on the Alertmanager webhook (env WEBHOOK_TOKEN)")
+	demo := fs.Bool("demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
+	amURL := fs.String("alertmanager-url", getenv("ALERTMANAGER_URL"), "Alertmanager base URL, reported by /ready (env ALERTMANAGER_URL)")
+	maxConns := fs.Int("max-conns", envInt(getenv, "MAX_CONNS", httpedge.DefaultMaxConns), "most HTTP connections held besides WebSockets; the longest-idle one makes room for a new one (env MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -92,6 +97,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 
 	cfg := servicemetrics.Config{
 		PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log,
+		WriteToken: *writeToken, WebhookToken: *webhookToken,
+		Demo: *demo, AlertmanagerURL: *amURL,
 		// Empty lists (not nil): the flags say exactly what is allowed.
 		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
 		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
@@ -105,7 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 		_ = svc.Close()
 		return fmt.Errorf("listen: %w", err)
 	}
-	srv := &http.Server{Handler: svc, ReadHeaderTimeout: 10 * time.Second}
+	srv := httpedge.NewServer(svc, httpedge.ServerOptions{MaxConns: *maxConns, Logger: log})
+	httpedge.WarnIfOpen(log, ln, *writeToken)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("service-metrics listening", "addr", ln.Addr().String(), "prometheus", *promURL, "poll_interval", interval.String())
@@ -136,4 +144,19 @@ func portAddr(port, def string) string {
 		return port
 	}
 	return ":" + port
+}
+
+// envInt reads an integer environment variable, or returns def.
+func envInt(getenv func(string) string, key string, def int) int {
+	if n, err := strconv.Atoi(getenv(key)); err == nil {
+		return n
+	}
+	return def
+}
+
+// envBool reads a boolean environment value ("1", "true", ...); anything
+// else is false.
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

@@ -1,0 +1,62 @@
+// Package promflowtest is a test harness for alerting, in the pattern of
+// net/http/httptest: real Prometheus, Alertmanager and PostgreSQL for a Go
+// test, on free loopback ports, stopped at t.Cleanup, so that the whole
+// chain — a metric changes, a rule fires, Alertmanager routes, groups and
+// inhibits, a receiver gets the notification, an incident opens — is
+// tested for real in `go test`.
+//
+// # What to call first
+//
+// For one piece at a time, start what the test needs; each takes a
+// testing.TB and an options struct whose zero value works:
+//
+//   - [MockExporter]: simulated metrics (a mockexporter.Registry) to scrape;
+//   - [Prometheus]: a prometheus process with a generated config (scrape
+//     targets, rule files or rule text, intervals, Alertmanagers, flags);
+//     its handle has a *promquery.Client;
+//   - [Receiver]: a webhook receiver that records every notification;
+//   - [Alertmanager]: a prometheus-alertmanager process with the test's own
+//     config (raw YAML) or a default that sends everything to a Receiver;
+//     [CreateSilence] and [ExpireSilence] manage silences on it;
+//   - [Database] / [DatabaseURL]: a fresh PostgreSQL database, dropped at
+//     cleanup.
+//
+// For the whole flow, [Pipeline] starts all of them plus service-metrics
+// (incidents, REST, WebSocket) with the test's rules and routes, and [Suite]
+// does so once per testify suite. [RuleTest] runs `promtool test rules` and
+// reports each failing case as a test error.
+//
+// Then wait, never sleep: [WaitAlertFiring], [WaitAlertResolved],
+// [WaitAlertmanagerAlert], [WaitQuery], [ReceiverServer.WaitNotification],
+// [WaitIncidentOpened] and [WaitIncidentResolved] (also as methods of the
+// handles) poll until the condition holds or the context ends; [WaitContext]
+// gives a context bounded by [DefaultWaitTimeout].
+//
+// # What is guaranteed
+//
+//   - Every server listens on loopback, on a port free when it started; a
+//     started server answered its readiness endpoint, and a server already
+//     on a requested address is reported (ErrAddrInUse), never mistaken for
+//     the child.
+//   - Everything a helper starts is stopped, and its temporary data
+//     removed, at the test's cleanup; a failed test gets the servers' logs.
+//   - A missing binary or database skips the test with the Debian package
+//     to install, and fails it when the CI environment variable is set
+//     ([SkipOrFail]), so CI cannot go green by skipping.
+//   - Generated configurations are JSON (which YAML parsers accept), so no
+//     value a test supplies changes their structure; a raw config
+//     (AlertmanagerOptions.Config, PipelineOptions.AlertmanagerConfig) is
+//     used as given and validated by the server at start.
+//   - A wait that gives up returns an error wrapping [ErrWaitTimeout] that
+//     says what it last saw (the active alerts, the last vector, the
+//     notifications received, the incidents).
+//
+// # What is safe concurrently
+//
+// Handles may be used from several goroutines: the waits, a
+// [ReceiverServer]'s methods, promquery clients and the mockexporter
+// registry are safe for concurrent use. Restart a server only from the
+// test's goroutine. Each test gets servers of its own, so tests calling
+// t.Parallel do not share state; the tests of one [Suite] share its
+// pipeline, so they should not run in parallel with each other.
+package promflowtest
