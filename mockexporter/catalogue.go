@@ -93,6 +93,25 @@ func Catalogue() []MetricOpts {
 	}
 }
 
+// catalogueMaxLabels and catalogueMaxValueLen are the most label names of a
+// catalogue family and its longest label value (fixed or default): the
+// floors of Options.MaxLabels and MaxLabelValueBytes.
+var catalogueMaxLabels, catalogueMaxValueLen = func() (int, int) {
+	var n, l int
+	for _, m := range Catalogue() {
+		n = max(n, len(m.LabelNames))
+		for _, v := range m.Defaults {
+			l = max(l, len(v))
+		}
+	}
+	for _, r := range seedRoutes {
+		for _, v := range r.Fixed {
+			l = max(l, len(v))
+		}
+	}
+	return n, l
+}()
+
 // SeedRoute is one POST /simulate/... route of the original service.
 type SeedRoute struct {
 	// Name is the path segment after /simulate/, e.g. "disk-usage".
@@ -180,7 +199,7 @@ type seedCall struct {
 // parseSimulatePath parses an escaped URL path such as
 // "/simulate/disk-usage/sda/85". It returns errRouteNotFound for unknown
 // routes or a wrong number of segments, and a *ValidationError for bad label
-// values or a value that is not a finite number. Range checks (percent,
+// values or a value that is not a finite decimal number (see parseDecimal). Range checks (percent,
 // status, sign) are the registry's.
 func parseSimulatePath(escapedPath string) (seedCall, error) {
 	rest, ok := strings.CutPrefix(escapedPath, "/simulate/")
@@ -214,7 +233,8 @@ func parseSimulatePath(escapedPath string) (seedCall, error) {
 		if err != nil {
 			return seedCall{}, validationf("labels."+name, "bad escape in %q", truncate(segs[1+i]))
 		}
-		if err := checkLabelValue(name, v); err != nil {
+		// The length is the registry's check (Options.MaxLabelValueBytes).
+		if err := checkLabelText(name, v); err != nil {
 			return seedCall{}, err
 		}
 		call.labels[name] = v
@@ -224,11 +244,63 @@ func parseSimulatePath(escapedPath string) (seedCall, error) {
 		if err != nil {
 			raw = segs[want-1]
 		}
-		v, err := strconv.ParseFloat(raw, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return seedCall{}, validationf(route.Value, "%q is not a finite number", truncate(raw))
+		v, err := parseDecimal(raw)
+		if err != nil {
+			return seedCall{}, validationf(route.Value, "%q is not a finite number (decimal digits only)", truncate(raw))
 		}
 		call.value = v
 	}
 	return call, nil
+}
+
+// parseDecimal parses a finite decimal number: an optional sign, digits
+// with an optional fraction, an optional exponent ("85", "-0.5", ".5",
+// "1e3"). strconv.ParseFloat alone would also take hex floats ("0x1p4"),
+// underscores ("1_000"), "Inf", "infinity" and "NaN".
+func parseDecimal(s string) (float64, error) {
+	if !isDecimal(s) {
+		return 0, strconv.ErrSyntax
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, strconv.ErrRange
+	}
+	return v, nil
+}
+
+// isDecimal reports whether s is [+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?.
+func isDecimal(s string) bool {
+	digits := func(i int) int {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	j := digits(i)
+	n := j - i
+	if j < len(s) && s[j] == '.' {
+		k := digits(j + 1)
+		n += k - j - 1
+		j = k
+	}
+	if n == 0 {
+		return false
+	}
+	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
+		j++
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := digits(j)
+		if k == j {
+			return false
+		}
+		j = k
+	}
+	return j == len(s)
 }

@@ -92,7 +92,7 @@ func ExampleRegistry_Handler() {
 	// Output:
 	// 200 Mock Metrics Service is UP!
 	// 200 mock_high_memory_usage_bytes{instance="mock-app-1",service="mock-service"} set to 78
-	// 400 mockexporter: invalid value: "abc" is not a finite number
+	// 400 mockexporter: invalid value: "abc" is not a finite number (decimal digits only)
 	// mock_disk_usage_percent{device="sda",mountpoint="/data"} 0
 	// mock_disk_usage_percent{device="sdb",mountpoint="/data"} 85
 	// mock_high_memory_usage_bytes{instance="mock-app-1",service="mock-service"} 78

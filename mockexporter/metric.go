@@ -181,20 +181,39 @@ type MetricOpts struct {
 	ObservationsPerSecond float64 `json:"observations_per_second,omitempty"`
 }
 
-// MaxLabelValueLen is the longest label value accepted, in bytes.
+// MaxLabelValueLen is the default of Options.MaxLabelValueBytes, the longest
+// label value accepted, in bytes.
 const MaxLabelValueLen = 128
 
-func checkLabelValue(name, v string) error {
-	switch {
-	case v == "":
-		return validationf("labels."+name, "must not be empty")
-	case len(v) > MaxLabelValueLen:
-		return validationf("labels."+name, "longer than %d bytes", MaxLabelValueLen)
-	case !utf8.ValidString(v):
-		return validationf("labels."+name, "is not valid UTF-8")
+// checkLabelValue checks a label value's text (see checkLabelText) and its
+// length (maxLen bytes at most).
+func checkLabelValue(name, v string, maxLen int) error {
+	if err := checkLabelText(name, v); err != nil {
+		return err
+	}
+	if len(v) > maxLen {
+		return validationf("labels."+name, "longer than %d bytes (MaxLabelValueBytes)", maxLen)
 	}
 	return nil
 }
+
+// checkLabelText refuses an empty label value, invalid UTF-8 (lone
+// surrogates included: Go's UTF-8 has none) and control characters.
+func checkLabelText(name, v string) error {
+	switch {
+	case v == "":
+		return validationf("labels."+name, "must not be empty")
+	case !utf8.ValidString(v):
+		return validationf("labels."+name, "is not valid UTF-8")
+	}
+	if i := strings.IndexFunc(v, isControl); i >= 0 {
+		return validationf("labels."+name, "control character %U at byte %d", []rune(v[i:])[0], i)
+	}
+	return nil
+}
+
+// isControl reports the C0 control characters (NUL to U+001F) and DEL.
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
 
 func validMetricName(s string) bool {
 	if s == "" || len(s) > 200 {
