@@ -140,7 +140,7 @@ func (r *Registry) chargeLocked(c cost) {
 
 // familyCost is what a declared family costs before any series. m is
 // normalised (help and buckets filled in).
-func familyCost(m *MetricOpts) cost {
+func familyCost(m *MetricOptions) cost {
 	b := int64(FamilyOverheadBytes + len(m.Name) + len(m.Help) + 8*len(m.Buckets))
 	for _, ln := range m.LabelNames {
 		b += int64(len(ln))

@@ -190,7 +190,7 @@ func TestShapeLimits(t *testing.T) {
 
 func TestLimitErrorFromGo(t *testing.T) {
 	reg := newBudgetRegistry(t, mockexporter.Options{Empty: true, MaxBytes: 2000})
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: "g", LabelNames: []string{"a"}}))
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{Name: "g", LabelNames: []string{"a"}}))
 	var err error
 	for i := 0; err == nil; i++ {
 		err = reg.SetValue("g", mockexporter.Labels{"a": strconv.Itoa(i)}, 1)

@@ -49,13 +49,13 @@ const (
 // Ranges: *_percent 0–100; *_detected, *_up, *_failed, *_down,
 // *_crash_loop and *_unavailable are 0/1 statuses; the slow-query and
 // backlog counts are whole numbers; everything else is ≥ 0.
-func Catalogue() []MetricOpts {
+func Catalogue() []MetricOptions {
 	app := Labels{"instance": DefaultInstance, "service": DefaultService}
-	g := func(name, help string, rng Range, labels []string, defaults Labels) MetricOpts {
-		return MetricOpts{Name: name, Help: help, Type: Gauge, Range: rng, LabelNames: labels, Defaults: defaults}
+	g := func(name, help string, rng Range, labels []string, defaults Labels) MetricOptions {
+		return MetricOptions{Name: name, Help: help, Type: Gauge, Range: rng, LabelNames: labels, Defaults: defaults}
 	}
-	c := func(name, help string, labels []string, defaults Labels) MetricOpts {
-		return MetricOpts{Name: name, Help: help, Type: Counter, Range: NonNegative, LabelNames: labels, Defaults: defaults}
+	c := func(name, help string, labels []string, defaults Labels) MetricOptions {
+		return MetricOptions{Name: name, Help: help, Type: Counter, Range: NonNegative, LabelNames: labels, Defaults: defaults}
 	}
 	inst := []string{"instance", "service"}
 	db := Labels{"db_name": "main"}
@@ -63,7 +63,7 @@ func Catalogue() []MetricOpts {
 	promSelf := Labels{"instance": "localhost:9090"}
 	up := g("mock_service_up", "Simulated service status (1 up, 0 down).", Status, []string{"service"}, Labels{"service": DefaultService})
 	up.Initial = 1
-	return []MetricOpts{
+	return []MetricOptions{
 		g("mock_high_memory_usage_bytes", "Simulated memory usage of the application.", NonNegative, inst, app),
 		g("mock_memory_leak_detected", "Simulated memory leak flag (1 detected).", Status, inst, app),
 		g("mock_high_cpu_usage_percent", "Simulated CPU usage in percent.", Percent, inst, app),

@@ -86,7 +86,7 @@
 // over Options.MaxBodyBytes, 1 MiB by default, or a budget or limit reached:
 // series, bytes, exposition size, families, running scenarios):
 //
-//	GET    /api/v1/metrics               declared families ([MetricOpts])
+//	GET    /api/v1/metrics               declared families ([MetricOptions])
 //	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
 //	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
 //	GET    /api/v1/series[?metric=NAME]  series with their current values and sources ([SeriesInfo])

@@ -21,11 +21,11 @@ func ExampleRegistry() {
 	now := time.Date(2026, 2, 10, 5, 35, 0, 0, time.UTC)
 	reg := mockexporter.New(mockexporter.Options{Empty: true, Now: func() time.Time { return now }})
 
-	_ = reg.Declare(mockexporter.MetricOpts{
+	_ = reg.Declare(mockexporter.MetricOptions{
 		Name: "app_memory_percent", Type: mockexporter.Gauge, Range: mockexporter.Percent,
 		LabelNames: []string{"app"},
 	})
-	_ = reg.Declare(mockexporter.MetricOpts{Name: "app_errors_total", Type: mockexporter.Counter})
+	_ = reg.Declare(mockexporter.MetricOptions{Name: "app_errors_total", Type: mockexporter.Counter})
 
 	// Memory ramps from 78% to 95% over 5 minutes; errors arrive at 0.5/s.
 	_ = reg.Set("app_memory_percent", mockexporter.Labels{"app": "api"},

@@ -172,7 +172,7 @@ func (h *handler) apiMetrics(w http.ResponseWriter, req *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		writeData(w, http.StatusOK, h.r.Families())
 	case http.MethodPost:
-		var m MetricOpts
+		var m MetricOptions
 		if !h.decode(w, req, &m) {
 			return
 		}

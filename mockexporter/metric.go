@@ -154,8 +154,8 @@ func (r Range) shape(v float64) float64 {
 // Labels maps label names to values.
 type Labels map[string]string
 
-// MetricOpts declares a simulated metric family.
-type MetricOpts struct {
+// MetricOptions declares a simulated metric family.
+type MetricOptions struct {
 	// Name must be a legacy Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
 	Name string `json:"name"`
 	// Help defaults to "Simulated metric <name>.".

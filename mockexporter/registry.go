@@ -87,7 +87,7 @@ type Registry struct {
 }
 
 type family struct {
-	opts       MetricOpts
+	opts       MetricOptions
 	desc       *prometheus.Desc
 	series     map[string]*series
 	order      []*series
@@ -206,7 +206,7 @@ const MaxFamilies = 10_000
 // [Options], and with a *ValidationError for a bad name, label or bucket
 // (more labels than Options.MaxLabels or buckets than Options.MaxBuckets
 // included). On error nothing changes.
-func (r *Registry) Declare(m MetricOpts) error {
+func (r *Registry) Declare(m MetricOptions) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.declareLocked(m, false)
@@ -214,7 +214,7 @@ func (r *Registry) Declare(m MetricOpts) error {
 
 // declareLocked validates m and adds its family (and default series). With
 // force (the seed catalogue) the budgets are not checked.
-func (r *Registry) declareLocked(m MetricOpts, force bool) error {
+func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 	if !validMetricName(m.Name) {
 		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
 	}
@@ -274,7 +274,7 @@ func (r *Registry) declareLocked(m MetricOpts, force bool) error {
 
 // normalizeMetric checks the labels, help, buckets and initial value of m
 // and fills in their defaults; it returns m's fields cloned.
-func (r *Registry) normalizeMetric(m *MetricOpts) error {
+func (r *Registry) normalizeMetric(m *MetricOptions) error {
 	if m.Range < Any || m.Range > Count {
 		return validationf("range", "unknown range %d", int(m.Range))
 	}
@@ -310,7 +310,7 @@ func (r *Registry) normalizeMetric(m *MetricOpts) error {
 	return nil
 }
 
-func (r *Registry) checkLabelNames(m *MetricOpts) error {
+func (r *Registry) checkLabelNames(m *MetricOptions) error {
 	if len(m.LabelNames) > r.opts.MaxLabels {
 		return validationf("labels", "%d label names, over MaxLabels = %d", len(m.LabelNames), r.opts.MaxLabels)
 	}
@@ -338,7 +338,7 @@ func (r *Registry) checkLabelNames(m *MetricOpts) error {
 	return nil
 }
 
-func (r *Registry) checkBuckets(m *MetricOpts) error {
+func (r *Registry) checkBuckets(m *MetricOptions) error {
 	if m.Buckets == nil {
 		m.Buckets = prometheus.DefBuckets
 	}
@@ -390,10 +390,10 @@ func (r *Registry) collidingLocked(name string, typ Type) string {
 }
 
 // Families returns the declared families, sorted by name.
-func (r *Registry) Families() []MetricOpts {
+func (r *Registry) Families() []MetricOptions {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]MetricOpts, len(r.order))
+	out := make([]MetricOptions, len(r.order))
 	for i, f := range r.order {
 		out[i] = f.opts
 		out[i].LabelNames = slices.Clone(f.opts.LabelNames)
