@@ -183,7 +183,9 @@ func TestRegistryValidationChangesNothing(t *testing.T) {
 		{"duplicate declare", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "mock_service_up"}) }, mockexporter.ErrDuplicateMetric},
 		{"bad metric name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "1bad"}) }, nil},
 		{"bad label name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"__x"}}) }, nil},
-		{"duplicate label", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"a", "a"}}) }, nil},
+		{"duplicate label", func() error {
+			return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"a", "a"}})
+		}, nil},
 		{"default for unknown label", func() error {
 			return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"a"}, Defaults: mockexporter.Labels{"b": "x"}})
 		}, nil},
@@ -195,7 +197,9 @@ func TestRegistryValidationChangesNothing(t *testing.T) {
 			return reg.Declare(mockexporter.MetricOptions{Name: "ok", Type: mockexporter.Histogram, LabelNames: []string{"le"}})
 		}, nil},
 		{"runtime collector name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "go_goroutines"}) }, nil},
-		{"clash with counter samples", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "mock_connection_drops_total_total"}) }, mockexporter.ErrDuplicateMetric},
+		{"clash with counter samples", func() error {
+			return reg.Declare(mockexporter.MetricOptions{Name: "mock_connection_drops_total_total"})
+		}, mockexporter.ErrDuplicateMetric},
 		{"histogram clashing with gauge", func() error {
 			// It would expose mock_queue_backlog_high_count, a catalogue gauge.
 			return reg.Declare(mockexporter.MetricOptions{Name: "mock_queue_backlog_high", Type: mockexporter.Histogram, Buckets: []float64{1}})
