@@ -1,13 +1,9 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -29,28 +25,14 @@ func TestDemoGivesTheSeedTable(t *testing.T) {
 	}
 	var got []row
 	for range 2 { // idempotent: the second start adds nothing
-		ctx, cancel := context.WithCancel(context.Background())
-		ready := make(chan string, 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
-		}()
-		var addr string
-		select {
-		case addr = <-ready:
-		case err := <-done:
-			t.Fatalf("run returned early: %v", err)
-		case <-time.After(60 * time.Second):
-			t.Fatal("server did not start")
-		}
+		addr, stop := startRun(t, env)
 		resp, err := http.Get("http://" + addr + "/api/metrics/incidents/by-service")
 		require.NoError(t, err)
 		var body struct{ Data []row }
 		require.NoError(t, json.NewDecoder(resp.Body).Decode(&body))
 		resp.Body.Close()
 		got = body.Data
-		cancel()
-		require.NoError(t, <-done)
+		require.NoError(t, stop())
 	}
 	assert.ElementsMatch(t, []row{
 		{"prometheus", 5, 4, 0, 1},
