@@ -234,7 +234,7 @@ func parseSimulatePath(escapedPath string) (seedCall, error) {
 			return seedCall{}, validationf("labels."+name, "bad escape in %q", truncate(segs[1+i]))
 		}
 		// The length is the registry's check (Options.MaxLabelValueBytes).
-		if err := checkLabelText(name, v); err != nil {
+		if err := checkPathLabel(name, v); err != nil {
 			return seedCall{}, err
 		}
 		call.labels[name] = v

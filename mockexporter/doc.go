@@ -40,7 +40,9 @@
 // Writes are validated: a value must be finite and inside the family's range
 // (no negative bytes, percentages within 0–100, statuses 0 or 1, counts
 // whole), a source's [Source.Bounds] must lie inside it, label values must be
-// non-empty valid UTF-8 without control characters (NUL to U+001F, DEL) of
+// non-empty valid UTF-8 without control characters (NUL to U+001F, DEL;
+// tab and newline are allowed, and escaped in the exposition, except in a
+// seed route's path) of
 // at most Options.MaxLabelValueBytes ([MaxLabelValueLen], 128) bytes. A
 // rejected write returns a *[ValidationError] (or wraps [ErrUnknownMetric],
 // [ErrWrongType], ...) and changes nothing.

@@ -198,7 +198,9 @@ func checkLabelValue(name, v string, maxLen int) error {
 }
 
 // checkLabelText refuses an empty label value, invalid UTF-8 (lone
-// surrogates included: Go's UTF-8 has none) and control characters.
+// surrogates included: Go's UTF-8 has none) and control characters other
+// than tab and newline (which Prometheus label values may hold, escaped in
+// the exposition).
 func checkLabelText(name, v string) error {
 	switch {
 	case v == "":
@@ -206,11 +208,28 @@ func checkLabelText(name, v string) error {
 	case !utf8.ValidString(v):
 		return validationf("labels."+name, "is not valid UTF-8")
 	}
+	if i := strings.IndexFunc(v, isLabelControl); i >= 0 {
+		return validationf("labels."+name, "control character %U at byte %d", []rune(v[i:])[0], i)
+	}
+	return nil
+}
+
+// checkPathLabel is checkLabelText for a label value taken from a seed
+// route's path (a device, service or queue name), which holds no control
+// character at all.
+func checkPathLabel(name, v string) error {
+	if err := checkLabelText(name, v); err != nil {
+		return err
+	}
 	if i := strings.IndexFunc(v, isControl); i >= 0 {
 		return validationf("labels."+name, "control character %U at byte %d", []rune(v[i:])[0], i)
 	}
 	return nil
 }
+
+// isLabelControl reports the control characters a label value may not
+// hold: isControl but tab and newline.
+func isLabelControl(c rune) bool { return isControl(c) && c != '\t' && c != '\n' }
 
 // isControl reports the C0 control characters (NUL to U+001F) and DEL.
 func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
