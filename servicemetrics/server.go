@@ -33,6 +33,15 @@ var webFS embed.FS
 type Config struct {
 	PrometheusURL string
 	Pool          *pgxpool.Pool
+	// ListenURL, if set, is a direct PostgreSQL connection string for
+	// what a transaction-pooling proxy (PgBouncer, pool_mode =
+	// transaction) cannot carry: the change feed's LISTEN connection and
+	// the schema migration, which holds a session advisory lock. Set it
+	// when Pool goes through such a proxy; Pool's URL then needs
+	// default_query_exec_mode=exec (or cache_describe, or
+	// simple_protocol), since pgx's default prepared statements do not
+	// survive transaction pooling. Default: Pool's own configuration.
+	ListenURL string
 	// PollInterval between Prometheus polls; default 10s.
 	PollInterval time.Duration
 	// Instant queries published as instant_metrics; default the seed's
