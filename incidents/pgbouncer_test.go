@@ -94,6 +94,22 @@ func TestPgBouncerExecModes(t *testing.T) {
 				}
 			}
 			assert.True(t, found, "service %s in %+v", mode, by)
+			st, err := s.Stats(ctx, incidents.StatsQuery{Service: mode})
+			require.NoError(t, err)
+			assert.Equal(t, int64(5), st.Overall.Incidents)
+			// The hand-decoded statistics rows come in text in the exec and
+			// simple_protocol modes: the answers equal the direct pool's.
+			ref := incidents.NewStore(pool, incidents.Options{})
+			for _, q := range []incidents.StatsQuery{{}, {Service: mode}, {From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Hour)}} {
+				got, err := s.Stats(ctx, q)
+				require.NoError(t, err)
+				want, err := ref.Stats(ctx, q)
+				require.NoError(t, err)
+				assert.Equal(t, want, got, "%+v", q)
+			}
+			page, err := s.Details(ctx, incidents.DetailsQuery{Service: mode, Limit: 2})
+			require.NoError(t, err)
+			assert.Len(t, page.Items, 2)
 		})
 	}
 }
