@@ -262,7 +262,9 @@ func TestReplicaLosesListenConnection(t *testing.T) {
 		require.NoError(t, err)
 	}
 	allow(false)
-	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS true") })
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS true")
+	})
 	var killed int
 	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE application_name = 'replica-b-listener' AND query ILIKE 'LISTEN%' AND datname = $1) k`, db).Scan(&killed))
