@@ -262,9 +262,9 @@ func TestReplicaLosesListenConnection(t *testing.T) {
 		require.NoError(t, err)
 	}
 	allow(false)
-	t.Cleanup(func() {
+	defer func() { // before admin closes, should the test fail
 		_, _ = admin.Exec(context.Background(), "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" ALLOW_CONNECTIONS true")
-	})
+	}()
 	var killed int
 	require.NoError(t, admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
 		WHERE application_name = 'replica-b-listener' AND query ILIKE 'LISTEN%' AND datname = $1) k`, db).Scan(&killed))
@@ -319,13 +319,20 @@ func warm(ctx context.Context, t *testing.T, p *pgxpool.Pool, n int) {
 }
 
 // TestReplicasBehindPgBouncer: two replicas whose pools go through
-// PgBouncer in transaction pooling mode (default_query_exec_mode=exec)
-// and whose LISTEN and migration go to PostgreSQL directly (ListenURL),
-// started at once: both come up, the REST API works through PgBouncer
-// and the events reach the WebSocket clients of both.
+// PgBouncer in transaction pooling mode (default_query_exec_mode
+// cache_describe, the documented setting, and exec) and whose LISTEN and
+// migration go to PostgreSQL directly (ListenURL), started at once: both
+// come up, the REST API works through PgBouncer and the events reach the
+// WebSocket clients of both.
 func TestReplicasBehindPgBouncer(t *testing.T) {
+	for _, mode := range []string{"cache_describe", "exec"} {
+		t.Run(mode, func(t *testing.T) { replicasBehindPgBouncer(t, mode) })
+	}
+}
+
+func replicasBehindPgBouncer(t *testing.T, mode string) {
 	direct := promflowtest.DatabaseURL(t)
-	bouncer := withParam(t, testutil.PgBouncer(t, direct, testutil.PgBouncerOptions{PoolSize: 3}), "default_query_exec_mode", "exec")
+	bouncer := withParam(t, testutil.PgBouncer(t, direct, testutil.PgBouncerOptions{PoolSize: 3}), "default_query_exec_mode", mode)
 	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
 	var reps [2]replica
 	var errs [2]error

@@ -38,9 +38,10 @@ type Config struct {
 	// transaction) cannot carry: the change feed's LISTEN connection and
 	// the schema migration, which holds a session advisory lock. Set it
 	// when Pool goes through such a proxy; Pool's URL then needs
-	// default_query_exec_mode=exec (or cache_describe, or
+	// default_query_exec_mode=cache_describe (or exec, or
 	// simple_protocol), since pgx's default prepared statements do not
 	// survive transaction pooling. Default: Pool's own configuration.
+	// See "Replicas" in the package documentation.
 	ListenURL string
 	// PollInterval between Prometheus polls; default 10s.
 	PollInterval time.Duration
