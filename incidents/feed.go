@@ -27,7 +27,10 @@ type EventKind string
 
 // Event kinds. Resync is not a row change: it is delivered after the
 // subscriber reconnected, because changes made while it was disconnected
-// were not seen; refresh whatever you derived from earlier events.
+// were not seen (notifications are not stored); refresh whatever you
+// derived from earlier events. It comes once the feed LISTENs again, so a
+// read started after receiving it sees every change the feed missed, and
+// every later change arrives as an event.
 const (
 	EventOpened       EventKind = "opened"
 	EventAcknowledged EventKind = "acknowledged"

@@ -249,7 +249,10 @@ type incidentMessage struct {
 }
 
 // forwardEvents publishes the change feed's events on the hub until ctx
-// ends.
+// ends, in the feed's order. incidents.EventResync is published too, as
+// {"type":"incident","data":{"kind":"resync"}}: the feed reconnected and
+// may have missed changes, so clients refetch (see "Replicas" in the
+// package documentation).
 func (s *Server) forwardEvents(ctx context.Context, sub *incidents.Subscription) {
 	for {
 		ev, err := sub.Next(ctx)
