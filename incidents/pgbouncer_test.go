@@ -250,7 +250,7 @@ func TestSubscribeSilentPeer(t *testing.T) {
 	proxy := newFreezer(t, u.Host)
 	u.Host = proxy.ln.Addr().String()
 	sub, err := s.Subscribe(ctx, incidents.SubscribeOptions{
-		ListenConnString: u.String(), PingInterval: 100 * time.Millisecond, MinBackoff: 20 * time.Millisecond,
+		ListenConnString: u.String(), PingInterval: 300 * time.Millisecond, MinBackoff: 20 * time.Millisecond,
 		Logger: quietLogger,
 	})
 	require.NoError(t, err)
@@ -258,7 +258,7 @@ func TestSubscribeSilentPeer(t *testing.T) {
 
 	// Several idle intervals pass (each one pinged) before the change:
 	// the next event is the change itself, no resync.
-	time.Sleep(500 * time.Millisecond) // idle time is what this checks, not a wait for something
+	time.Sleep(time.Second) // idle time is what this checks, not a wait for something
 	in, err := s.Open(ctx, incidents.NewIncident{Title: "before", Source: "api"})
 	require.NoError(t, err)
 	ev := nextEvent(t, sub)
