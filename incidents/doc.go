@@ -145,6 +145,43 @@
 // payload (kind, id, status); [Store.Subscribe] LISTENs on a dedicated
 // connection, fetches the row and delivers typed [Event]s, reconnecting with
 // backoff (and delivering an [EventResync]) when the connection drops.
+// Every subscriber on the database gets every change, whichever process
+// made it, in commit order: several replicas of a service each subscribe
+// and each push the same events to their own clients.
+//
+// Guarantee: every change committed after Subscribe returns is delivered
+// as an event, except while the LISTEN connection is down. Notifications
+// are not stored, so changes made then are not replayed; instead the feed
+// delivers [EventResync] once it LISTENs again, and every change committed
+// after that is delivered as an event again. A consumer that refetches
+// what it shows when it gets EventResync (a read started after receiving it
+// sees every change committed before the feed listened again) therefore
+// misses nothing.
+// A silent connection (a peer gone without closing it) is pinged after
+// SubscribeOptions.PingInterval (30 s) and replaced if it does not answer.
+// The LISTEN connection's application_name is
+// "promflow-incidents-listener", to find it in pg_stat_activity.
+//
+// # PgBouncer
+//
+// Behind PgBouncer in transaction pooling mode (pool_mode = transaction),
+// which neither delivers notifications nor keeps session state:
+//
+//   - give the pool default_query_exec_mode=cache_describe (or exec, or
+//     simple_protocol) in its URL, e.g.
+//     postgres://app@pgbouncer:6432/db?default_query_exec_mode=cache_describe:
+//     pgx's default, cache_statement, uses named prepared statements, which
+//     fail there ("prepared statement ... already exists" or "does not
+//     exist") before PgBouncer 1.21's max_prepared_statements.
+//     cache_describe keeps binary results and one round trip per query
+//     (after a statement's first use; restart after a schema change);
+//   - LISTEN on a direct connection to PostgreSQL:
+//     SubscribeOptions.ListenConnString;
+//   - run [Migrate] on a direct connection: its session-level advisory lock
+//     does not survive transaction pooling, and concurrent migrations
+//     through PgBouncer collide or hang.
+//
+// Session pooling (pool_mode = session) needs none of this.
 //
 // # Errors
 //

@@ -521,9 +521,10 @@ func rollupStatsSQL(q StatsQuery) (string, []any) {
 }
 
 // readStatsRows runs a rollupStatsSQL statement and adds its rows into
-// per-service aggregates. Rows arrive in binary format and are decoded by
-// hand from the raw column bytes: a window reads thousands of them, and the
-// generic scan path would cost more than the query.
+// per-service aggregates. Rows are decoded by hand from the raw column
+// bytes (binary format, or text with default_query_exec_mode=exec or
+// simple_protocol): a window reads thousands of them, and the generic scan
+// path would cost more than the query.
 func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get func(string) *agg) error {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -534,25 +535,40 @@ func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get f
 	if len(fds) != 14 {
 		return fmt.Errorf("incidents: stats: unexpected %d columns", len(fds))
 	}
-	for i, fd := range fds {
-		if i > 0 && fd.Format != pgx.BinaryFormatCode {
-			return fmt.Errorf("incidents: stats: column %d not in binary format", i)
+	// Binary unless the pool's default_query_exec_mode is exec or
+	// simple_protocol (as behind PgBouncer), which bring text.
+	bin := fds[1].Format == pgx.BinaryFormatCode
+	for _, fd := range fds[1:] {
+		if (fd.Format == pgx.BinaryFormatCode) != bin {
+			return fmt.Errorf("incidents: stats: mixed column formats")
 		}
 	}
 	errMalformed := errors.New("incidents: stats: malformed row")
 	i8 := func(b []byte) (int64, bool) {
+		if !bin {
+			n, err := strconv.ParseInt(string(b), 10, 64)
+			return n, err == nil
+		}
 		if len(b) != 8 {
 			return 0, false
 		}
 		return int64(binary.BigEndian.Uint64(b)), true
 	}
 	f8 := func(b []byte) (float64, bool) {
+		if !bin {
+			f, err := strconv.ParseFloat(string(b), 64)
+			return f, err == nil
+		}
 		if len(b) != 8 {
 			return 0, false
 		}
 		return math.Float64frombits(binary.BigEndian.Uint64(b)), true
 	}
 	i4 := func(b []byte) (int, bool) {
+		if !bin {
+			n, err := strconv.ParseInt(string(b), 10, 32)
+			return int(n), err == nil
+		}
 		if len(b) != 4 {
 			return 0, false
 		}
@@ -580,10 +596,10 @@ func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get f
 			return errMalformed
 		}
 		a := get(string(raw[0]))
-		if err := a.ackHist.addRaw(raw[10], true); err != nil {
+		if err := a.ackHist.addRaw(raw[10], bin); err != nil {
 			return err
 		}
-		if err := a.resHist.addRaw(raw[11], true); err != nil {
+		if err := a.resHist.addRaw(raw[11], bin); err != nil {
 			return err
 		}
 		total, open, ackSt, resolved, closed, ackN, resN := c[0], c[1], c[2], c[3], c[4], c[5], c[6]

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promflow/promflow/httpedge"
@@ -36,7 +37,7 @@ const (
 // asked, and subscribes to the change feed.
 func (s *Server) openDB(ctx context.Context) (*dbState, error) {
 	pool := s.cfg.Pool
-	if err := incidents.Migrate(ctx, pool); err != nil {
+	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
 	writable, err := incidents.Writable(ctx, pool)
@@ -55,13 +56,33 @@ func (s *Server) openDB(ctx context.Context) (*dbState, error) {
 	}
 	st := &dbState{writable: writable}
 	st.store = incidents.NewStore(pool, incidents.Options{Logger: s.log})
-	st.sub, err = st.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: s.log})
+	st.sub, err = st.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: s.log, ListenConnString: s.cfg.ListenURL})
 	if err != nil {
 		return nil, err
 	}
 	st.api = incidents.NewHandler(st.store, incidents.HandlerOptions{Logger: s.log, Intake: s.cfg.Intake, ReadOnly: !writable})
 	st.collector = incidents.NewCollector(st.store, incidents.CollectorOptions{})
 	return st, nil
+}
+
+// migrate runs incidents.Migrate on Config.ListenURL's direct connection
+// when set (its session advisory lock would leak through a
+// transaction-pooling proxy), else on the pool.
+func (s *Server) migrate(ctx context.Context) error {
+	if s.cfg.ListenURL == "" {
+		return incidents.Migrate(ctx, s.cfg.Pool)
+	}
+	cfg, err := pgxpool.ParseConfig(s.cfg.ListenURL)
+	if err != nil { // pgx's parse errors do not show the password
+		return fmt.Errorf("ListenURL: %w", err)
+	}
+	cfg.MinConns, cfg.MaxConns = 0, 1
+	direct, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("ListenURL: %w", err)
+	}
+	defer direct.Close()
+	return incidents.Migrate(ctx, direct)
 }
 
 // transient reports whether err means PostgreSQL could not be reached (try

@@ -33,6 +33,16 @@ var webFS embed.FS
 type Config struct {
 	PrometheusURL string
 	Pool          *pgxpool.Pool
+	// ListenURL, if set, is a direct PostgreSQL connection string for
+	// what a transaction-pooling proxy (PgBouncer, pool_mode =
+	// transaction) cannot carry: the change feed's LISTEN connection and
+	// the schema migration, which holds a session advisory lock. Set it
+	// when Pool goes through such a proxy; Pool's URL then needs
+	// default_query_exec_mode=cache_describe (or exec, or
+	// simple_protocol), since pgx's default prepared statements do not
+	// survive transaction pooling. Default: Pool's own configuration.
+	// See "Replicas" in the package documentation.
+	ListenURL string
 	// PollInterval between Prometheus polls; default 10s.
 	PollInterval time.Duration
 	// Instant queries published as instant_metrics; default the seed's
@@ -239,7 +249,10 @@ type incidentMessage struct {
 }
 
 // forwardEvents publishes the change feed's events on the hub until ctx
-// ends.
+// ends, in the feed's order. incidents.EventResync is published too, as
+// {"type":"incident","data":{"kind":"resync"}}: the feed reconnected and
+// may have missed changes, so clients refetch (see "Replicas" in the
+// package documentation).
 func (s *Server) forwardEvents(ctx context.Context, sub *incidents.Subscription) {
 	for {
 		ev, err := sub.Next(ctx)
