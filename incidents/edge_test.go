@@ -101,6 +101,23 @@ func TestOutOfOrderResolve(t *testing.T) {
 	res, err := s.Ingest(ctx, message(alert("firing", "fp-ord", start, time.Time{}), alert("resolved", "fp-ord", start, end)), incidents.IntakeOptions{})
 	require.NoError(t, err)
 	assert.Equal(t, incidents.IngestResult{Opened: 1, Resolved: 1}, res)
+
+	// Through the webhook route, both shapes.
+	h := s.Handler()
+	post := func(alerts ...incidents.WebhookAlert) string {
+		b, err := json.Marshal(message(alerts...))
+		require.NoError(t, err)
+		code, body := serve(t, h, "POST", "/api/alertmanager/webhook", string(b))
+		require.Equal(t, http.StatusOK, code, body)
+		return body
+	}
+	assert.Contains(t, post(alert("resolved", "fp-http1", start, end), alert("firing", "fp-http1", start, time.Time{})), `"resolved_early":1`)
+	assert.Contains(t, post(alert("resolved", "fp-http2", start, end)), `"resolved_early":1`)
+	assert.Contains(t, post(alert("firing", "fp-http2", start, time.Time{})), `"opened":0`)
+	var open int
+	require.NoError(t, pool.QueryRow(ctx, "SELECT count(*) FROM incidents WHERE fingerprint LIKE 'fp-http%' AND status <> 'resolved'").Scan(&open))
+	assert.Zero(t, open)
+	requireRollupsExact(t, pool)
 }
 
 // Lifecycle times come from the server's clock; Alertmanager's startsAt and

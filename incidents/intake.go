@@ -195,6 +195,13 @@ func parseAlert(i int, a WebhookAlert, opts IntakeOptions) (ingestItem, error) {
 		}
 		it.fp = ls.Fingerprint().String()
 	}
+	err := mapAlert(i, &it, a, opts)
+	return it, err
+}
+
+// mapAlert fills title, severity, source, description and labels as opts
+// says.
+func mapAlert(i int, it *ingestItem, a WebhookAlert, opts IntakeOptions) error {
 	it.title = clip(a.Annotations[opts.TitleAnnotation], maxTitleLen)
 	if strings.TrimSpace(it.title) == "" {
 		it.title = clip(a.Labels["alertname"], maxTitleLen)
@@ -223,10 +230,10 @@ func parseAlert(i int, a WebhookAlert, opts IntakeOptions) (ingestItem, error) {
 	}
 	b, err := json.Marshal(labels)
 	if err != nil {
-		return it, invalid(at("labels"), "%v", err)
+		return invalid(fmt.Sprintf("alerts[%d].labels", i), "%v", err)
 	}
 	it.labels = b
-	return it, nil
+	return nil
 }
 
 // Ingest applies an Alertmanager webhook message. Each firing alert opens an

@@ -124,31 +124,39 @@ func decodeCursor(s string) (cursor, error) {
 	return cursor{at: time.UnixMicro(n), id: uid}, nil
 }
 
+// validate checks q and applies its defaults.
+func (q *DetailsQuery) validate() error {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 1 || q.Limit > MaxDetailsLimit {
+		return invalid("limit", "must be between 1 and %d", MaxDetailsLimit)
+	}
+	if q.Status != "" && !q.Status.valid() {
+		return invalid("status", "must be one of open, acknowledged, resolved, closed")
+	}
+	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
+		return err
+	}
+	if err := checkText("severity", q.Severity, maxShortLen, false); err != nil {
+		return err
+	}
+	if q.Severity != "" {
+		sev, ok := normalizeSeverity(q.Severity)
+		if !ok {
+			return invalid("severity", "%q is not one of %s", truncate(q.Severity, 40), strings.Join(Severities, ", "))
+		}
+		q.Severity = sev
+	}
+	return nil
+}
+
 // Details returns incidents newest first (by created_at, then id) with their
 // time to acknowledge and resolve, excluding closed incidents unless q.Status
 // asks for them. Pages are keyset-paginated through an opaque cursor, so a
 // page costs the same however deep it is.
 func (s *Store) Details(ctx context.Context, q DetailsQuery) (DetailsPage, error) {
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 1 || q.Limit > MaxDetailsLimit {
-		return DetailsPage{}, invalid("limit", "must be between 1 and %d", MaxDetailsLimit)
-	}
-	if q.Status != "" && !q.Status.valid() {
-		return DetailsPage{}, invalid("status", "must be one of open, acknowledged, resolved, closed")
-	}
-	if q.Severity != "" {
-		sev, ok := normalizeSeverity(q.Severity)
-		if !ok {
-			return DetailsPage{}, invalid("severity", "%q is not one of %s", truncate(q.Severity, 40), strings.Join(Severities, ", "))
-		}
-		q.Severity = sev
-	}
-	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
-		return DetailsPage{}, err
-	}
-	if err := checkText("severity", q.Severity, maxShortLen, false); err != nil {
+	if err := q.validate(); err != nil {
 		return DetailsPage{}, err
 	}
 	// The SQL text is assembled from constant fragments only; every value
