@@ -127,7 +127,10 @@ func TestExtremeTimestamps(t *testing.T) {
 		require.NoError(t, pool.QueryRow(ctx, `INSERT INTO incidents (title, source, status, created_at, updated_at)
 			VALUES ('old', 'sql', 'open', $1::timestamptz, $1::timestamptz) RETURNING id::text`, ts).Scan(&id))
 		oldIDs = append(oldIDs, id)
-		nextEvent(t, sub)
+		ev := nextEvent(t, sub)
+		require.NotNil(t, ev.Incident, "the feed reads a row outside years 0-9999: %+v", ev)
+		_, err := json.Marshal(ev)
+		require.NoError(t, err)
 	}
 	require.NoError(t, incidents.Migrate(ctx, pool))
 	_, err = pool.Exec(ctx, `DELETE FROM incidents_schema_migrations WHERE version = 5`)
