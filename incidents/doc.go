@@ -41,13 +41,13 @@
 // [Store.CloseIncident], POST /api/incidents/{id}/close: done and archived,
 // its resolution kept; an open or acknowledged incident must be resolved
 // first) and possibly reopened (resolved or closed → open). Every transition
-// is one guarded UPDATE, so concurrent
-// callers cannot both win; an action the current status does not allow is a
-// [*StateError] (errors.Is(err, [ErrWrongState])), an unknown id is
-// [ErrNotFound]; the status a StateError names is one that forbids the
-// action, even under concurrent transitions. The first acknowledgement
-// time survives a reopen and a
-// second acknowledgement. Lifecycle times (created_at, acknowledged_at,
+// is one guarded UPDATE, so concurrent callers cannot both win; an action
+// the current status does not allow is a [*StateError] (errors.Is(err,
+// [ErrWrongState]), HTTP 409), an unknown id is [ErrNotFound] (404), an id
+// that is not a UUID [ErrInvalid] (400); the status a StateError names is
+// one that forbids the action, even under concurrent transitions. The first
+// acknowledgement time survives a reopen and a second acknowledgement.
+// Lifecycle times (created_at, acknowledged_at,
 // resolved_at, updated_at) come from one clock, Options.Now (default
 // time.Now), whoever triggers the change (REST, webhook, reconciliation),
 // and are never earlier than the incident's creation; so MTTA and MTTR are
