@@ -100,6 +100,7 @@ func (s *Server) connectDB(ctx context.Context) {
 		if err == nil {
 			s.dbp.Store(st)
 			s.log.Info("PostgreSQL reachable: incidents API up")
+			s.goReconcile(ctx, st)
 			s.forwardEvents(ctx, st.sub)
 			return
 		}
@@ -169,4 +170,34 @@ func (a *alertmanagerCheck) Ready(ctx context.Context) error {
 		return fmt.Errorf("alertmanager: %s", resp.Status)
 	}
 	return nil
+}
+
+// goReconcile runs reconcile beside the change feed, owned by s.wg (the
+// caller holds a count of it).
+func (s *Server) goReconcile(ctx context.Context, st *dbState) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.reconcile(ctx, st)
+	}()
+}
+
+// reconcile resolves the open alert-backed incidents whose alert is no
+// longer active in Alertmanager (it may have stopped firing while the
+// service was down), when an Alertmanager is configured and the role can
+// write. A failure is logged: the webhook keeps incidents current anyway.
+func (s *Server) reconcile(ctx context.Context, st *dbState) {
+	if s.cfg.AlertmanagerURL == "" || !st.writable {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := incidents.ReconcileAlertmanager(ctx, st.store, s.cfg.AlertmanagerURL, nil)
+	if err != nil {
+		s.log.Warn("reconcile incidents with Alertmanager", "err", err)
+		return
+	}
+	if len(res.Resolved) > 0 {
+		s.log.Info("incidents resolved by reconciliation: their alert is no longer active", "count", len(res.Resolved), "active_alerts", res.Active)
+	}
 }

@@ -231,6 +231,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer s.wg.Done()
 		if st != nil {
+			s.goReconcile(runCtx, st)
 			s.forwardEvents(runCtx, st.sub)
 			return
 		}
