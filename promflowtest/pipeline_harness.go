@@ -52,7 +52,9 @@ func Pipeline(t testing.TB, opts PipelineOptions) *RunningPipeline {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, c := range p.children {
-				t.Logf("--- %s log (%s) ---\n%s", c.Name, c.URL, c.Log())
+				if proc, _ := c.sup.Current(); proc != nil {
+					t.Logf("--- %s log (%s, %d restarts) ---\n%s", proc.Name, proc.URL, c.sup.Restarts(), proc.Log())
+				}
 			}
 			if logs != nil {
 				t.Logf("--- pipeline log (mock-metrics, service-metrics) ---\n%s", logs.String())
