@@ -198,4 +198,3 @@ func assertOutageLogged(t *testing.T, logs *logBuffer, name string) {
 	}
 	assert.Contains(t, l, "component="+name)
 }
-
