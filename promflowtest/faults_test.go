@@ -93,6 +93,16 @@ func TestLifecycleAPIsOff(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Equal(t, 0, p.Restarts("prometheus"))
+	// Its API is readable cross-origin from local pages only.
+	for origin, allowed := range map[string]bool{"http://evil.example": false, "http://localhost:8005": true, "http://127.0.0.1:3000": true} {
+		req, err := http.NewRequest(http.MethodGet, p.PrometheusURL+"/api/v1/status/buildinfo", nil)
+		require.NoError(t, err)
+		req.Header.Set("Origin", origin)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		resp.Body.Close()
+		assert.Equal(t, allowed, resp.Header.Get("Access-Control-Allow-Origin") != "", origin)
+	}
 }
 
 // TestLifecycleOption: with PrometheusLifecycle, /-/quit works, and the

@@ -53,6 +53,11 @@ const WebhookPlaceholder = "${SERVICE_METRICS_WEBHOOK}"
 // "${RECEIVER_URL}/pager" records notifications with Path "/pager".
 const ReceiverPlaceholder = "${RECEIVER_URL}"
 
+// LoopbackOrigins is the --web.cors.origin of the pipeline's Prometheus:
+// pages served from this machine (localhost, 127.0.0.1, [::1], any port)
+// may read its API; other sites' pages may not.
+const LoopbackOrigins = `https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?`
+
 // PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
 // Alertmanager started as children, the local PostgreSQL. These are
@@ -256,6 +261,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 			RuleFiles:       pipelineRules(cfg),
 			Alertmanagers:   []string{amAddr},
 			EnableLifecycle: cfg.PrometheusLifecycle,
+			CORSOrigin:      LoopbackOrigins,
 		}
 		prom, err := p.supervise(ctx, "prometheus", func(ctx context.Context) (*Process, error) {
 			return StartPrometheus(ctx, promOpts)

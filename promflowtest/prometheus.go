@@ -56,6 +56,10 @@ type PrometheusOptions struct {
 	// default: either lets any client that reaches the port stop Prometheus
 	// or delete its data. Stop a server with [Process.Stop] instead.
 	EnableLifecycle bool
+	// CORSOrigin is the regular expression (fully anchored) of the
+	// browser origins whose pages may read Prometheus' API
+	// (--web.cors.origin); empty keeps Prometheus' default, any origin.
+	CORSOrigin string
 	// ExtraArgs are appended to the command line (e.g. --query.timeout=1s).
 	ExtraArgs []string
 }
@@ -171,6 +175,9 @@ func StartPrometheus(ctx context.Context, cfg PrometheusOptions) (*Process, erro
 	}
 	if cfg.EnableLifecycle {
 		args = append(args, "--web.enable-lifecycle", "--web.enable-admin-api")
+	}
+	if cfg.CORSOrigin != "" {
+		args = append(args, "--web.cors.origin="+cfg.CORSOrigin)
 	}
 	args = append(args, cfg.ExtraArgs...)
 	return start(ctx, "prometheus", bin, args, addr, "/-/ready")
