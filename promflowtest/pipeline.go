@@ -339,15 +339,20 @@ func (p *RunningPipeline) Restarts(name string) int {
 	return 0
 }
 
+// childSupervision is the backoff of the pipeline's children: the
+// supervise defaults (a package variable so that this package's tests can
+// shorten it).
+var childSupervision = supervise.Options{}
+
 // supervise starts a child and keeps it running until Close.
 func (p *RunningPipeline) supervise(ctx context.Context, name string, start func(context.Context) (*Process, error)) (*Process, error) {
-	sup, err := supervise.Start(ctx, start, supervise.Options{
-		Name:      name,
-		Logger:    p.log,
-		Permanent: func(err error) bool { return errors.Is(err, ErrBinaryNotFound) },
-		ExitInfo:  func(c supervise.Child) string { return c.(*Process).exitInfo() },
-		OnGiveUp:  func(err error) { p.report(fmt.Errorf("promflowtest: pipeline: %w", err)) },
-	})
+	opts := childSupervision // the backoff
+	opts.Name = name
+	opts.Logger = p.log
+	opts.Permanent = func(err error) bool { return errors.Is(err, ErrBinaryNotFound) }
+	opts.ExitInfo = func(c supervise.Child) string { return c.(*Process).exitInfo() }
+	opts.OnGiveUp = func(err error) { p.report(fmt.Errorf("promflowtest: pipeline: %w", err)) }
+	sup, err := supervise.Start(ctx, start, opts)
 	if err != nil {
 		return nil, err
 	}
