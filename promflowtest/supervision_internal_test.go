@@ -14,7 +14,8 @@ import (
 // attempts Err reports it (the pipeline's only exit besides a signal).
 func TestChildThatCannotRestartIsReported(t *testing.T) {
 	saved := childSupervision
-	childSupervision = supervise.Options{MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond, MaxFailures: 3}
+	// The first restart waits 250 ms: time for the test to take the address.
+	childSupervision = supervise.Options{MinBackoff: 250 * time.Millisecond, MaxBackoff: 250 * time.Millisecond, MaxFailures: 3}
 	t.Cleanup(func() { childSupervision = saved })
 	p := Pipeline(t, PipelineOptions{})
 	prom := p.Process("prometheus")
