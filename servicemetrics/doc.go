@@ -59,10 +59,10 @@
 // through any replica, or by any other writer, reaches the WebSocket
 // clients of every replica on topic "incident", in commit order. When a
 // replica's LISTEN connection drops it reconnects with backoff and then
-// sends its clients {"type":"incident","data":{"kind":"resync"}}: changes
-// made while it was not listening are not replayed, so a client refetches
-// what it shows from the REST API on that message (the dashboard does);
-// with that, no change is lost, and every later change arrives as an event.
+// sends its clients {"type":"incident","data":{"kind":"resync"}}, followed
+// by the incidents changed while it was not listening, each as its current
+// state with "catch_up": true (up to 1000; past that a client refetches
+// from the REST API on "resync", as the dashboard does): no change is lost.
 //
 // Behind PgBouncer in transaction pooling mode, give Config.Pool's URL
 // default_query_exec_mode=cache_describe (or exec, or simple_protocol;
@@ -74,4 +74,15 @@
 //	LISTEN_DATABASE_URL=postgres://app@postgres:5432/incidents
 //
 // (examples/servicemetrics: -database-url and -listen-database-url).
+//
+// # Dependencies down
+//
+// PostgreSQL need not be up: New retries in the background with backoff
+// (the incidents API and /ready answer 503 meanwhile) and migrates when it
+// comes back; an outage later gives 503s with a short message, never the
+// database's user, name or address, and /metrics keeps answering with
+// what it has. Topic "incident" loses no change across an outage of the
+// change feed: after its "resync" event come the incidents changed while
+// it was disconnected, each as its current state with "catch_up": true
+// (up to 1000; past that, refetch the REST API on "resync").
 package servicemetrics
