@@ -38,7 +38,9 @@ func TestRunListenDatabaseURL(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, log, ready) }()
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, log, ready)
+	}()
 	defer func() {
 		cancel()
 		assert.NoError(t, <-done)
