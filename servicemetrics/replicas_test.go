@@ -83,8 +83,9 @@ func withParam(t *testing.T, dsn, key, value string) string {
 
 // incidentMsg is a WebSocket message of topic "incident".
 type incidentMsg struct {
-	Type string
-	Data struct {
+	Type    string
+	CatchUp bool `json:"catch_up"`
+	Data    struct {
 		Kind       string
 		ID         string
 		Status     string
@@ -296,6 +297,28 @@ func TestReplicaLosesListenConnection(t *testing.T) {
 	assert.Equal(t, "open", view.status[ids[0]])
 	for _, id := range ids[1:] {
 		assert.Equal(t, "resolved", view.status[id])
+	}
+
+	// Then the changes made during the loss, each as its current state
+	// (catch_up): every incident of the loss, with its status now.
+	// (Incidents changed just before the loss may come too: the catch-up
+	// starts a few seconds before the last change seen.)
+	caught := map[string]string{}
+	missing := func() bool {
+		for _, id := range ids {
+			if _, ok := caught[id]; !ok {
+				return true
+			}
+		}
+		return false
+	}
+	for missing() {
+		m := nextIncident(t, cb, 30*time.Second)
+		require.True(t, m.CatchUp, "a change of the loss not marked catch_up: %+v", m)
+		caught[m.Data.ID] = m.Data.Status
+	}
+	for _, id := range ids {
+		assert.Equal(t, truth.status[id], caught[id], id)
 	}
 
 	// After the resync, B's feed delivers every change again.
