@@ -1,0 +1,342 @@
+//go:build linux
+
+package servicemetrics_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"hash/maphash"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// fanoutDriver connects n clients (fanoutConn) to a broadcaster, reads
+// them in one fanoutLoop and keeps, for every message broadcast, when each
+// client got it. A message is known by its bytes (a hash of its first 256
+// and last 64 bytes and its length): a broadcaster sends the same bytes to
+// every client, and every broadcast of service-metrics carries its own
+// timestamp. The welcome, acks and errors are per client and not counted.
+type fanoutDriver struct {
+	n     int
+	start time.Time
+	loop  *fanoutLoop
+	done  chan struct{}
+
+	mu       sync.Mutex
+	msgs     map[fanoutKey]*fanoutMsg
+	order    []*fanoutMsg // in order of first arrival
+	polls    []*fanoutMsg // the instant_metrics messages: one per poll
+	welcomes int
+	ended    int
+	endErr   error
+	dups     int // deliveries beyond n of one message: two broadcasts with the same bytes
+	record   bool
+	recorded []fanoutRecorded // client 0's broadcasts, for the Node reference
+	recKeys  map[fanoutKey]bool
+	changed  chan struct{} // signalled (non-blocking) on every new message
+}
+
+type fanoutKey struct {
+	hash uint64
+	size int
+}
+
+// fanoutMsg is one broadcast message and its deliveries.
+type fanoutMsg struct {
+	typ   string
+	wire  int     // bytes on the wire: payload plus frame header
+	first int64   // first arrival, ns since the driver's start
+	at    []int64 // every client's arrival, in the order seen
+}
+
+// fanoutRecorded is a message as client 0 got it.
+type fanoutRecorded struct {
+	at      int64
+	payload []byte
+}
+
+var fanoutSeed = maphash.MakeSeed()
+
+var (
+	prefixWelcome = []byte(`{"type":"connection"`)
+	prefixAck     = []byte(`{"type":"ack"`)
+	prefixError   = []byte(`{"type":"error"`)
+	prefixInstant = []byte(`{"type":"instant_metrics"`)
+	prefixType    = []byte(`{"type":"`)
+)
+
+func newFanoutDriver(n int, record bool) (*fanoutDriver, error) {
+	loop, err := newFanoutLoop(n)
+	if err != nil {
+		return nil, err
+	}
+	d := &fanoutDriver{
+		n: n, start: time.Now(), loop: loop, done: make(chan struct{}),
+		msgs: map[fanoutKey]*fanoutMsg{}, record: record, recKeys: map[fanoutKey]bool{}, changed: make(chan struct{}, 1),
+	}
+	go func() {
+		defer close(d.done)
+		loop.run(d.now, d.onMessage, d.onEnd)
+	}()
+	return d, nil
+}
+
+func (d *fanoutDriver) now() int64 { return int64(time.Since(d.start)) }
+
+// connect dials the n clients to ws://host+path, 64 at a time.
+func (d *fanoutDriver) connect(ctx context.Context, host, path string) error {
+	sem := make(chan struct{}, 64)
+	var wg sync.WaitGroup
+	var failed atomic.Pointer[error]
+	for id := range d.n {
+		sem <- struct{}{}
+		if failed.Load() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.dialOne(ctx, id, host, path); err != nil {
+				failed.CompareAndSwap(nil, &err)
+			}
+		})
+	}
+	wg.Wait()
+	if p := failed.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+func (d *fanoutDriver) dialOne(ctx context.Context, id int, host, path string) error {
+	var c *fanoutConn
+	var err error
+	for attempt := 0; ; attempt++ {
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		c, err = dialFanout(dctx, host, path)
+		cancel()
+		if err == nil {
+			break
+		}
+		if attempt == 4 || ctx.Err() != nil {
+			return fmt.Errorf("client %d: %w", id, err)
+		}
+		time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+	}
+	// What came with the handshake's answer is handled here: the loop
+	// only sees new data on the socket.
+	p := c.pending
+	c.pending = nil
+	at := d.now()
+	if err := c.consume(p, func(op byte, p []byte) { d.onMessage(id, at, op, p) }); err != nil {
+		_ = syscall.Close(c.fd)
+		return fmt.Errorf("client %d: %w", id, err)
+	}
+	if err := d.loop.add(id, c); err != nil {
+		_ = syscall.Close(c.fd)
+		return err
+	}
+	return nil
+}
+
+func (d *fanoutDriver) onMessage(id int, at int64, op byte, p []byte) {
+	if op != 1 {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case bytes.HasPrefix(p, prefixWelcome):
+		d.welcomes++
+		return
+	case bytes.HasPrefix(p, prefixAck), bytes.HasPrefix(p, prefixError):
+		return
+	}
+	var h maphash.Hash
+	h.SetSeed(fanoutSeed)
+	h.Write(p[:min(len(p), 256)])
+	h.Write(p[max(0, len(p)-64):])
+	k := fanoutKey{h.Sum64(), len(p)}
+	m := d.msgs[k]
+	if m == nil {
+		m = &fanoutMsg{typ: messageType(p), wire: len(p) + frameHeader(len(p)), first: at, at: make([]int64, 0, d.n)}
+		d.msgs[k] = m
+		d.order = append(d.order, m)
+		if bytes.HasPrefix(p, prefixInstant) {
+			d.polls = append(d.polls, m)
+		}
+		select {
+		case d.changed <- struct{}{}:
+		default:
+		}
+	}
+	if d.record && id == 0 && !d.recKeys[k] {
+		// The cadence is the first arrival of each message at any client:
+		// the closest the driver gets to the publish times.
+		d.recKeys[k] = true
+		d.recorded = append(d.recorded, fanoutRecorded{at: m.first, payload: bytes.Clone(p)})
+	}
+	if len(m.at) == d.n {
+		d.dups++
+		return
+	}
+	m.at = append(m.at, at)
+	if len(m.at) == d.n {
+		select {
+		case d.changed <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *fanoutDriver) onEnd(id int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.ended++
+	if d.endErr == nil {
+		d.endErr = fmt.Errorf("client %d ended: %w", id, err)
+	}
+}
+
+// messageType is the "type" of a message that starts with it.
+func messageType(p []byte) string {
+	if !bytes.HasPrefix(p, prefixType) {
+		return "?"
+	}
+	p = p[len(prefixType):]
+	if i := bytes.IndexByte(p, '"'); i >= 0 && i < 64 {
+		return string(p[:i])
+	}
+	return "?"
+}
+
+// frameHeader is the size of an unmasked server frame header for n bytes.
+func frameHeader(n int) int {
+	switch {
+	case n < 126:
+		return 2
+	case n < 1<<16:
+		return 4
+	}
+	return 10
+}
+
+// waitFor calls cond under the driver's lock whenever a message arrives
+// (and every 100 ms) until it is true, a client ended, or timeout.
+func (d *fanoutDriver) waitFor(timeout time.Duration, what string, cond func() bool) error {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.mu.Lock()
+		ok, ended, endErr := cond(), d.ended, d.endErr
+		d.mu.Unlock()
+		switch {
+		case ok:
+			return nil
+		case ended > 0:
+			return fmt.Errorf("waiting for %s: %d clients disconnected, first: %w", what, ended, endErr)
+		case time.Now().After(deadline):
+			return fmt.Errorf("waiting for %s: not within %v", what, timeout)
+		}
+		select {
+		case <-d.changed:
+		case <-tick.C:
+		}
+	}
+}
+
+// waitPolls waits until the driver has seen k polls in all.
+func (d *fanoutDriver) waitPolls(k int, timeout time.Duration) error {
+	return d.waitFor(timeout, fmt.Sprintf("poll %d", k), func() bool { return len(d.polls) >= k })
+}
+
+// pollCount is how many polls the driver has seen.
+func (d *fanoutDriver) pollCount() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.polls)
+}
+
+// pollStart is the first arrival of poll i (0-based).
+func (d *fanoutDriver) pollStart(i int) int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.polls[i].first
+}
+
+// waitDelivered waits until every message first seen in [from, to) has
+// reached every client, or until no delivery happened for quiet.
+func (d *fanoutDriver) waitDelivered(from, to int64, quiet, timeout time.Duration) error {
+	last, lastChange := -1, time.Now()
+	return d.waitFor(timeout, "deliveries", func() bool {
+		pending, got := 0, 0
+		for _, m := range d.order {
+			if m.first >= from && m.first < to {
+				got += len(m.at)
+				pending += d.n - len(m.at)
+			}
+		}
+		if got != last {
+			last, lastChange = got, time.Now()
+		}
+		return pending == 0 || time.Since(lastChange) > quiet
+	})
+}
+
+// fanoutStats are the deliveries of the messages first seen in a window.
+type fanoutStats struct {
+	polls, msgs, deliveries, missed, dups int
+	p50, p99, max                         time.Duration
+	bytesPerClientPoll                    float64
+	types                                 map[string]int
+}
+
+// stats computes the deliveries of the messages first seen in [from, to),
+// which holds polls polls.
+func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := fanoutStats{polls: polls, dups: d.dups, types: map[string]int{}}
+	var delays []int64
+	var wire int64
+	for _, m := range d.order {
+		if m.first < from || m.first >= to {
+			continue
+		}
+		s.msgs++
+		s.types[m.typ]++
+		s.deliveries += len(m.at)
+		s.missed += d.n - len(m.at)
+		wire += int64(m.wire) * int64(len(m.at))
+		first := slices.Min(m.at)
+		for _, a := range m.at {
+			delays = append(delays, a-first)
+		}
+	}
+	slices.Sort(delays)
+	q := func(f float64) time.Duration {
+		if len(delays) == 0 {
+			return 0
+		}
+		return time.Duration(delays[min(len(delays)-1, int(f*float64(len(delays))))])
+	}
+	s.p50, s.p99, s.max = q(0.50), q(0.99), q(1)
+	if polls > 0 {
+		s.bytesPerClientPoll = float64(wire) / float64(d.n) / float64(polls)
+	}
+	return s
+}
+
+// recording returns client 0's broadcasts so far, in order, each once.
+func (d *fanoutDriver) recording() []fanoutRecorded {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return slices.Clone(d.recorded)
+}
+
+// close stops the loop and closes every connection.
+func (d *fanoutDriver) close() { d.loop.stopAndWait(d.done) }
