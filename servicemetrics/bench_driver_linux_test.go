@@ -4,9 +4,11 @@ package servicemetrics_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"hash/maphash"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,8 +37,7 @@ type fanoutDriver struct {
 	endErr   error
 	dups     int // deliveries beyond n of one message: two broadcasts with the same bytes
 	record   bool
-	recorded []fanoutRecorded // client 0's broadcasts, for the Node reference
-	recKeys  map[fanoutKey]bool
+	recorded []fanoutRecorded // the broadcasts, for the Node reference
 	changed  chan struct{} // signalled (non-blocking) on every new message
 }
 
@@ -51,15 +52,18 @@ type fanoutMsg struct {
 	wire  int     // bytes on the wire: payload plus frame header
 	first int64   // first arrival, ns since the driver's start
 	at    []int64 // every client's arrival, in the order seen
+	ids   []int32 // the clients, in the same order
 }
 
-// fanoutRecorded is a message as client 0 got it.
+// fanoutRecorded is a broadcast message and its first arrival.
 type fanoutRecorded struct {
 	at      int64
 	payload []byte
 }
 
 var fanoutSeed = maphash.MakeSeed()
+
+var debugFanout = os.Getenv("SERVICEMETRICS_BENCH_DEBUG") != ""
 
 var (
 	prefixWelcome = []byte(`{"type":"connection"`)
@@ -76,7 +80,7 @@ func newFanoutDriver(n int, record bool) (*fanoutDriver, error) {
 	}
 	d := &fanoutDriver{
 		n: n, start: time.Now(), loop: loop, done: make(chan struct{}),
-		msgs: map[fanoutKey]*fanoutMsg{}, record: record, recKeys: map[fanoutKey]bool{}, changed: make(chan struct{}, 1),
+		msgs: map[fanoutKey]*fanoutMsg{}, record: record, changed: make(chan struct{}, 1),
 	}
 	go func() {
 		defer close(d.done)
@@ -162,28 +166,29 @@ func (d *fanoutDriver) onMessage(id int, at int64, op byte, p []byte) {
 	k := fanoutKey{h.Sum64(), len(p)}
 	m := d.msgs[k]
 	if m == nil {
-		m = &fanoutMsg{typ: messageType(p), wire: len(p) + frameHeader(len(p)), first: at, at: make([]int64, 0, d.n)}
+		m = &fanoutMsg{typ: messageType(p), wire: len(p) + frameHeader(len(p)), first: at, at: make([]int64, 0, d.n), ids: make([]int32, 0, d.n)}
 		d.msgs[k] = m
 		d.order = append(d.order, m)
 		if bytes.HasPrefix(p, prefixInstant) {
 			d.polls = append(d.polls, m)
+		}
+		if d.record {
+			// Every client gets the same bytes; the cadence is the
+			// first arrival of each message, the closest the driver
+			// gets to the publish times.
+			d.recorded = append(d.recorded, fanoutRecorded{at: at, payload: bytes.Clone(p)})
 		}
 		select {
 		case d.changed <- struct{}{}:
 		default:
 		}
 	}
-	if d.record && id == 0 && !d.recKeys[k] {
-		// The cadence is the first arrival of each message at any client:
-		// the closest the driver gets to the publish times.
-		d.recKeys[k] = true
-		d.recorded = append(d.recorded, fanoutRecorded{at: m.first, payload: bytes.Clone(p)})
-	}
 	if len(m.at) == d.n {
 		d.dups++
 		return
 	}
 	m.at = append(m.at, at)
+	m.ids = append(m.ids, int32(id))
 	if len(m.at) == d.n {
 		select {
 		case d.changed <- struct{}{}:
@@ -313,8 +318,17 @@ func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 		s.missed += d.n - len(m.at)
 		wire += int64(m.wire) * int64(len(m.at))
 		first := slices.Min(m.at)
-		for _, a := range m.at {
+		late := 0
+		for j, a := range m.at {
 			delays = append(delays, a-first)
+			if debugFanout && a-first > int64(200*time.Millisecond) {
+				if late++; late <= 10 {
+					fmt.Printf("late: %s first=%v client %d +%v (arrival #%d)\n", m.typ, time.Duration(m.first), m.ids[j], time.Duration(a-first), j)
+				}
+			}
+		}
+		if late > 0 {
+			fmt.Printf("late: %s first=%v: %d of %d late\n", m.typ, time.Duration(m.first), late, len(m.at))
 		}
 	}
 	slices.Sort(delays)
@@ -331,11 +345,16 @@ func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 	return s
 }
 
-// recording returns client 0's broadcasts so far, in order, each once.
-func (d *fanoutDriver) recording() []fanoutRecorded {
+// recording returns the broadcasts first seen from poll i on, in order.
+func (d *fanoutDriver) recording(i int) []fanoutRecorded {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return slices.Clone(d.recorded)
+	from := int64(0)
+	if i > 0 && i < len(d.polls) {
+		from = d.polls[i].first
+	}
+	j, _ := slices.BinarySearchFunc(d.recorded, from, func(r fanoutRecorded, t int64) int { return cmp.Compare(r.at, t) })
+	return slices.Clone(d.recorded[j:])
 }
 
 // close stops the loop and closes every connection.

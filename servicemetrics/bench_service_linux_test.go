@@ -189,6 +189,7 @@ type fanoutRun struct {
 	rssBefore int64
 	rssAfter  int64
 	replay    *fanoutReplay
+	warm      int // polls of warm-up
 }
 
 // start starts impl's server and connects n clients; steady makes measure
@@ -199,6 +200,7 @@ func (e *fanoutEnv) start(tb testing.TB, impl string, n int, steady bool) *fanou
 	var rec []fanoutRecorded
 	switch impl {
 	case implPromflow:
+		r.waitSteady(tb) // warm-up, memory and recording in the steady state too
 		r.srv = startPromflowServer(tb, e)
 		// Its first poll runs at once: let a second one pass before the
 		// memory reading without clients.
@@ -253,9 +255,8 @@ func (e *fanoutEnv) recording(tb testing.TB, n int) []fanoutRecorded {
 	tb.Logf("no promflow run to replay: recording %d polls of one client", polls)
 	r := e.start(tb, implPromflow, 1, true)
 	defer r.close()
-	r.waitSteady(tb)
 	require.NoError(tb, r.d.waitPolls(r.d.pollCount()+polls, time.Duration(polls+30)*e.poll))
-	return r.d.recording()
+	return r.d.recording(0)
 }
 
 // benchtimePolls is the N of -test.benchtime Nx, else 20.
@@ -274,6 +275,7 @@ func benchtimePolls() int {
 // memory with the clients connected.
 func (r *fanoutRun) warmUp(tb testing.TB, polls int) {
 	tb.Helper()
+	r.warm = polls
 	k := r.d.pollCount()
 	if err := r.d.waitPolls(k+polls+1, r.pollTimeout(polls+1)); err != nil {
 		tb.Fatalf("%s: warm-up: %v%s", r.impl, err, r.hint())
@@ -321,9 +323,6 @@ type fanoutResult struct {
 // poll per call after the first).
 func (r *fanoutRun) measure(tb testing.TB, loop func() bool) fanoutResult {
 	tb.Helper()
-	if r.impl == implPromflow {
-		r.waitSteady(tb)
-	}
 	k := r.d.pollCount()
 	if err := r.d.waitPolls(k+1, r.pollTimeout(1)); err != nil {
 		tb.Fatalf("%s: %v%s", r.impl, err, r.hint())
@@ -351,7 +350,11 @@ func (r *fanoutRun) measure(tb testing.TB, loop func() bool) fanoutResult {
 		rssBefore: r.rssBefore, rssAfter: r.rssAfter,
 	}
 	if r.impl == implPromflow {
-		r.env.recordings[r.n] = r.d.recording()
+		// Keep what the Node reference replays: one more poll (its
+		// window may start a poll later), and from the poll where its
+		// warm-up must begin to measure these very messages.
+		_ = r.d.waitPolls(k+polls+2, r.pollTimeout(1))
+		r.env.recordings[r.n] = r.d.recording(k - r.warm - 1)
 	}
 	return res
 }
