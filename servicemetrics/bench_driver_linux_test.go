@@ -38,7 +38,7 @@ type fanoutDriver struct {
 	dups     int // deliveries beyond n of one message: two broadcasts with the same bytes
 	record   bool
 	recorded []fanoutRecorded // the broadcasts, for the Node reference
-	changed  chan struct{} // signalled (non-blocking) on every new message
+	changed  chan struct{}    // signalled (non-blocking) on every new message
 }
 
 type fanoutKey struct {
