@@ -35,7 +35,6 @@ type fanoutDriver struct {
 	welcomes int
 	ended    int
 	endErr   error
-	dups     int // deliveries beyond n of one message: two broadcasts with the same bytes
 	record   bool
 	recorded []fanoutRecorded // the broadcasts, for the Node reference
 	changed  chan struct{}    // signalled (non-blocking) on every new message
@@ -53,6 +52,8 @@ type fanoutMsg struct {
 	first int64   // first arrival, ns since the driver's start
 	at    []int64 // every client's arrival, in the order seen
 	ids   []int32 // the clients, in the same order
+	seen  []bool  // by client
+	dups  int     // deliveries to a client that had the message already
 }
 
 // fanoutRecorded is a broadcast message and its first arrival.
@@ -166,7 +167,7 @@ func (d *fanoutDriver) onMessage(id int, at int64, op byte, p []byte) {
 	k := fanoutKey{h.Sum64(), len(p)}
 	m := d.msgs[k]
 	if m == nil {
-		m = &fanoutMsg{typ: messageType(p), wire: len(p) + frameHeader(len(p)), first: at, at: make([]int64, 0, d.n), ids: make([]int32, 0, d.n)}
+		m = &fanoutMsg{typ: messageType(p), wire: len(p) + frameHeader(len(p)), first: at, at: make([]int64, 0, d.n), ids: make([]int32, 0, d.n), seen: make([]bool, d.n)}
 		d.msgs[k] = m
 		d.order = append(d.order, m)
 		if bytes.HasPrefix(p, prefixInstant) {
@@ -183,10 +184,11 @@ func (d *fanoutDriver) onMessage(id int, at int64, op byte, p []byte) {
 		default:
 		}
 	}
-	if len(m.at) == d.n {
-		d.dups++
+	if m.seen[id] {
+		m.dups++
 		return
 	}
+	m.seen[id] = true
 	m.at = append(m.at, at)
 	m.ids = append(m.ids, int32(id))
 	if len(m.at) == d.n {
@@ -294,10 +296,11 @@ func (d *fanoutDriver) waitDelivered(from, to int64, quiet, timeout time.Duratio
 
 // fanoutStats are the deliveries of the messages first seen in a window.
 type fanoutStats struct {
-	polls, msgs, deliveries, missed, dups int
-	p50, p99, max                         time.Duration
-	bytesPerClientPoll                    float64
-	types                                 map[string]int
+	polls, msgs, deliveries, missed int
+	dups, allDups                   int // a message twice to one client, in the window and since connect
+	p50, p99, max                   time.Duration
+	bytesPerClientPoll              float64
+	types                           map[string]int
 }
 
 // stats computes the deliveries of the messages first seen in [from, to),
@@ -305,7 +308,10 @@ type fanoutStats struct {
 func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	s := fanoutStats{polls: polls, dups: d.dups, types: map[string]int{}}
+	s := fanoutStats{polls: polls, types: map[string]int{}}
+	for _, m := range d.order {
+		s.allDups += m.dups
+	}
 	var delays []int64
 	var wire int64
 	for _, m := range d.order {
@@ -314,6 +320,7 @@ func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 		}
 		s.msgs++
 		s.types[m.typ]++
+		s.dups += m.dups
 		s.deliveries += len(m.at)
 		s.missed += d.n - len(m.at)
 		wire += int64(m.wire) * int64(len(m.at))
