@@ -4,7 +4,6 @@ package servicemetrics_test
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -49,6 +48,7 @@ type fanoutKey struct {
 type fanoutMsg struct {
 	typ   string
 	wire  int     // bytes on the wire: payload plus frame header
+	poll  int     // the poll it belongs to: the instant_metrics last seen before it (-1: none)
 	first int64   // first arrival, ns since the driver's start
 	at    []int64 // every client's arrival, in the order seen
 	ids   []int32 // the clients, in the same order
@@ -59,6 +59,7 @@ type fanoutMsg struct {
 // fanoutRecorded is a broadcast message and its first arrival.
 type fanoutRecorded struct {
 	at      int64
+	poll    int
 	payload []byte
 }
 
@@ -173,11 +174,14 @@ func (d *fanoutDriver) onMessage(id int, at int64, op byte, p []byte) {
 		if bytes.HasPrefix(p, prefixInstant) {
 			d.polls = append(d.polls, m)
 		}
+		// Polls are told apart by their messages, not by time: one read
+		// may bring several polls at once.
+		m.poll = len(d.polls) - 1
 		if d.record {
 			// Every client gets the same bytes; the cadence is the
 			// first arrival of each message, the closest the driver
 			// gets to the publish times.
-			d.recorded = append(d.recorded, fanoutRecorded{at: at, payload: bytes.Clone(p)})
+			d.recorded = append(d.recorded, fanoutRecorded{at: at, poll: m.poll, payload: bytes.Clone(p)})
 		}
 		select {
 		case d.changed <- struct{}{}:
@@ -268,21 +272,14 @@ func (d *fanoutDriver) pollCount() int {
 	return len(d.polls)
 }
 
-// pollStart is the first arrival of poll i (0-based).
-func (d *fanoutDriver) pollStart(i int) int64 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.polls[i].first
-}
-
-// waitDelivered waits until every message first seen in [from, to) has
-// reached every client, or until no delivery happened for quiet.
-func (d *fanoutDriver) waitDelivered(from, to int64, quiet, timeout time.Duration) error {
+// waitDelivered waits until every message of polls [from, to) has reached
+// every client, or until no delivery happened for quiet.
+func (d *fanoutDriver) waitDelivered(from, to int, quiet, timeout time.Duration) error {
 	last, lastChange := -1, time.Now()
 	return d.waitFor(timeout, "deliveries", func() bool {
 		pending, got := 0, 0
 		for _, m := range d.order {
-			if m.first >= from && m.first < to {
+			if m.poll >= from && m.poll < to {
 				got += len(m.at)
 				pending += d.n - len(m.at)
 			}
@@ -294,7 +291,7 @@ func (d *fanoutDriver) waitDelivered(from, to int64, quiet, timeout time.Duratio
 	})
 }
 
-// fanoutStats are the deliveries of the messages first seen in a window.
+// fanoutStats are the deliveries of the messages of a window of polls.
 type fanoutStats struct {
 	polls, msgs, deliveries, missed int
 	dups, allDups                   int // a message twice to one client, in the window and since connect
@@ -303,11 +300,11 @@ type fanoutStats struct {
 	types                           map[string]int
 }
 
-// stats computes the deliveries of the messages first seen in [from, to),
-// which holds polls polls.
-func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
+// stats computes the deliveries of the messages of polls [from, to).
+func (d *fanoutDriver) stats(from, to int) fanoutStats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	polls := to - from
 	s := fanoutStats{polls: polls, types: map[string]int{}}
 	for _, m := range d.order {
 		s.allDups += m.dups
@@ -315,7 +312,7 @@ func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 	var delays []int64
 	var wire int64
 	for _, m := range d.order {
-		if m.first < from || m.first >= to {
+		if m.poll < from || m.poll >= to {
 			continue
 		}
 		s.msgs++
@@ -352,15 +349,14 @@ func (d *fanoutDriver) stats(from, to int64, polls int) fanoutStats {
 	return s
 }
 
-// recording returns the broadcasts first seen from poll i on, in order.
+// recording returns the broadcasts of poll i and after, in order.
 func (d *fanoutDriver) recording(i int) []fanoutRecorded {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	from := int64(0)
-	if i > 0 && i < len(d.polls) {
-		from = d.polls[i].first
+	j := slices.IndexFunc(d.recorded, func(r fanoutRecorded) bool { return r.poll >= i })
+	if j < 0 {
+		return nil
 	}
-	j, _ := slices.BinarySearchFunc(d.recorded, from, func(r fanoutRecorded, t int64) int { return cmp.Compare(r.at, t) })
 	return slices.Clone(d.recorded[j:])
 }
 

@@ -72,7 +72,8 @@ import (
 // benchmark installs it with npm ci into the user cache directory, and
 // skips node_ws if that fails. impl=node_ws replays the promflow run at
 // the same client count (else at another, else it records a run of its
-// own). SERVICEMETRICS_BENCH_CLIENTS=1000,5000 selects the client counts.
+// own). SERVICEMETRICS_BENCH_CLIENTS=1000,5000 selects the client counts;
+// SERVICEMETRICS_BENCH_DEBUG=1 prints the deliveries over 200 ms late.
 func BenchmarkServiceFanout(b *testing.B) {
 	counts := []int{1000, 5000, 10000}
 	if v := os.Getenv("SERVICEMETRICS_BENCH_CLIENTS"); v != "" {
@@ -327,8 +328,7 @@ func (r *fanoutRun) warmUp(tb testing.TB, polls int) {
 	if err := r.d.waitPolls(k+polls+1, r.pollTimeout(polls+1)); err != nil {
 		tb.Fatalf("%s: warm-up: %v%s", r.impl, err, r.hint())
 	}
-	from := r.d.pollStart(k)
-	if err := r.d.waitDelivered(from, r.d.pollStart(k+polls), 10*time.Second, time.Minute); err != nil {
+	if err := r.d.waitDelivered(k, k+polls, 10*time.Second, time.Minute); err != nil {
 		tb.Fatalf("%s: warm-up: %v", r.impl, err)
 	}
 	var err error
@@ -387,12 +387,11 @@ func (r *fanoutRun) measure(tb testing.TB, loop func() bool) fanoutResult {
 	cpu1, err := procCPU(r.srv.pid())
 	require.NoError(tb, err)
 	driver1 := selfCPU()
-	from, to := r.d.pollStart(k), r.d.pollStart(k+polls)
-	if err := r.d.waitDelivered(from, to, 10*time.Second, 2*time.Minute); err != nil {
+	if err := r.d.waitDelivered(k, k+polls, 10*time.Second, 2*time.Minute); err != nil {
 		tb.Fatalf("%s: %v", r.impl, err)
 	}
 	res := fanoutResult{
-		fanoutStats: r.d.stats(from, to, polls),
+		fanoutStats: r.d.stats(k, k+polls),
 		serverCPU:   cpu1 - cpu0, driverCPU: driver1 - driver0,
 		rssBefore: r.rssBefore, rssAfter: r.rssAfter,
 	}
@@ -401,7 +400,7 @@ func (r *fanoutRun) measure(tb testing.TB, loop func() bool) fanoutResult {
 		// window may start a poll later), and from the poll where its
 		// warm-up must begin to measure these very messages.
 		_ = r.d.waitPolls(k+polls+2, r.pollTimeout(1))
-		r.env.recordings[r.n] = r.d.recording(k - r.warm - 1)
+		r.env.recordings[r.n] = r.d.recording(max(0, k-r.warm-1))
 	}
 	return res
 }
