@@ -15,9 +15,11 @@ import (
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"unsafe"
 )
 
@@ -415,4 +417,60 @@ func (l *fanoutLoop) stopAndWait(done <-chan struct{}) {
 	_, _ = syscall.Write(l.stop[1], []byte{1})
 	<-done
 	_ = syscall.Close(l.stop[1])
+}
+
+// TestFanoutConnFrames feeds BenchmarkServiceFanout's client frames in
+// pieces of every size: a short and a 16-bit-length text message, a
+// fragmented one with a ping between its fragments (answered on the
+// socket), and a close frame.
+func TestFanoutConnFrames(t *testing.T) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fds[0])
+	defer syscall.Close(fds[1])
+	big := strings.Repeat("x", 300)
+	var stream []byte
+	stream = append(stream, 0x81, 5)
+	stream = append(stream, "hello"...)
+	stream = append(stream, 0x81, 126, 1, 44) // 300 bytes
+	stream = append(stream, big...)
+	stream = append(stream, 0x01, 3) // text, not final
+	stream = append(stream, "abc"...)
+	stream = append(stream, 0x89, 1, 'p') // ping
+	stream = append(stream, 0x80, 3)      // continuation, final
+	stream = append(stream, "def"...)
+	stream = append(stream, 0x88, 2, 0x03, 0xe8) // close 1000
+	for size := 1; size <= len(stream); size++ {
+		c := &fanoutConn{fd: fds[0]}
+		var got []string
+		var end error
+		for p := stream; len(p) > 0 && end == nil; {
+			k := min(size, len(p))
+			end = c.consume(p[:k], func(op byte, payload []byte) {
+				if op != 1 {
+					t.Errorf("opcode %d", op)
+				}
+				got = append(got, string(payload))
+			})
+			p = p[k:]
+		}
+		if end != errCloseFrame {
+			t.Fatalf("pieces of %d: ended with %v, want the close frame", size, end)
+		}
+		if want := []string{"hello", big, "abcdef"}; !slices.Equal(got, want) {
+			t.Fatalf("pieces of %d: got %q", size, got)
+		}
+		// The client answered the ping with a masked pong and echoed the
+		// close: 2+4+1 and 2+4+2 bytes.
+		buf := make([]byte, 64)
+		n, err := syscall.Read(fds[1], buf)
+		if err != nil || n != 15 || buf[0] != 0x8A || buf[1] != 0x81 || buf[7] != 0x88 || buf[8] != 0x82 {
+			t.Fatalf("pieces of %d: the client wrote % x (%v)", size, buf[:max(n, 0)], err)
+		}
+		if p := buf[2:6]; buf[6]^p[0] != 'p' {
+			t.Fatalf("pong payload %q", buf[6]^p[0])
+		}
+	}
 }
