@@ -37,9 +37,10 @@ import (
 // mockexporter, the service itself and itself every second, with N
 // clients over loopback. Beside it, "node_ws" is the fan-out of the
 // original Node.js service (testdata/nodebroadcaster/server.js: a
-// ws.Server sending each message to every client with client.send) fed the
-// very bytes the promflow run's client 0 received, at the same cadence.
-// Each op is one poll:
+// ws.Server sending each message to every client with client.send) fed
+// the very bytes the promflow run's clients received (each message as
+// first received), at the same cadence, from the poll where its warm-up
+// must start to measure the same messages. Each op is one poll:
 //
 //	go test -run '^$' -bench BenchmarkServiceFanout -benchtime 20x ./servicemetrics/
 //
@@ -53,7 +54,9 @@ import (
 // measured ones. At the end the benchmark logs promflow's p99 over
 // node_ws's at each client count, and the goal of issue 13 at 5,000.
 //
-// Metrics, over the messages first received during the measured polls:
+// Polls are told apart by their instant_metrics messages, which every
+// poll sends; a message belongs to the poll of the instant_metrics last
+// seen before it. Metrics, over the messages of the measured polls:
 //
 //   - p50-ms, p99-ms: each delivery's delay after the first client that got
 //     the same message (the first client's own delivery counts as 0);
@@ -66,6 +69,10 @@ import (
 //   - missed-%: deliveries that never came (a hub's snapshot topic lets a
 //     slow client skip a stale message), of clients × messages;
 //   - driver-cpu-ms/poll: CPU of this process (the clients, mockexporter).
+//
+// A message delivered twice to one client is logged (the hub sends a
+// client that connects during a publish that snapshot twice) and, among
+// the measured polls, fails TestServiceFanoutSmoke.
 //
 // The Node reference needs node and the npm package ws
 // (testdata/nodebroadcaster/package.json); without node_modules there the
