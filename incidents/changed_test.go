@@ -26,6 +26,10 @@ func TestChangedSince(t *testing.T) {
 	clk.Advance(time.Second)
 	_, err = s.Acknowledge(ctx, old.ID)
 	require.NoError(t, err)
+	// A row dated at infinity (refused by a constraint since version 5,
+	// but older rows may hold one) is never returned.
+	_, err = pool.Exec(ctx, `ALTER TABLE incidents DROP CONSTRAINT incidents_times_within_years_1_to_9999`)
+	require.NoError(t, err)
 	_, err = pool.Exec(ctx, `INSERT INTO incidents (title, source, updated_at) VALUES ('inf', 'a', 'infinity')`)
 	require.NoError(t, err)
 

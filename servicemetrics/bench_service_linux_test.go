@@ -214,7 +214,7 @@ func (e *fanoutEnv) logGoal() {
 
 func newFanoutEnv(tb testing.TB, poll time.Duration) *fanoutEnv {
 	tb.Helper()
-	_, mock := promflowtest.MockExporter(tb, mockexporter.Options{})
+	mock := promflowtest.MockExporter(tb, mockexporter.Options{})
 	serviceAddr, err := promflowtest.FreeAddr()
 	require.NoError(tb, err)
 	promAddr, err := promflowtest.FreeAddr()
