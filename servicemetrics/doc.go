@@ -40,7 +40,16 @@
 //   - range_update: the other polls, only the change since seq−1:
 //     {"t":T,"added":[{"id","metric"}],"removed":[ids],"points":[[id,"v"]]}
 //     per query; a client that sees a gap in "seq" sends {"type":"resync"};
-//   - incident: every change of the incidents table, in order, with the row.
+//   - incident: every change of the incidents table, in order, with the row;
+//   - alerts: every poll ([AlertsPoller]), Prometheus' firing alerts, each
+//     with its fingerprint (the hash of its labels, as Alertmanager
+//     computes it) and the incident of that fingerprint
+//     ({"id","status"}, or null before Alertmanager's notification), the
+//     pending count, and the thresholds of the alerting rules whose
+//     expression is a plain comparison of one selector with a number
+//     ([ParseThreshold]; other rules have none). Failures are named in
+//     "error", "rules_error" and "link_error"; the last thresholds read are
+//     kept while the rules cannot be read.
 //
 // The snapshots a client gets on connect follow its first message, or come
 // Config.SnapshotDelay (500 ms) after connecting, so that a client of the

@@ -99,6 +99,7 @@ type Server struct {
 	am      *alertmanagerCheck      // nil without Config.AlertmanagerURL
 	hub     *broadcast.Hub
 	poller  *Poller
+	alerts  *AlertsPoller
 	reg     *prometheus.Registry
 	cors    httpedge.CORSOptions
 	handler http.Handler
@@ -189,6 +190,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
+	s.alerts, err = NewAlertsPoller(prom, s.hub, AlertsOptions{
+		Interval: cfg.PollInterval, Link: s.linkIncidents, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
 	// PostgreSQL: reachable now, or retried in the background (the API
 	// answers 503 meanwhile); any other failure is a configuration error.
 	st, dbErr := s.openDB(ctx)
@@ -211,12 +218,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if err := s.poller.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("poller stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		_ = s.alerts.Run(runCtx) // returns when runCtx ends
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -251,6 +262,24 @@ func (s *Server) forwardEvents(ctx context.Context, sub *incidents.Subscription)
 			s.log.Error("publish incident event", "err", err)
 		}
 	}
+}
+
+// linkIncidents is the alerts poller's IncidentLinker: the store's
+// incidents by fingerprint.
+func (s *Server) linkIncidents(ctx context.Context, fingerprints []string) (map[string]IncidentRef, error) {
+	st := s.dbp.Load()
+	if st == nil {
+		return nil, errConnecting
+	}
+	found, err := st.store.ByFingerprint(ctx, fingerprints)
+	if err != nil {
+		return nil, err
+	}
+	refs := make(map[string]IncidentRef, len(found))
+	for fp, in := range found {
+		refs[fp] = IncidentRef{ID: in.ID, Status: string(in.Status)}
+	}
+	return refs, nil
 }
 
 // ServeHTTP serves the service's routes:
