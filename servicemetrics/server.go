@@ -375,8 +375,7 @@ func (s *Server) routes() http.Handler {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	})))
 	mux.Handle("/ws", s.hub) // WebSocket connections are long-lived: not instrumented
-	static, _ := fs.Sub(webFS, "web")
-	page, _ := fs.ReadFile(static, "index.html")
+	assets := dashboardAssets()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if broadcast.IsWebSocketUpgrade(r) && r.URL.Path == "/" {
 			s.hub.ServeHTTP(w, r)
@@ -389,7 +388,8 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed on " + r.URL.Path})
 			return
 		}
-		if r.URL.Path != "/" {
+		a, ok := assets[r.URL.Path]
+		if !ok {
 			writeJSON(w, http.StatusNotFound, map[string]string{"status": "error", "error": "no such route: " + truncate(r.URL.Path, 200)})
 			return
 		}
@@ -398,12 +398,37 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed"})
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Header().Set("Content-Type", a.contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
 		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(page)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(a.body)
 	})
 	return mux
+}
+
+// asset is one embedded file of the dashboard.
+type asset struct {
+	contentType string
+	body        []byte
+}
+
+// dashboardAssets are the dashboard's files by URL path: the page on "/",
+// its script and style sheet beside it.
+func dashboardAssets() map[string]asset {
+	out := map[string]asset{}
+	for path, a := range map[string]struct{ file, typ string }{
+		"/":        {"web/index.html", "text/html; charset=utf-8"},
+		"/app.js":  {"web/app.js", "text/javascript; charset=utf-8"},
+		"/app.css": {"web/app.css", "text/css; charset=utf-8"},
+	} {
+		b, err := fs.ReadFile(webFS, a.file)
+		if err != nil {
+			panic("servicemetrics: embedded dashboard file missing: " + a.file) // a build defect
+		}
+		out[path] = asset{contentType: a.typ, body: b}
+	}
+	return out
 }
 
 // getOnly are the routes registered for GET (and so HEAD) only; the
