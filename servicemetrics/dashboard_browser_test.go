@@ -183,6 +183,8 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 	t.Logf("analytics view: %s (breakdown route answered %d)", eval[string](t, ctx, `document.querySelector("#analytics").dataset.state`), resp.StatusCode)
 
 	noHorizontalOverflow(t, ctx, "1440 × 900")
+	// Some history for the screenshot (one point a second).
+	waitJS(t, ctx, `Number(`+diskTile+`.dataset.points) >= 15`, 30*time.Second)
 	screenshot(t, ctx, dir, "dashboard-1440x900")
 
 	// Acknowledge from the details table.
@@ -210,7 +212,8 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 	// A phone.
 	require.NoError(t, chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2))))
 	waitJS(t, ctx, `window.innerWidth === 390`, 5*time.Second)
-	waitJS(t, ctx, diskTile+`.querySelector("canvas").width <= 2 * 390`, 5*time.Second)
+	// Redrawn for the phone's width and pixel ratio.
+	waitJS(t, ctx, `(() => { const c = `+diskTile+`.querySelector("canvas"); return c.width === Math.round(c.clientWidth * devicePixelRatio) && c.clientWidth < 390; })()`, 5*time.Second)
 	noHorizontalOverflow(t, ctx, "390 × 844")
 	screenshot(t, ctx, dir, "dashboard-390x844")
 	viewportShot(t, ctx, dir, "dashboard-390x844-top", "header")

@@ -38,10 +38,11 @@ function fmtDur(s) {
   if (s == null || !isFinite(s)) return "–";
   if (s < 1 && s > 0) return Math.round(s * 1000) + "ms";
   s = Math.round(s);
+  const two = (a, ua, b, ub) => a + ua + (b ? " " + b + ub : "");
   if (s < 60) return s + "s";
-  if (s < 3600) return Math.floor(s / 60) + "m " + (s % 60) + "s";
-  if (s < 86400) return Math.floor(s / 3600) + "h " + Math.floor((s % 3600) / 60) + "m";
-  return Math.floor(s / 86400) + "d " + Math.floor((s % 86400) / 3600) + "h";
+  if (s < 3600) return two(Math.floor(s / 60), "m", s % 60, "s");
+  if (s < 86400) return two(Math.floor(s / 3600), "h", Math.floor((s % 3600) / 60), "m");
+  return two(Math.floor(s / 86400), "d", Math.floor((s % 86400) / 3600), "h");
 }
 
 function fmtPct(r) { return r == null || !isFinite(r) ? "–" : Math.round(r * 1000) / 10 + "%"; }
@@ -163,7 +164,11 @@ function drawChart(canvas, spec) {
   if (spec.t0 != null) t0 = Math.min(t0, spec.t0);
   if (t1 === t0) { t0 -= 30; t1 += 30; }
 
-  const yStep = niceStep(hi - lo, Math.max(2, Math.floor(h / 40)));
+  const yCount = Math.max(2, Math.floor(h / 40));
+  // A duration axis steps by round durations (1 min, 15 min, 1 h...).
+  const yStep = spec.duration && hi - lo >= 60
+    ? TIME_STEPS.find((st) => (hi - lo) / st <= yCount) || niceStep(hi - lo, yCount)
+    : niceStep(hi - lo, yCount);
   const yTicks = [];
   for (let v = Math.ceil(lo / yStep) * yStep; v <= hi + yStep * 1e-9; v += yStep) yTicks.push(+v.toPrecision(12));
   const left = Math.min(70, Math.max(...yTicks.map((v) => ctx.measureText(fmtY(v)).width)) + 10);
@@ -339,7 +344,7 @@ function renderTile(name) {
     t.value.textContent = shortError(res.error);
     t.value.title = String(res.error).slice(0, 500);
     t.unit.textContent = "";
-    t.sub.textContent = "the last values are shown below, if any";
+    t.sub.textContent = series.some((x) => x.points.length) ? "showing the last values received" : "no earlier values";
   } else {
     t.root.classList.remove("error");
     t.value.removeAttribute("title");
@@ -817,11 +822,17 @@ function connect() {
   };
 }
 
+// Charts are drawn for their box's size: redraw when a box changes width
+// (window resized, phone rotated, layout reflowed).
 let resizeTimer = null;
-window.addEventListener("resize", () => {
+const widths = new WeakMap();
+const resized = new ResizeObserver((entries) => {
+  if (!entries.some((e) => widths.get(e.target) !== e.contentRect.width && (widths.set(e.target, e.contentRect.width), true))) return;
   clearTimeout(resizeTimer);
-  resizeTimer = setTimeout(() => { scheduleRender(); if (lastTrend) renderTrend(lastTrend.rows, lastTrend.bucket); }, 150);
+  resizeTimer = setTimeout(() => { scheduleRender(); if (lastTrend) renderTrend(lastTrend.rows, lastTrend.bucket); }, 100);
 });
+resized.observe($("#tiles"));
+resized.observe($("#trend"));
 
 connect();
 refreshIncidents();
