@@ -117,6 +117,27 @@ func colourPixels(t *testing.T, ctx context.Context, r, g, b, y0, y1 int) int {
 	})()`, diskTile, y0, y1, r, g, b))
 }
 
+// lowContrastJS lists the visible text elements whose colour on their
+// background is below WCAG AA (4.5:1, or 3:1 for large text).
+const lowContrastJS = `(() => {
+	const parse = (c) => { const m = /rgba?\(([^)]+)\)/.exec(c); if (!m) return null; const p = m[1].split(",").map(Number); return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 }; };
+	const lum = ({ r, g, b }) => { const f = (c) => { c /= 255; return c <= 0.03928 ? c / 12.92 : Math.pow((c + 0.055) / 1.055, 2.4); }; return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b); };
+	const bgOf = (e) => { for (; e; e = e.parentElement) { const c = parse(getComputedStyle(e).backgroundColor); if (c && c.a > 0.5) return c; } return { r: 255, g: 255, b: 255 }; };
+	const low = [], seen = new Set();
+	const w = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+	while (w.nextNode()) {
+		const n = w.currentNode, e = n.parentElement;
+		if (!n.textContent.trim() || seen.has(e)) continue;
+		seen.add(e);
+		if (e.closest("[hidden], .sr-only, button:disabled, dialog:not([open])") || e.getClientRects().length === 0) continue;
+		const cs = getComputedStyle(e), fg = parse(cs.color), bg = bgOf(e);
+		const l1 = lum(fg), l2 = lum(bg), ratio = (Math.max(l1, l2) + 0.05) / (Math.min(l1, l2) + 0.05);
+		const size = parseFloat(cs.fontSize), large = size >= 24 || (Number(cs.fontWeight) >= 700 && size >= 18.66);
+		if (ratio < (large ? 3 : 4.5)) low.push(e.tagName + "." + e.className + " " + JSON.stringify(n.textContent.trim().slice(0, 30)) + " " + ratio.toFixed(2));
+	}
+	return low;
+})()`
+
 // TestDashboardActsOnAlerts runs the whole pipeline (mock-metrics,
 // Prometheus with the shipped rules, Alertmanager, service-metrics) and
 // opens the dashboard in Chromium: disk sda at 96 % and sdb at 60 % are two
@@ -183,6 +204,9 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 	t.Logf("analytics view: %s (breakdown route answered %d)", eval[string](t, ctx, `document.querySelector("#analytics").dataset.state`), resp.StatusCode)
 
 	noHorizontalOverflow(t, ctx, "1440 × 900")
+	assert.Empty(t, eval[[]string](t, ctx, lowContrastJS), "text below WCAG AA contrast")
+	assert.Empty(t, eval[[]string](t, ctx, `[...document.querySelectorAll("th:not([scope])")].map(th => th.textContent)`), "table headers without scope")
+	assert.Empty(t, eval[[]string](t, ctx, `[...document.querySelectorAll("button")].filter(b => !(b.getAttribute("aria-label") || b.textContent.trim())).map(b => b.outerHTML)`), "buttons without a label")
 	// Some history for the screenshot (one point a second).
 	waitJS(t, ctx, `Number(`+diskTile+`.dataset.points) >= 15`, 30*time.Second)
 	screenshot(t, ctx, dir, "dashboard-1440x900")
