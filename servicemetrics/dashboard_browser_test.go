@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -321,4 +323,33 @@ func TestDashboardWriteToken(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, "text/javascript; charset=utf-8", resp.Header.Get("Content-Type"))
+}
+
+// TestDashboardDatabaseDown: with PostgreSQL unreachable the badge says
+// degraded because of it, and the incident tables say the incidents are
+// unavailable instead of staying empty.
+func TestDashboardDatabaseDown(t *testing.T) {
+	ctx := newBrowser(t)
+	port := testutil.FreePort(t)
+	pool, err := pgxpool.New(ctx, fmt.Sprintf("postgres://promflow@127.0.0.1:%d/none?connect_timeout=1", port))
+	require.NoError(t, err)
+	defer pool.Close()
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{})
+	svc, err := servicemetrics.New(ctx, servicemetrics.Config{PrometheusURL: prom.URL, Pool: pool, PollInterval: 200 * time.Millisecond, Logger: quietLogger})
+	require.NoError(t, err)
+	srv := httptest.NewServer(svc)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, svc.Shutdown(sctx))
+		srv.Close()
+		http.DefaultClient.CloseIdleConnections()
+	}()
+
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/")))
+	waitJS(t, ctx, `document.querySelector("#conn").textContent === "degraded" && document.querySelector("#conn-reason").textContent.includes("PostgreSQL")`, 30*time.Second)
+	waitJS(t, ctx, `document.querySelector("#details tbody").textContent.includes("Incidents unavailable")`, 30*time.Second)
+	t.Logf("badge: degraded, %s", eval[string](t, ctx, `document.querySelector("#conn-reason").textContent`))
+	assert.NotContains(t, eval[string](t, ctx, `document.querySelector("#conn-reason").textContent`), "Prometheus")
+	screenshot(t, ctx, artifactDir(t), "dashboard-postgres-down-1440x900")
 }
