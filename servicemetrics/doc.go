@@ -55,6 +55,26 @@
 // Config.SnapshotDelay (500 ms) after connecting, so that a client of the
 // original service that reads the welcome and closes sees nothing else.
 //
+// # Dashboard
+//
+// GET / serves the dashboard (web/index.html, app.js, app.css: plain
+// HTML, CSS and JavaScript embedded in the binary, no build step, no
+// external network). It shows the firing alerts linked to their incidents,
+// one chart per query with one line per series (legend with each series'
+// current value, a time axis, the unit read from the metric name's suffix
+// _bytes, _percent, _ratio or _seconds, and the thresholds of the alerting
+// rules on that metric as dashed lines), the incident tables with
+// acknowledge, resolve and reopen buttons, and an analytics view (per
+// service MTTA/MTTR/MTTD p50/p90 and the share acknowledged within 5
+// minutes, a trend chart; 24 h, 7 d, 30 d or 90 d) read from
+// /api/metrics/incidents/breakdown and /trends, which says "Analytics
+// unavailable" when those routes answer 404. A write that answers 401 asks
+// for the write token once; the token is kept in the tab's sessionStorage
+// and sent as Authorization: Bearer. The badge says "live", or "degraded"
+// with the reasons: Prometheus, PostgreSQL or Alertmanager down per /ready
+// (polled every 5 s), failing instant queries, or the WebSocket
+// reconnecting.
+//
 // # Concurrency
 //
 // All methods of Server and Poller are safe for concurrent use. A Server
