@@ -215,11 +215,14 @@ function drawChart(canvas, spec) {
   // Thresholds: dashed lines with their rule.
   const rows = [];
   ctx.setLineDash([6, 4]); ctx.strokeStyle = THRESHOLD_COLOR; ctx.lineWidth = 2;
-  ctx.textAlign = "right"; ctx.textBaseline = "bottom"; ctx.fillStyle = THRESHOLD_COLOR;
+  // Labels on the left: the newest points, on the right, stay visible.
+  ctx.textAlign = "left"; ctx.fillStyle = THRESHOLD_COLOR;
   for (const x of thr) {
     const y = Math.round(Y(x.value));
     ctx.beginPath(); ctx.moveTo(left, y); ctx.lineTo(left + pw, y); ctx.stroke();
-    ctx.fillText(x.label, left + pw - 2, y - 2);
+    // Above the line, or below it when the line is at the top.
+    ctx.textBaseline = y - top > 14 ? "bottom" : "top";
+    ctx.fillText(x.label, left + 4, y - top > 14 ? y - 2 : y + 3);
     rows.push(y);
   }
   ctx.setLineDash([]);
