@@ -230,7 +230,9 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 		}
 		return nil
 	})
-	assert.Contains(t, eval[string](t, ctx, `document.querySelector("#toast").textContent`), "acknowledged")
+	// The answer of the POST (the row may have changed before it, from the
+	// incident event) is shown.
+	waitJS(t, ctx, `document.querySelector("#toast").textContent.includes("acknowledged")`, 10*time.Second)
 	waitJS(t, ctx, alertItem+`.querySelector(".inc-link").textContent.includes("acknowledged")`, 10*time.Second)
 	// The row offers what an acknowledged incident can do next.
 	assert.Equal(t, []string{"resolve"}, eval[[]string](t, ctx, `[...document.querySelectorAll('`+rowSel+` button.act')].map(b => b.dataset.action)`))

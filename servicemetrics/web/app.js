@@ -498,7 +498,11 @@ function renderAlerts() {
   const items = [];
   if (d.error) items.push(el("li", { class: "alerts-error", role: "alert" }, "Alerts unavailable: " + d.error));
   if (d.link_error) items.push(el("li", { class: "alerts-error" }, "Incident links unavailable: " + d.link_error));
+  const old = new Map([...ul.querySelectorAll("li.alert")].map((li) => [li.dataset.sig, li]));
   for (const a of alerts) {
+    // An unchanged alert keeps its node (and a click on its buttons).
+    const sig = JSON.stringify(a);
+    if (old.has(sig)) { items.push(old.get(sig)); continue; }
     const sev = (a.labels && a.labels.severity) || "";
     const inc = a.incident;
     const labels = Object.entries(a.labels || {}).filter(([k]) => k !== "alertname" && k !== "severity").map(([k, v]) => k + "=" + v).join(" · ");
@@ -510,7 +514,7 @@ function renderAlerts() {
     } else {
       foot.push(el("span", { class: "empty" }, "no incident yet"));
     }
-    items.push(el("li", { class: "alert sev-" + sev, "data-alertname": a.name, "data-fingerprint": a.fingerprint, "data-incident-id": inc ? inc.id : null },
+    items.push(el("li", { class: "alert sev-" + sev, "data-sig": sig, "data-alertname": a.name, "data-fingerprint": a.fingerprint, "data-incident-id": inc ? inc.id : null },
       el("div", { class: "a-head" }, el("b", {}, a.name), sev ? el("span", { class: "a-sev" }, sev) : null,
         el("span", { class: "a-since" }, "since " + new Date(a.active_at).toLocaleString())),
       summary ? el("div", { class: "a-summary" }, summary) : null,
@@ -518,7 +522,9 @@ function renderAlerts() {
       el("div", { class: "a-foot" }, foot)));
   }
   if (!d.error && alerts.length === 0) items.push(el("li", { class: "empty" }, "No alerts firing."));
-  ul.replaceChildren(...items);
+  const keep = new Set(items);
+  for (const li of [...ul.children]) if (!keep.has(li)) li.remove();
+  items.forEach((li, i) => { if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null); });
 }
 
 // ---------------------------------------------------------------- actions
@@ -623,7 +629,7 @@ function rowMessage(id, msg) {
 function applyIncident(inc) {
   if (!inc || inc.id == null) return;
   const row = document.getElementById("incident-" + inc.id);
-  if (row && inc.status) {
+  if (row && inc.status && row.dataset.status !== inc.status) {
     const cell = row.querySelector("td.status");
     cell.textContent = inc.status; cell.className = "status st-" + inc.status;
     row.dataset.status = inc.status;
@@ -671,12 +677,7 @@ async function refreshIncidents() {
       el("td", { class: "num" }, r.ack_count), el("td", { class: "num" }, r.resolved_count))) : [el("tr", {}, el("td", { class: "empty", colspan: "5" }, "No incidents."))]));
   } catch (e) { tableError("#byservice", 5, e); }
   try {
-    const rows = await getJSON("/api/metrics/incidents/details?limit=20");
-    $("#details tbody").replaceChildren(...(rows.length ? rows.map((r) => el("tr", { id: "incident-" + r.id, "data-id": r.id, "data-status": r.status },
-      cell("Created", new Date(r.created_at).toLocaleString()), cell("Title", r.title, "title"), cell("Service", r.source),
-      cell("Severity", r.severity), cell("Status", r.status, "status st-" + r.status),
-      cell("MTTA", fmtDur(r.mtta_seconds), "num mtta"), cell("MTTR", fmtDur(r.mttr_seconds), "num mttr"),
-      cell("Actions", actionButtons(r.id, r.status, r.title), "actions"))) : [el("tr", {}, el("td", { class: "empty", colspan: "8" }, "No incidents."))]));
+    renderDetails(await getJSON("/api/metrics/incidents/details?limit=20"));
   } catch (e) { tableError("#details", 8, e); }
   try {
     const st = await getJSON("/api/metrics/incidents/stats");
@@ -687,6 +688,40 @@ async function refreshIncidents() {
       item("MTTR (mean)", fmtDur(o.mttr && o.mttr.mean_seconds)), item("MTTR p90", fmtDur(o.mttr && o.mttr.p90_seconds)));
   } catch (e) { $("#stats").replaceChildren(); }
 }
+
+// renderDetails updates the details table in place, row by row: a row
+// that did not change keeps its nodes, so that a click on one of its
+// buttons is never lost to a refresh that replaced it mid-click.
+function renderDetails(rows) {
+  const tb = $("#details tbody");
+  if (rows.length === 0) {
+    tb.replaceChildren(el("tr", {}, el("td", { class: "empty", colspan: "8" }, "No incidents.")));
+    return;
+  }
+  const want = rows.map((r) => {
+    let tr = document.getElementById("incident-" + r.id);
+    if (!tr || tr.parentElement !== tb) {
+      tr = el("tr", { id: "incident-" + r.id, "data-id": r.id },
+        cell("Created", new Date(r.created_at).toLocaleString()), cell("Title", r.title, "title"), cell("Service", r.source),
+        cell("Severity", r.severity), cell("Status", "", "status"), cell("MTTA", "", "num mtta"), cell("MTTR", "", "num mttr"),
+        cell("Actions", null, "actions"));
+    }
+    setText(tr.querySelector("td.title"), r.title);
+    setText(tr.querySelector("td.mtta"), fmtDur(r.mtta_seconds));
+    setText(tr.querySelector("td.mttr"), fmtDur(r.mttr_seconds));
+    if (tr.dataset.status !== r.status) {
+      tr.dataset.status = r.status;
+      const st = tr.querySelector("td.status");
+      st.textContent = r.status; st.className = "status st-" + r.status;
+      tr.querySelector("td.actions").replaceChildren(...actionButtons(r.id, r.status, r.title));
+    }
+    return tr;
+  });
+  const keep = new Set(want);
+  for (const tr of [...tb.children]) if (!keep.has(tr)) tr.remove();
+  want.forEach((tr, i) => { if (tb.children[i] !== tr) tb.insertBefore(tr, tb.children[i] || null); });
+}
+function setText(node, text) { if (node.textContent !== text) node.textContent = text; }
 
 function tableError(sel, cols, e) {
   const msg = e.status === 503 ? "Incidents unavailable: the database is unreachable." : "Incidents unavailable: " + e.message;
