@@ -191,7 +191,8 @@ function drawChart(canvas, spec) {
   for (let t = Math.ceil(t0 / tStep) * tStep; t <= t1; t += tStep) {
     const x = Math.round(X(t)) + 0.5;
     ctx.beginPath(); ctx.moveTo(x, top + ph); ctx.lineTo(x, top + ph + 4); ctx.stroke();
-    ctx.fillText(fmtTime(t, tStep), x, top + ph + 5);
+    const label = fmtTime(t, tStep), half = ctx.measureText(label).width / 2;
+    ctx.fillText(label, Math.min(Math.max(x, half + 1), w - half - 1), top + ph + 5); // kept inside the canvas
   }
   ctx.beginPath(); ctx.moveTo(left + 0.5, top); ctx.lineTo(left + 0.5, top + ph); ctx.lineTo(left + pw, top + ph + 0.5); ctx.stroke();
 
