@@ -40,11 +40,40 @@
 //   - range_update: the other polls, only the change since seq−1:
 //     {"t":T,"added":[{"id","metric"}],"removed":[ids],"points":[[id,"v"]]}
 //     per query; a client that sees a gap in "seq" sends {"type":"resync"};
-//   - incident: every change of the incidents table, in order, with the row.
+//   - incident: every change of the incidents table, in order, with the row;
+//   - alerts: every poll ([AlertsPoller]), Prometheus' firing alerts, each
+//     with its fingerprint (the hash of its labels, as Alertmanager
+//     computes it) and the incident of that fingerprint
+//     ({"id","status"}, or null before Alertmanager's notification), the
+//     pending count, and the thresholds of the alerting rules whose
+//     expression is a plain comparison of one selector with a number
+//     ([ParseThreshold]; other rules have none). Failures are named in
+//     "error", "rules_error" and "link_error"; the last thresholds read are
+//     kept while the rules cannot be read.
 //
 // The snapshots a client gets on connect follow its first message, or come
 // Config.SnapshotDelay (500 ms) after connecting, so that a client of the
 // original service that reads the welcome and closes sees nothing else.
+//
+// # Dashboard
+//
+// GET / serves the dashboard (web/index.html, app.js, app.css: plain
+// HTML, CSS and JavaScript embedded in the binary, no build step, no
+// external network). It shows the firing alerts linked to their incidents,
+// one chart per query with one line per series (legend with each series'
+// current value, a time axis, the unit read from the metric name's suffix
+// _bytes, _percent, _ratio or _seconds, and the thresholds of the alerting
+// rules on that metric as dashed lines), the incident tables with
+// acknowledge, resolve and reopen buttons, and an analytics view (per
+// service MTTA/MTTR/MTTD p50/p90 and the share acknowledged within 5
+// minutes, a trend chart; 24 h, 7 d, 30 d or 90 d) read from
+// /api/metrics/incidents/breakdown and /trends, which says "Analytics
+// unavailable" when those routes answer 404. A write that answers 401 asks
+// for the write token once; the token is kept in the tab's sessionStorage
+// and sent as Authorization: Bearer. The badge says "live", or "degraded"
+// with the reasons: Prometheus, PostgreSQL or Alertmanager down per /ready
+// (polled every 5 s), failing instant queries, or the WebSocket
+// reconnecting.
 //
 // # Concurrency
 //

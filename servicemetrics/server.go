@@ -109,6 +109,7 @@ type Server struct {
 	am      *alertmanagerCheck      // nil without Config.AlertmanagerURL
 	hub     *broadcast.Hub
 	poller  *Poller
+	alerts  *AlertsPoller
 	reg     *prometheus.Registry
 	cors    httpedge.CORSOptions
 	handler http.Handler
@@ -199,6 +200,12 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("servicemetrics: %w", err)
 	}
+	s.alerts, err = NewAlertsPoller(prom, s.hub, AlertsOptions{
+		Interval: cfg.PollInterval, Link: s.linkIncidents, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
 	// PostgreSQL: reachable now, or retried in the background (the API
 	// answers 503 meanwhile); any other failure is a configuration error.
 	st, dbErr := s.openDB(ctx)
@@ -221,12 +228,16 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go func() {
 		defer s.wg.Done()
 		if err := s.poller.Run(runCtx); err != nil && !errors.Is(err, context.Canceled) {
 			s.log.Error("poller stopped", "err", err)
 		}
+	}()
+	go func() {
+		defer s.wg.Done()
+		_ = s.alerts.Run(runCtx) // returns when runCtx ends
 	}()
 	go func() {
 		defer s.wg.Done()
@@ -279,6 +290,24 @@ func (s *Server) publishEvent(ev incidents.Event, catchUp bool) {
 	if err := s.hub.Publish(TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
 		s.log.Error("publish incident event", "err", err)
 	}
+}
+
+// linkIncidents is the alerts poller's IncidentLinker: the store's
+// incidents by fingerprint.
+func (s *Server) linkIncidents(ctx context.Context, fingerprints []string) (map[string]IncidentRef, error) {
+	st := s.dbp.Load()
+	if st == nil {
+		return nil, errConnecting
+	}
+	found, err := st.store.ByFingerprint(ctx, fingerprints)
+	if err != nil {
+		return nil, err
+	}
+	refs := make(map[string]IncidentRef, len(found))
+	for fp, in := range found {
+		refs[fp] = IncidentRef{ID: in.ID, Status: string(in.Status)}
+	}
+	return refs, nil
 }
 
 // ServeHTTP serves the service's routes:
@@ -374,8 +403,7 @@ func (s *Server) routes() http.Handler {
 		ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	})))
 	mux.Handle("/ws", s.hub) // WebSocket connections are long-lived: not instrumented
-	static, _ := fs.Sub(webFS, "web")
-	page, _ := fs.ReadFile(static, "index.html")
+	assets := dashboardAssets()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if broadcast.IsWebSocketUpgrade(r) && r.URL.Path == "/" {
 			s.hub.ServeHTTP(w, r)
@@ -388,7 +416,8 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed on " + r.URL.Path})
 			return
 		}
-		if r.URL.Path != "/" {
+		a, ok := assets[r.URL.Path]
+		if !ok {
 			writeJSON(w, http.StatusNotFound, map[string]string{"status": "error", "error": "no such route: " + truncate(r.URL.Path, 200)})
 			return
 		}
@@ -397,12 +426,37 @@ func (s *Server) routes() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"status": "error", "error": "method " + truncate(r.Method, 20) + " not allowed"})
 			return
 		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
+		w.Header().Set("Content-Type", a.contentType)
+		w.Header().Set("Content-Length", strconv.Itoa(len(a.body)))
 		w.Header().Set("Cache-Control", "no-cache")
-		_, _ = w.Write(page)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		_, _ = w.Write(a.body)
 	})
 	return mux
+}
+
+// asset is one embedded file of the dashboard.
+type asset struct {
+	contentType string
+	body        []byte
+}
+
+// dashboardAssets are the dashboard's files by URL path: the page on "/",
+// its script and style sheet beside it.
+func dashboardAssets() map[string]asset {
+	out := map[string]asset{}
+	for path, a := range map[string]struct{ file, typ string }{
+		"/":        {"web/index.html", "text/html; charset=utf-8"},
+		"/app.js":  {"web/app.js", "text/javascript; charset=utf-8"},
+		"/app.css": {"web/app.css", "text/css; charset=utf-8"},
+	} {
+		b, err := fs.ReadFile(webFS, a.file)
+		if err != nil {
+			panic("servicemetrics: embedded dashboard file missing: " + a.file) // a build defect
+		}
+		out[path] = asset{contentType: a.typ, body: b}
+	}
+	return out
 }
 
 // getOnly are the routes registered for GET (and so HEAD) only; the

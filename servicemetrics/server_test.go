@@ -143,6 +143,14 @@ func TestWebSocketOnRootAndWS(t *testing.T) {
 			for !seen["instant_metrics"] || !seen["range_metrics"] {
 				_, b, err := c.Read(ctx)
 				require.NoError(t, err)
+				// The type says the shape of "data" (alerts and incident
+				// messages have others): read it first.
+				var head struct{ Type string }
+				require.NoError(t, json.Unmarshal(b, &head))
+				want := map[string]string{"instant_metrics": "vector", "range_metrics": "matrix"}[head.Type]
+				if want == "" {
+					continue
+				}
 				var m struct {
 					Type string
 					Data map[string]struct {
@@ -151,10 +159,6 @@ func TestWebSocketOnRootAndWS(t *testing.T) {
 					}
 				}
 				require.NoError(t, json.Unmarshal(b, &m))
-				want := map[string]string{"instant_metrics": "vector", "range_metrics": "matrix"}[m.Type]
-				if want == "" {
-					continue
-				}
 				require.Contains(t, m.Data, "prometheus_tsdb_head_series", m.Type)
 				r := m.Data["prometheus_tsdb_head_series"]
 				if r.Error != "" {

@@ -9,6 +9,7 @@ const (
 	TopicRangeMetrics   = "range_metrics"   // snapshot: the range queries' whole windows
 	TopicRangeUpdate    = "range_update"    // snapshot: what the last poll changed in the windows
 	TopicIncident       = "incident"        // events: incident lifecycle changes, in order
+	TopicAlerts         = "alerts"          // snapshot: Prometheus' firing alerts, linked to incidents, and the rules' thresholds
 )
 
 // ConnectMessage is the "message" of the welcome every WebSocket client
@@ -22,5 +23,6 @@ func Topics() []broadcast.Topic {
 		{Name: TopicRangeMetrics, Kind: broadcast.SnapshotTopic},
 		{Name: TopicRangeUpdate, Kind: broadcast.SnapshotTopic},
 		{Name: TopicIncident, Kind: broadcast.EventTopic},
+		{Name: TopicAlerts, Kind: broadcast.SnapshotTopic},
 	}
 }
