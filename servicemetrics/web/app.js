@@ -531,14 +531,15 @@ function renderAlerts() {
 // ---------------------------------------------------------------- actions
 
 const TOKEN_KEY = "promflow.writeToken";
-const ACTIONS = { acknowledge: "Acknowledge", resolve: "Resolve", reopen: "Reopen" };
-const PAST = { acknowledge: "acknowledged", resolve: "resolved", reopen: "reopened" };
+const ACTIONS = { acknowledge: "Acknowledge", resolve: "Resolve", reopen: "Reopen", close: "Close" };
+const PAST = { acknowledge: "acknowledged", resolve: "resolved", reopen: "reopened", close: "closed" };
 
 function actionsFor(status) {
   switch (status) {
     case "open": return ["acknowledge", "resolve"];
     case "acknowledged": return ["resolve"];
-    case "resolved": return ["reopen"];
+    case "resolved": return ["reopen", "close"];
+    case "closed": return ["reopen"];
   }
   return [];
 }
