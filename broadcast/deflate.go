@@ -31,11 +31,18 @@ const deflateMinPayload = 256
 // BestSpeed costs little per delivery (docs/design.md, "Compression").
 const deflateLevel = flate.DefaultCompression
 
-// deflateWriters are reused compressors: a flate.Writer is several hundred
-// kilobytes, too big to make per message.
-var deflateWriters = sync.Pool{New: func() any {
-	w, _ := flate.NewWriter(nil, deflateLevel) // a valid level never fails
-	return w
+// deflater is a compressor and its output buffer, reused through
+// deflaters: a flate.Writer is several hundred kilobytes, too big to make
+// per message.
+type deflater struct {
+	buf bytes.Buffer
+	fw  *flate.Writer
+}
+
+var deflaters = sync.Pool{New: func() any {
+	d := &deflater{}
+	d.fw, _ = flate.NewWriter(&d.buf, deflateLevel) // a valid level never fails
+	return d
 }}
 
 // deflateTail is the end of a sync flush (an empty stored block), which
@@ -47,17 +54,19 @@ const deflateTail = "\x00\x00\xff\xff"
 // the trailing 0x00 0x00 0xff 0xff removed, RFC 7692 7.2.1), or nil if
 // it does not get smaller.
 func deflateFrame(payload []byte) []byte {
-	var buf bytes.Buffer
-	buf.Grow(len(payload)/2 + 64)
-	fw := deflateWriters.Get().(*flate.Writer)
-	fw.Reset(&buf)
-	_, err := fw.Write(payload) // writes to a bytes.Buffer do not fail
+	d := deflaters.Get().(*deflater)
+	defer func() {
+		// Nothing of this message may reach the next one (no context
+		// takeover): a writer goes back to the pool reset.
+		d.buf.Reset()
+		d.fw.Reset(&d.buf)
+		deflaters.Put(d)
+	}()
+	_, err := d.fw.Write(payload) // writes to a bytes.Buffer do not fail
 	if err == nil {
-		err = fw.Flush()
+		err = d.fw.Flush()
 	}
-	fw.Reset(nil) // do not keep buf alive from the pool
-	deflateWriters.Put(fw)
-	z := buf.Bytes()
+	z := d.buf.Bytes()
 	if err != nil || !bytes.HasSuffix(z, []byte(deflateTail)) {
 		return nil // not seen: Flush always ends with an empty stored block
 	}

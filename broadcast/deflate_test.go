@@ -32,8 +32,6 @@ import (
 func instantMetricsMessage(seq, size int) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `{"type":"instant_metrics","timestamp":"2026-12-01T21:%02d:%02d.000Z","data":{`, seq/60%60, seq%60)
-	handlers := []string{"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/metrics", "/-/ready", "/api/v1/labels"}
-	codes := []string{"200", "400", "503"}
 	ts := 1764623500.0 + float64(seq)
 	b.WriteString(`"prometheus_tsdb_head_series":{"resultType":"vector","result":[{"metric":{"__name__":"prometheus_tsdb_head_series","instance":"localhost:9090","job":"prometheus"},`)
 	fmt.Fprintf(&b, `"value":[%.3f,"%d"]}]},"http_requests_total":{"resultType":"vector","result":[`, ts, 18000+seq*7%1000)
@@ -41,12 +39,21 @@ func instantMetricsMessage(seq, size int) []byte {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		v := math.Floor(1e4 * (float64(i*131+seq*17%9973) + math.Sin(float64(seq+i))))
-		fmt.Fprintf(&b, `{"metric":{"__name__":"http_requests_total","code":%q,"handler":%q,"instance":"mock-service-%d:8080","job":"mock"},"value":[%.3f,"%.0f"]}`,
-			codes[i%len(codes)], handlers[i%len(handlers)], i%4, ts, v)
+		b.WriteString(instantSeries(seq, i))
 	}
 	b.WriteString(`]}}}`)
 	return b.Bytes()
+}
+
+// instantSeries is the i-th sample of an http_requests_total vector at
+// poll seq, as Prometheus encodes it.
+func instantSeries(seq, i int) string {
+	handlers := []string{"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/metrics", "/-/ready", "/api/v1/labels"}
+	codes := []string{"200", "400", "503"}
+	ts := 1764623500.0 + float64(seq)
+	v := math.Floor(1e4 * (float64(i*131+seq*17%9973) + math.Sin(float64(seq+i))))
+	return fmt.Sprintf(`{"metric":{"__name__":"http_requests_total","code":%q,"handler":%q,"instance":"mock-service-%d:8080","job":"mock"},"value":[%.3f,"%.0f"]}`,
+		codes[i%len(codes)], handlers[i%len(handlers)], i%4, ts, v)
 }
 
 // countingConn counts the bytes read from a connection.
@@ -290,4 +297,17 @@ func TestDeflateFrame(t *testing.T) {
 	random := make([]byte, 1000)
 	_, _ = rand.Read(random)
 	assert.Nil(t, deflateFrame(random), "incompressible")
+}
+
+// BenchmarkDeflateFrame is the hub's cost of compressing one 2 KB
+// instant_metrics-like message (once per publish, whatever the number of
+// clients).
+func BenchmarkDeflateFrame(b *testing.B) {
+	msg := instantMetricsMessage(1, 2048)
+	var out int
+	for b.Loop() {
+		out = len(deflateFrame(msg))
+	}
+	b.ReportMetric(float64(out), "frame-bytes")
+	b.ReportMetric(float64(len(msg)), "message-bytes")
 }
