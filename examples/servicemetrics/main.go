@@ -75,6 +75,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST API (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route; without it only loopback clients may write (env WRITE_TOKEN)")
 	webhookToken := fs.String("webhook-token", getenv("WEBHOOK_TOKEN"), "bearer token also accepted on the Alertmanager webhook (env WEBHOOK_TOKEN)")
+	wsCompression, _ := strconv.ParseBool(getenv("WS_COMPRESSION"))
+	fs.BoolVar(&wsCompression, "ws-compression", wsCompression, "negotiate permessage-deflate with WebSocket clients that offer it, each message compressed once for all of them (env WS_COMPRESSION)")
 	maxConns := fs.Int("max-conns", envInt(getenv, "MAX_CONNS", httpedge.DefaultMaxConns), "most HTTP connections held besides WebSockets; the longest-idle one makes room for a new one (env MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,6 +98,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	cfg := servicemetrics.Config{
 		PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log,
 		WriteToken: *writeToken, WebhookToken: *webhookToken,
+		Compression: wsCompression,
 		// Empty lists (not nil): the flags say exactly what is allowed.
 		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
 		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
