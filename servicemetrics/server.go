@@ -75,7 +75,7 @@ type Config struct {
 	// else. Default DefaultSnapshotDelay; negative sends them at once.
 	SnapshotDelay time.Duration
 	// Compression negotiates permessage-deflate with the WebSocket
-	// clients that offer it (browsers but Safari), each message
+	// clients that offer it (Chromium and Firefox do), each message
 	// compressed once for all of them (broadcast.HubOptions.Compression).
 	// Off by default.
 	Compression bool
