@@ -37,15 +37,32 @@
 // # Lifecycle
 //
 // An incident is opened (status open), acknowledged (open → acknowledged),
-// resolved (open or acknowledged → resolved) and possibly reopened (resolved
-// or closed → open). Every transition is one guarded UPDATE, so concurrent
-// callers cannot both win; an action the current status does not allow is a
-// [*StateError] (errors.Is(err, [ErrWrongState])), an unknown id is
-// [ErrNotFound]; the status a StateError names is one that forbids the
-// action, even under concurrent transitions. The first acknowledgement
-// time survives a reopen and a
-// second acknowledgement. Lifecycle times come from Options.Now (default
-// time.Now) and are never earlier than the incident's creation.
+// resolved (open or acknowledged → resolved), closed (resolved → closed,
+// [Store.CloseIncident], POST /api/incidents/{id}/close: done and archived,
+// its resolution kept; an open or acknowledged incident must be resolved
+// first) and possibly reopened (resolved or closed → open). Every transition
+// is one guarded UPDATE, so concurrent callers cannot both win; an action
+// the current status does not allow is a [*StateError] (errors.Is(err,
+// [ErrWrongState]), HTTP 409), an unknown id is [ErrNotFound] (404), an id
+// that is not a UUID [ErrInvalid] (400); the status a StateError names is
+// one that forbids the action, even under concurrent transitions. The first
+// acknowledgement time survives a reopen and a second acknowledgement.
+// Lifecycle times (created_at, acknowledged_at,
+// resolved_at, updated_at) come from one clock, Options.Now (default
+// time.Now), whoever triggers the change (REST, webhook, reconciliation),
+// and are never earlier than the incident's creation; so MTTA and MTTR are
+// never negative, nor zero by mixing clocks. Alertmanager's own times are
+// kept apart: startsAt (Incident.StartsAt, JSON starts_at and
+// alert_starts_at) and endsAt of the resolved notification
+// (Incident.AlertEndsAt, alert_ends_at), for time-to-detect. Who resolved
+// an incident is Incident.ResolvedBy ("api", "alertmanager",
+// "reconciliation"), why in words Incident.ResolutionNote.
+//
+// Severities are one of [Severities] (critical, high, warning, medium, low,
+// info): the REST API refuses others with 400 (case-insensitively accepted,
+// stored in lower case), the Alertmanager intake maps others to
+// IntakeOptions.DefaultSeverity (default warning). Rows other programs wrote
+// with other severities are read as they are.
 //
 // # Definitions
 //
@@ -134,10 +151,51 @@
 // POST /api/alertmanager/webhook) accepts webhook payload version 4. A firing
 // alert opens one incident per firing episode — fingerprint plus startsAt —
 // so repeated notifications open nothing new; a resolved alert resolves it.
-// Each alert is applied by one idempotent statement, so a message that fails
+// Each alert is applied by idempotent statements, so a message that fails
 // half way is completed, without duplicates, when Alertmanager retries it.
 // Title, severity, description and service are taken from labels and
 // annotations as [IntakeOptions] says.
+//
+// Out of order: a resolved notification that arrives before its firing one
+// (in an earlier message, or earlier in the same message) records the
+// episode as an incident that is already resolved — ResolvedBy
+// "alertmanager", no resolution time (promflow never saw it open, so it has
+// no time to resolve and stays out of MTTR; the rollups count it as
+// resolved), alert_starts_at and alert_ends_at say when it fired — and the
+// firing notification, when it comes, opens nothing. A resolved notification
+// is final for its episode: a later firing one with the same fingerprint and
+// startsAt changes nothing, unless the incident was resolved by
+// reconciliation (below), which the firing notification proves wrong: it
+// reopens it (IngestResult.Reopened).
+//
+// Reconciliation: an incident whose alert stopped firing while no
+// notification could reach promflow would stay open forever. Call
+// [ReconcileAlertmanager] at start (after the webhook is served): it reads
+// Alertmanager's active alerts (GET /api/v2/alerts) and [Store.Reconcile]
+// resolves the open and acknowledged alert-backed incidents whose episode
+// is not among them, at the reconciliation time (no time is invented: their
+// time to resolve is an upper bound), with ResolvedBy "reconciliation" and
+// the note "resolved by reconciliation: alert no longer active in
+// Alertmanager at <time>".
+//
+// # Input
+//
+// Bad input is a 400 (413 for a body over the limit) naming the problem, and
+// changes nothing: text that is not UTF-8, holds NUL or a lone UTF-16
+// surrogate escape (which encoding/json would silently turn into U+FFFD),
+// anywhere in a JSON body or a query parameter; data after the JSON value;
+// numbers that are not plain decimal integers where one is meant; times out
+// of range; unknown statuses and severities; ids that are not UUIDs.
+//
+// Times this package writes and accepts lie in years 1 to 9999 UTC (the
+// range of RFC 3339 and of toISOString's plain form). Schema version 5 adds
+// the check incidents_times_within_years_1_to_9999, NOT VALID, so other
+// writers' inserts and updates with 'infinity', '-infinity' or a year
+// outside that range are refused with that name as the message before any
+// trigger runs, while rows written before stay and are read: a time outside
+// years 0-9999 is written with a sign and six year digits, as toISOString
+// does (+010000-01-01T00:00:00.000Z). Changing such a row through this
+// package is a 400.
 //
 // # Change feed
 //
@@ -145,6 +203,43 @@
 // payload (kind, id, status); [Store.Subscribe] LISTENs on a dedicated
 // connection, fetches the row and delivers typed [Event]s, reconnecting with
 // backoff (and delivering an [EventResync]) when the connection drops.
+// Every subscriber on the database gets every change, whichever process
+// made it, in commit order: several replicas of a service each subscribe
+// and each push the same events to their own clients.
+//
+// Guarantee: every change committed after Subscribe returns is delivered
+// as an event, except while the LISTEN connection is down. Notifications
+// are not stored, so changes made then are not replayed; instead the feed
+// delivers [EventResync] once it LISTENs again, and every change committed
+// after that is delivered as an event again. A consumer that refetches
+// what it shows when it gets EventResync (a read started after receiving it
+// sees every change committed before the feed listened again) therefore
+// misses nothing.
+// A silent connection (a peer gone without closing it) is pinged after
+// SubscribeOptions.PingInterval (30 s) and replaced if it does not answer.
+// The LISTEN connection's application_name is
+// "promflow-incidents-listener", to find it in pg_stat_activity.
+//
+// # PgBouncer
+//
+// Behind PgBouncer in transaction pooling mode (pool_mode = transaction),
+// which neither delivers notifications nor keeps session state:
+//
+//   - give the pool default_query_exec_mode=cache_describe (or exec, or
+//     simple_protocol) in its URL, e.g.
+//     postgres://app@pgbouncer:6432/db?default_query_exec_mode=cache_describe:
+//     pgx's default, cache_statement, uses named prepared statements, which
+//     fail there ("prepared statement ... already exists" or "does not
+//     exist") before PgBouncer 1.21's max_prepared_statements.
+//     cache_describe keeps binary results and one round trip per query
+//     (after a statement's first use; restart after a schema change);
+//   - LISTEN on a direct connection to PostgreSQL:
+//     SubscribeOptions.ListenConnString;
+//   - run [Migrate] on a direct connection: its session-level advisory lock
+//     does not survive transaction pooling, and concurrent migrations
+//     through PgBouncer collide or hang.
+//
+// Session pooling (pool_mode = session) needs none of this.
 //
 // # Errors
 //

@@ -71,6 +71,9 @@ func invalid(field, format string, args ...any) error {
 	return &ValidationError{Field: field, Reason: fmt.Sprintf(format, args...)}
 }
 
+// timeRangeConstraint is schema version 5's check on the time columns.
+const timeRangeConstraint = "incidents_times_within_years_1_to_9999"
+
 // unavailableError keeps the driver's error for logs and errors.As while
 // matching ErrUnavailable.
 type unavailableError struct{ err error }
@@ -110,6 +113,8 @@ func classify(err error) error {
 			return &readOnlyError{err}
 		case pgErr.Code == "22001": // string_data_right_truncation: a varchar(n) of an adopted table
 			return invalid("", "a value is longer than the database column allows")
+		case pgErr.Code == "23514" && pgErr.ConstraintName == timeRangeConstraint: // check_violation
+			return invalid("", "a time of the incident is outside years 1 to 9999 (UTC), which this package cannot store; the incident was written before schema version 5")
 		}
 		return err
 	}

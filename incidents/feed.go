@@ -6,10 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 )
 
 // NotifyChannel is the PostgreSQL channel the triggers NOTIFY on.
@@ -24,7 +27,10 @@ type EventKind string
 
 // Event kinds. Resync is not a row change: it is delivered after the
 // subscriber reconnected, because changes made while it was disconnected
-// were not seen; refresh whatever you derived from earlier events.
+// were not seen (notifications are not stored); refresh whatever you
+// derived from earlier events. It comes once the feed LISTENs again, so a
+// read started after receiving it sees every change the feed missed, and
+// every later change arrives as an event.
 const (
 	EventOpened       EventKind = "opened"
 	EventAcknowledged EventKind = "acknowledged"
@@ -68,7 +74,21 @@ type SubscribeOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// NoFetch skips reading the incident row for each event.
 	NoFetch bool
-	Logger  *slog.Logger
+	// ListenConnString, if set, is the connection string (URL or
+	// key=value) of the LISTEN connection; default: the pool's own
+	// configuration. Set it to a direct PostgreSQL address when the pool
+	// goes through a transaction-pooling proxy such as PgBouncer
+	// (pool_mode = transaction), which does not deliver notifications:
+	// queries then go through the proxy and LISTEN does not. Its
+	// application_name defaults to "promflow-incidents-listener".
+	ListenConnString string
+	// PingInterval is how long the LISTEN connection may stay silent
+	// before it is checked with a ping, which must answer within as long
+	// again or the connection is replaced (a peer gone without closing the
+	// connection is otherwise noticed by TCP keepalive only, minutes
+	// later); default 30 s.
+	PingInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // Subscription delivers the change feed. It owns one goroutine and one
@@ -77,15 +97,18 @@ type SubscribeOptions struct {
 type Subscription struct {
 	s      *Store
 	opts   SubscribeOptions
+	cfg    *pgx.ConnConfig // of the LISTEN connection
 	ch     chan Event
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
 }
 
-// Subscribe opens a dedicated connection with the pool's configuration,
-// LISTENs on [NotifyChannel] and returns once listening, so every change
-// committed after Subscribe returns is delivered.
+// Subscribe opens a dedicated connection (with the pool's configuration, or
+// SubscribeOptions.ListenConnString), LISTENs on [NotifyChannel] and returns
+// once listening, so every change committed after Subscribe returns is
+// delivered. An unparsable ListenConnString is an error wrapping
+// [ErrInvalid].
 func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscription, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 64
@@ -99,10 +122,17 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 			opts.MaxBackoff = opts.MinBackoff
 		}
 	}
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = 30 * time.Second
+	}
 	if opts.Logger == nil {
 		opts.Logger = s.log
 	}
-	sub := &Subscription{s: s, opts: opts, ch: make(chan Event, opts.Buffer), done: make(chan struct{})}
+	cfg, err := listenConfig(s, opts.ListenConnString)
+	if err != nil {
+		return nil, err
+	}
+	sub := &Subscription{s: s, opts: opts, cfg: cfg, ch: make(chan Event, opts.Buffer), done: make(chan struct{})}
 	conn, err := sub.listen(ctx)
 	if err != nil {
 		return nil, err
@@ -113,13 +143,36 @@ func (s *Store) Subscribe(ctx context.Context, opts SubscribeOptions) (*Subscrip
 	return sub, nil
 }
 
-func (sub *Subscription) listen(ctx context.Context) (*pgx.Conn, error) {
-	cfg := sub.s.pool.Config().ConnConfig.Copy()
+// listenConfig is the configuration of the LISTEN connection: the pool's,
+// or connString's when set.
+func listenConfig(s *Store, connString string) (*pgx.ConnConfig, error) {
+	var cfg *pgx.ConnConfig
+	if connString == "" {
+		cfg = s.pool.Config().ConnConfig.Copy()
+		cfg.RuntimeParams = maps.Clone(cfg.RuntimeParams)
+	} else {
+		c, err := pgx.ParseConfig(connString)
+		if err != nil { // pgx's parse errors do not show the password
+			return nil, fmt.Errorf("incidents: subscribe: ListenConnString: %w: %v", ErrInvalid, err)
+		}
+		cfg = c
+	}
 	if cfg.RuntimeParams == nil {
 		cfg.RuntimeParams = map[string]string{}
 	}
-	cfg.RuntimeParams["application_name"] = listenerAppName
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if connString == "" || cfg.RuntimeParams["application_name"] == "" {
+		cfg.RuntimeParams["application_name"] = listenerAppName
+	}
+	// A cancelled wait (the idle check) only sets a deadline: no cancel
+	// request reaches the server to abort the ping that follows.
+	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &pgconn.DeadlineContextWatcherHandler{Conn: c.Conn()}
+	}
+	return cfg, nil
+}
+
+func (sub *Subscription) listen(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, sub.cfg.Copy())
 	if err != nil {
 		return nil, fmt.Errorf("incidents: subscribe: %w", classify(err))
 	}
@@ -186,7 +239,7 @@ func (sub *Subscription) run(ctx context.Context, conn *pgx.Conn) {
 				return
 			}
 		}
-		n, err := conn.WaitForNotification(ctx)
+		n, err := sub.wait(ctx, conn)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -194,6 +247,9 @@ func (sub *Subscription) run(ctx context.Context, conn *pgx.Conn) {
 			sub.opts.Logger.Warn("incidents: change feed connection lost", "err", err)
 			_ = conn.Close(context.Background())
 			conn = nil
+			continue
+		}
+		if n == nil { // idle, and the ping answered
 			continue
 		}
 		var p struct {
@@ -222,6 +278,23 @@ func (sub *Subscription) run(ctx context.Context, conn *pgx.Conn) {
 			return
 		}
 	}
+}
+
+// wait waits for the next notification. After PingInterval without one it
+// pings the connection and returns nil, nil if it answered.
+func (sub *Subscription) wait(ctx context.Context, conn *pgx.Conn) (*pgconn.Notification, error) {
+	wctx, cancel := context.WithTimeout(ctx, sub.opts.PingInterval)
+	n, err := conn.WaitForNotification(wctx)
+	cancel()
+	if err == nil || ctx.Err() != nil || !errors.Is(err, context.DeadlineExceeded) || conn.IsClosed() {
+		return n, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, sub.opts.PingInterval)
+	defer cancel()
+	if err := conn.Ping(pctx); err != nil {
+		return nil, fmt.Errorf("idle check: %w", err)
+	}
+	return nil, nil
 }
 
 func (sub *Subscription) send(ctx context.Context, ev Event) bool {

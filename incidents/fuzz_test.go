@@ -8,17 +8,18 @@ import (
 	"path"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/promflow/promflow/incidents"
 )
 
 // FuzzHandler sends arbitrary methods, paths, query strings and bodies to
 // the REST API on a real database: nothing panics, every answer is the JSON
-// envelope with a 2xx or 4xx code (never a 5xx while the database is up), and
-// no error text carries SQL. Run with
-// go test -run '^$' -fuzz FuzzHandler -fuzztime 30s ./incidents/
+// envelope with a 2xx or 4xx code (never a 5xx while the database is up), no
+// error text carries SQL, and a refused request (4xx) changes nothing. Run
+// with go test -run '^$' -fuzz FuzzHandler -fuzztime 30s ./incidents/
 func FuzzHandler(f *testing.F) {
-	s, _ := newStore(f, incidents.Options{})
+	s, pool := newStore(f, incidents.Options{})
 	in, err := s.Open(ctxT(f), incidents.NewIncident{Title: "seed", Source: "api"})
 	if err != nil {
 		f.Fatal(err)
@@ -48,6 +49,28 @@ func FuzzHandler(f *testing.F) {
 		{2, "/api/incidents", "{}"},
 		{0, "/api/metrics/incidents/details?limit=%zz", ""},
 		{3, "/nope", ""},
+		// Issue 12's inputs.
+		{1, "/api/incidents/" + in.ID + "/close", ""},
+		{1, "/api/incidents", `{"title":"\ud800","source":"a"}`},
+		{1, "/api/incidents", `{"title":"\udc00\ud800","source":"a"}`},
+		{1, "/api/incidents", `{"title":"ok \ud83d\ude00","source":"a"}`},
+		{1, "/api/incidents", "{\"title\":\"\xff\xfe\",\"source\":\"a\"}"},
+		{1, "/api/incidents", `{"title":"t","source":"a","labels":{"k\u0000":"v"}}`},
+		{1, "/api/incidents", `{"title":"t","source":"a","severity":"bogus"}`},
+		{1, "/api/incidents", `{"title":"t","source":"a"} x`},
+		{1, "/api/incidents", `{"title":"t","source":"a"}{"title":"t","source":"a"}`},
+		{1, "/api/alertmanager/webhook", `{"version":"4","alerts":[{"status":"resolved","labels":{"alertname":"B"},"startsAt":"2026-01-01T00:00:00Z","endsAt":"2026-01-01T00:05:00Z","fingerprint":"early"},{"status":"firing","labels":{"alertname":"B"},"startsAt":"2026-01-01T00:00:00Z","fingerprint":"early"}]}`},
+		{1, "/api/alertmanager/webhook", `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A","v":"\ud800"},"startsAt":"2026-01-01T00:00:00Z"}]}`},
+		{1, "/api/alertmanager/webhook", `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A"},"annotations":{"summary":"\u0000"},"startsAt":"2026-01-01T00:00:00Z"}]}`},
+		{1, "/api/alertmanager/webhook", `{"version":"4","alerts":[{"status":"firing","labels":{"alertname":"A"},"startsAt":"0000-01-01T00:00:00Z"}]}`},
+		{1, "/api/alertmanager/webhook", `{"version":"4","alerts":[]} trailing`},
+		{0, "/api/metrics/incidents/details?limit=0x10", ""},
+		{0, "/api/metrics/incidents/details?limit=1e3", ""},
+		{0, "/api/metrics/incidents/details?severity=HIGH&service=%00", ""},
+		{0, "/api/metrics/incidents/details?cursor=LTMwMDAwMDAwMDAwMDAwMDAwMDAsMDAwMDAwMDAtMDAwMC00MDAwLTgwMDAtMDAwMDAwMDAwMDAw", ""},
+		{0, "/api/metrics/incidents/stats?to=0001-01-01T00:00:00Z", ""},
+		{0, "/api/metrics/incidents/stats?from=0001-01-01T00:00:00%2B01:00", ""},
+		{0, "/api/metrics/incidents/stats?from=9999-12-31T23:59:59.999999999Z&to=10000-01-01T00:00:00Z", ""},
 	} {
 		f.Add(seed.m, seed.target, seed.body)
 	}
@@ -56,8 +79,17 @@ func FuzzHandler(f *testing.F) {
 		if err != nil || !strings.HasPrefix(req.URL.Path, "/") {
 			t.Skip()
 		}
+		before := tableDigest(t, pool)
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, req)
+		if rec.Code >= 400 && rec.Code < 500 {
+			if after := tableDigest(t, pool); after != before {
+				t.Fatalf("%s %q %q: refused with %d but the table changed: %s", req.Method, target, body, rec.Code, rec.Body.String())
+			}
+		}
+		if !utf8.ValidString(body) && req.Method == http.MethodPost && rec.Code < 300 {
+			t.Fatalf("%s %q: a body that is not UTF-8 was accepted (%d)", req.Method, target, rec.Code)
+		}
 		if rec.Code >= 300 && rec.Code < 400 {
 			// ServeMux redirects paths that are not clean to the clean one.
 			if p := req.URL.Path; path.Clean(p) == p || path.Clean(p)+"/" == p {

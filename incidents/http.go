@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // HandlerOptions configures [NewHandler]. The zero value works.
@@ -45,7 +46,7 @@ const refusedWriteMessage = "read-only: the database refused the write (the role
 //	GET  /api/metrics/incidents/stats?from=&to=&service=
 //	POST /api/incidents
 //	GET  /api/incidents/{id}
-//	POST /api/incidents/{id}/acknowledge | /resolve | /reopen
+//	POST /api/incidents/{id}/acknowledge | /resolve | /reopen | /close
 //	POST /api/alertmanager/webhook
 //
 // Success bodies are {"status":"success","data":...}; errors are
@@ -53,6 +54,16 @@ const refusedWriteMessage = "read-only: the database refused the write (the role
 // state), 413, 503 (database unavailable, or a write in read-only mode or
 // refused by the database: the error then starts with "read-only:") or 500.
 // Error texts never contain SQL. Times are in [TimeLayout].
+//
+// Input is checked before anything is read or written, and refused with 400
+// and a message naming the problem: JSON bodies must be valid UTF-8 without
+// NUL characters (\u0000) or lone UTF-16 surrogates (\ud800 alone), hold one
+// JSON value and nothing after it, and stay within MaxBodyBytes (else 413);
+// query parameters must be valid UTF-8 without NUL, limit a decimal integer
+// 1..1000 (no sign, hex or exponent), from and to RFC 3339 times in years 1
+// to 9999 (to=0001-01-01T00:00:00Z, the zero time, is refused: leave the
+// parameter out for an open window), severity one of [Severities], status
+// one of the four statuses, ids UUIDs. A refused request changes nothing.
 func NewHandler(s *Store, opts HandlerOptions) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = s.log
@@ -184,6 +195,14 @@ func query(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 		writeError(w, http.StatusBadRequest, "malformed query string")
 		return nil, false
 	}
+	for k, vs := range qv {
+		for _, v := range append([]string{k}, vs...) {
+			if err := cleanText("", v); err != nil {
+				writeError(w, http.StatusBadRequest, "invalid query parameter "+strconv.Quote(truncate(k, 40))+": "+err.(*ValidationError).Reason)
+				return nil, false
+			}
+		}
+	}
 	return qv, true
 }
 
@@ -200,7 +219,7 @@ func (h *handler) details(w http.ResponseWriter, r *http.Request) {
 	}
 	if l := qv.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 {
+		if err != nil || !decimal(l) || l[0] == '-' || n < 1 {
 			writeError(w, http.StatusBadRequest, "invalid limit: must be an integer between 1 and "+strconv.Itoa(MaxDetailsLimit))
 			return
 		}
@@ -235,6 +254,12 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusBadRequest, "invalid "+p.name+": want an RFC 3339 time such as 2026-01-02T15:04:05Z")
 			return
 		}
+		if t.IsZero() || !timeInRange(t) {
+			// The zero time means "no bound" to StatsQuery: as a parameter it
+			// would silently drop the bound, so it is refused with the rest.
+			writeError(w, http.StatusBadRequest, "invalid "+p.name+": must be after 0001-01-01T00:00:00Z and before 10000-01-01T00:00:00Z (leave it out for an open window)")
+			return
+		}
 		*p.dst = t
 	}
 	st, err := h.s.Stats(r.Context(), q)
@@ -245,12 +270,29 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, envelope{Status: "success", Data: st})
 }
 
-// decodeBody reads one JSON value into dst, rejecting unknown fields,
-// trailing data and bodies over the limit (413).
-func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(dst)
+// decodeBody reads one JSON value into dst, rejecting bodies over the limit
+// (413), text encoding.json would silently alter (see checkJSONText),
+// trailing data and, if strict, unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, strict bool, dst any) bool {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		writeError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
+		return false
+	}
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "could not read the request body")
+		return false
+	}
+	if err := checkJSONText(raw); err != nil {
+		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	err = dec.Decode(dst)
 	if err == nil {
 		if _, terr := dec.Token(); terr != io.EOF {
 			err = errors.New("trailing data after the JSON value")
@@ -258,11 +300,6 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) bo
 	}
 	if err == nil {
 		return true
-	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		writeError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
-		return false
 	}
 	if errors.Is(err, io.EOF) {
 		writeError(w, http.StatusBadRequest, "invalid JSON: empty body")
@@ -272,9 +309,70 @@ func decodeBody(w http.ResponseWriter, r *http.Request, limit int64, dst any) bo
 	return false
 }
 
+// checkJSONText refuses what encoding/json would accept but change: bytes
+// that are not UTF-8 and lone UTF-16 surrogate escapes (both decoded as
+// U+FFFD), and the NUL escape \u0000, which no text of this API may hold.
+// A backslash outside a string is a syntax error the decoder reports, so
+// every backslash seen here starts an escape.
+func checkJSONText(b []byte) error {
+	if !utf8.Valid(b) {
+		return errors.New("the body is not valid UTF-8")
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 >= len(b) || b[i+1] != 'u' {
+			i++ // a two-character escape such as \" or \\
+			continue
+		}
+		u, ok := hex4(b[i+2:])
+		if !ok {
+			return nil // malformed: the decoder reports it
+		}
+		i += 5
+		switch {
+		case u == 0:
+			return errors.New("NUL character (\\u0000) in a string")
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return errors.New("lone UTF-16 surrogate (low half) in a string")
+		case u >= 0xD800 && u <= 0xDBFF:
+			if i+6 < len(b) && b[i+1] == '\\' && b[i+2] == 'u' {
+				if lo, ok := hex4(b[i+3:]); ok && lo >= 0xDC00 && lo <= 0xDFFF {
+					i += 6
+					continue
+				}
+			}
+			return errors.New("lone UTF-16 surrogate (high half) in a string")
+		}
+	}
+	return nil
+}
+
+// hex4 parses the four hex digits at the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			r = r<<4 | rune(c-'0')
+		case c >= 'a' && c <= 'f':
+			r = r<<4 | rune(c-'a'+10)
+		case c >= 'A' && c <= 'F':
+			r = r<<4 | rune(c-'A'+10)
+		default:
+			return 0, false
+		}
+	}
+	return r, true
+}
+
 func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	var n NewIncident
-	if !decodeBody(w, r, h.opts.MaxBodyBytes, &n) {
+	if !decodeBody(w, r, h.opts.MaxBodyBytes, true, &n) {
 		return
 	}
 	in, err := h.s.Open(r.Context(), n)
@@ -304,8 +402,10 @@ func (h *handler) action(w http.ResponseWriter, r *http.Request) {
 		f = h.s.Resolve
 	case "reopen":
 		f = h.s.Reopen
+	case "close":
+		f = h.s.CloseIncident
 	default:
-		writeError(w, http.StatusNotFound, "no such action: use acknowledge, resolve or reopen")
+		writeError(w, http.StatusNotFound, "no such action: use acknowledge, resolve, reopen or close")
 		return
 	}
 	in, err := f(r.Context(), r.PathValue("id"))
@@ -332,15 +432,9 @@ func (h *webhookHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, readOnlyMessage)
 		return
 	}
+	// Not strict: Alertmanager may add fields to its payload.
 	var msg WebhookMessage
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-	if err := dec.Decode(&msg); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "request body larger than "+strconv.FormatInt(mbe.Limit, 10)+" bytes")
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
+	if !decodeBody(w, r, h.opts.MaxBodyBytes, false, &msg) {
 		return
 	}
 	res, err := h.s.Ingest(r.Context(), msg, h.opts)

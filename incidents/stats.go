@@ -62,6 +62,10 @@ type Detail struct {
 	MTTASeconds *float64 `json:"mtta_seconds"`
 	// MTTRSeconds is resolved_at - created_at, nil if not resolved.
 	MTTRSeconds *float64 `json:"mttr_seconds"`
+	// AlertStartsAt and AlertEndsAt are Alertmanager's startsAt and endsAt
+	// (its clock) for alert-backed incidents; omitted from the JSON when nil.
+	AlertStartsAt *time.Time `json:"alert_starts_at,omitempty"`
+	AlertEndsAt   *time.Time `json:"alert_ends_at,omitempty"`
 }
 
 // DetailsQuery filters and pages [Store.Details]. The zero value gives the
@@ -105,8 +109,13 @@ func decodeCursor(s string) (cursor, error) {
 		return cursor{}, invalid("cursor", "malformed")
 	}
 	n, err := strconv.ParseInt(us, 10, 64)
-	if err != nil {
+	if err != nil || !decimal(us) {
 		return cursor{}, invalid("cursor", "malformed")
+	}
+	// Any time PostgreSQL can hold (rows written before schema version 5
+	// may lie outside years 1-9999); beyond that the cursor is forged.
+	if n < pgMinMicros || n > pgMaxMicros {
+		return cursor{}, invalid("cursor", "time out of range")
 	}
 	uid, err := ParseID(id)
 	if err != nil {
@@ -115,24 +124,39 @@ func decodeCursor(s string) (cursor, error) {
 	return cursor{at: time.UnixMicro(n), id: uid}, nil
 }
 
+// validate checks q and applies its defaults.
+func (q *DetailsQuery) validate() error {
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	if q.Limit < 1 || q.Limit > MaxDetailsLimit {
+		return invalid("limit", "must be between 1 and %d", MaxDetailsLimit)
+	}
+	if q.Status != "" && !q.Status.valid() {
+		return invalid("status", "must be one of open, acknowledged, resolved, closed")
+	}
+	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
+		return err
+	}
+	if err := checkText("severity", q.Severity, maxShortLen, false); err != nil {
+		return err
+	}
+	if q.Severity != "" {
+		sev, ok := normalizeSeverity(q.Severity)
+		if !ok {
+			return invalid("severity", "%q is not one of %s", truncate(q.Severity, 40), strings.Join(Severities, ", "))
+		}
+		q.Severity = sev
+	}
+	return nil
+}
+
 // Details returns incidents newest first (by created_at, then id) with their
 // time to acknowledge and resolve, excluding closed incidents unless q.Status
 // asks for them. Pages are keyset-paginated through an opaque cursor, so a
 // page costs the same however deep it is.
 func (s *Store) Details(ctx context.Context, q DetailsQuery) (DetailsPage, error) {
-	if q.Limit == 0 {
-		q.Limit = 100
-	}
-	if q.Limit < 1 || q.Limit > MaxDetailsLimit {
-		return DetailsPage{}, invalid("limit", "must be between 1 and %d", MaxDetailsLimit)
-	}
-	if q.Status != "" && !q.Status.valid() {
-		return DetailsPage{}, invalid("status", "must be one of open, acknowledged, resolved, closed")
-	}
-	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
-		return DetailsPage{}, err
-	}
-	if err := checkText("severity", q.Severity, maxShortLen, false); err != nil {
+	if err := q.validate(); err != nil {
 		return DetailsPage{}, err
 	}
 	// The SQL text is assembled from constant fragments only; every value
@@ -164,7 +188,7 @@ func (s *Store) Details(ctx context.Context, q DetailsQuery) (DetailsPage, error
 		where = append(where, "(created_at, id) < ("+arg(c.at)+", "+arg(c.id)+"::uuid)")
 	}
 	sql := `SELECT id::text, title, severity, incidents_service(source), status, created_at, acknowledged_at,
-		incidents_resolution(status, resolved_at) FROM incidents WHERE ` + strings.Join(where, " AND ") +
+		incidents_resolution(status, resolved_at), starts_at, alert_ends_at FROM incidents WHERE ` + strings.Join(where, " AND ") +
 		" ORDER BY created_at DESC, id DESC LIMIT " + arg(q.Limit+1)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -191,13 +215,16 @@ func scanDetail(r pgx.CollectableRow) (Detail, error) {
 		d      Detail
 		status string
 	)
-	if err := r.Scan(&d.ID, &d.Title, &d.Severity, &d.Source, &status, &d.CreatedAt, &d.AcknowledgedAt, &d.ResolvedAt); err != nil {
+	if err := r.Scan(&d.ID, &d.Title, &d.Severity, &d.Source, &status, &d.CreatedAt, &d.AcknowledgedAt, &d.ResolvedAt,
+		&d.AlertStartsAt, &d.AlertEndsAt); err != nil {
 		return d, err
 	}
 	d.Status = Status(status)
 	d.CreatedAt = d.CreatedAt.UTC()
 	utcPtr(d.AcknowledgedAt)
 	utcPtr(d.ResolvedAt)
+	utcPtr(d.AlertStartsAt)
+	utcPtr(d.AlertEndsAt)
 	d.MTTASeconds = secondsSince(d.CreatedAt, d.AcknowledgedAt)
 	d.MTTRSeconds = secondsSince(d.CreatedAt, d.ResolvedAt)
 	return d, nil
@@ -303,6 +330,14 @@ func (a *agg) add(o *agg) {
 func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	if err := checkText("service", q.Service, maxShortLen, false); err != nil {
 		return Stats{}, err
+	}
+	for _, b := range []struct {
+		name string
+		t    time.Time
+	}{{"from", q.From}, {"to", q.To}} {
+		if !b.t.IsZero() && !timeInRange(b.t) {
+			return Stats{}, invalid(b.name, "must be in years 1 to 9999 (UTC)")
+		}
 	}
 	if !q.From.IsZero() && !q.To.IsZero() && !q.From.Before(q.To) {
 		return Stats{}, invalid("window", "from must be before to")
@@ -414,6 +449,40 @@ func (s *Store) Stats(ctx context.Context, q StatsQuery) (Stats, error) {
 	return out, nil
 }
 
+// The range of times PostgreSQL's timestamptz holds is 4714-11-24 BC to
+// 294276-12-31 AD. In microseconds since the Unix epoch (a cursor's form)
+// its lower end is pgMinMicros; its upper end lies beyond the largest int64,
+// so every larger cursor value is one PostgreSQL holds.
+var (
+	pgMinMicros = time.Date(-4713, 11, 24, 0, 0, 0, 0, time.UTC).UnixMicro()
+	pgMaxMicros = int64(math.MaxInt64)
+)
+
+// The range of times this package writes and accepts as input (schema
+// version 5's check): years 1 to 9999 UTC, [minTime, maxTime).
+var (
+	minTime = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+func timeInRange(t time.Time) bool { return !t.Before(minTime) && t.Before(maxTime) }
+
+// decimal reports whether s is an optionally signed run of ASCII digits,
+// at most 19 of them: what a decimal int64 looks like, without the "+",
+// hex, exponents or underscores other parsers accept.
+func decimal(s string) bool {
+	s = strings.TrimPrefix(s, "-")
+	if s == "" || len(s) > 19 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
@@ -521,9 +590,10 @@ func rollupStatsSQL(q StatsQuery) (string, []any) {
 }
 
 // readStatsRows runs a rollupStatsSQL statement and adds its rows into
-// per-service aggregates. Rows arrive in binary format and are decoded by
-// hand from the raw column bytes: a window reads thousands of them, and the
-// generic scan path would cost more than the query.
+// per-service aggregates. Rows are decoded by hand from the raw column
+// bytes (binary format, or text with default_query_exec_mode=exec or
+// simple_protocol): a window reads thousands of them, and the generic scan
+// path would cost more than the query.
 func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get func(string) *agg) error {
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
@@ -534,25 +604,40 @@ func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get f
 	if len(fds) != 14 {
 		return fmt.Errorf("incidents: stats: unexpected %d columns", len(fds))
 	}
-	for i, fd := range fds {
-		if i > 0 && fd.Format != pgx.BinaryFormatCode {
-			return fmt.Errorf("incidents: stats: column %d not in binary format", i)
+	// Binary unless the pool's default_query_exec_mode is exec or
+	// simple_protocol (as behind PgBouncer), which bring text.
+	bin := fds[1].Format == pgx.BinaryFormatCode
+	for _, fd := range fds[1:] {
+		if (fd.Format == pgx.BinaryFormatCode) != bin {
+			return fmt.Errorf("incidents: stats: mixed column formats")
 		}
 	}
 	errMalformed := errors.New("incidents: stats: malformed row")
 	i8 := func(b []byte) (int64, bool) {
+		if !bin {
+			n, err := strconv.ParseInt(string(b), 10, 64)
+			return n, err == nil
+		}
 		if len(b) != 8 {
 			return 0, false
 		}
 		return int64(binary.BigEndian.Uint64(b)), true
 	}
 	f8 := func(b []byte) (float64, bool) {
+		if !bin {
+			f, err := strconv.ParseFloat(string(b), 64)
+			return f, err == nil
+		}
 		if len(b) != 8 {
 			return 0, false
 		}
 		return math.Float64frombits(binary.BigEndian.Uint64(b)), true
 	}
 	i4 := func(b []byte) (int, bool) {
+		if !bin {
+			n, err := strconv.ParseInt(string(b), 10, 32)
+			return int(n), err == nil
+		}
 		if len(b) != 4 {
 			return 0, false
 		}
@@ -580,10 +665,10 @@ func (s *Store) readStatsRows(ctx context.Context, sql string, args []any, get f
 			return errMalformed
 		}
 		a := get(string(raw[0]))
-		if err := a.ackHist.addRaw(raw[10], true); err != nil {
+		if err := a.ackHist.addRaw(raw[10], bin); err != nil {
 			return err
 		}
-		if err := a.resHist.addRaw(raw[11], true); err != nil {
+		if err := a.resHist.addRaw(raw[11], bin); err != nil {
 			return err
 		}
 		total, open, ackSt, resolved, closed, ackN, resN := c[0], c[1], c[2], c[3], c[4], c[5], c[6]

@@ -17,8 +17,9 @@ import (
 // Status is the lifecycle state of an incident.
 type Status string
 
-// The statuses of the original platform. Only open, acknowledged and resolved
-// are reached through this package; closed is kept for data written by others.
+// The statuses of the original platform. Closed is reached from resolved by
+// [Store.CloseIncident]: the incident is done and archived (Details leaves it
+// out unless asked for it).
 const (
 	StatusOpen         Status = "open"
 	StatusAcknowledged Status = "acknowledged"
@@ -42,7 +43,32 @@ const (
 	ActionAcknowledge Action = "acknowledge"
 	ActionResolve     Action = "resolve"
 	ActionReopen      Action = "reopen"
+	ActionClose       Action = "close"
 )
+
+// Who resolved an incident ([Incident].ResolvedBy).
+const (
+	ResolvedByAPI            = "api"            // Store.Resolve or its REST route
+	ResolvedByAlertmanager   = "alertmanager"   // a resolved notification
+	ResolvedByReconciliation = "reconciliation" // Store.Reconcile
+)
+
+// Severities is the documented set of severities, most severe first. The
+// REST API accepts these only (any case; stored in lower case); the
+// Alertmanager intake maps other values to IntakeOptions.DefaultSeverity.
+// Rows other programs wrote with other severities are read as they are.
+var Severities = []string{"critical", "high", "warning", "medium", "low", "info"}
+
+// normalizeSeverity returns v in lower case if it is one of [Severities].
+func normalizeSeverity(v string) (string, bool) {
+	l := strings.ToLower(strings.TrimSpace(v))
+	for _, s := range Severities {
+		if l == s {
+			return s, true
+		}
+	}
+	return "", false
+}
 
 // Incident is one row of the incidents table.
 type Incident struct {
@@ -64,12 +90,24 @@ type Incident struct {
 	ResolvedAt *time.Time `json:"resolved_at"`
 	// Fingerprint and StartsAt identify the Alertmanager firing episode that
 	// opened the incident; both are empty for incidents opened by hand.
+	// StartsAt is Alertmanager's startsAt (its clock, not the server's); the
+	// JSON carries it as starts_at and as alert_starts_at.
 	Fingerprint string     `json:"fingerprint,omitempty"`
 	StartsAt    *time.Time `json:"starts_at,omitempty"`
+	// AlertEndsAt is Alertmanager's endsAt from the resolved notification
+	// (its clock); nil until one arrived. ResolvedAt is the server's time.
+	AlertEndsAt *time.Time `json:"alert_ends_at,omitempty"`
+	// ResolvedBy is one of ResolvedByAPI, ResolvedByAlertmanager,
+	// ResolvedByReconciliation, or empty (not resolved, or resolved by
+	// another program); ResolutionNote explains it in words. Both are
+	// reported only while the status is resolved or closed.
+	ResolvedBy     string `json:"resolved_by,omitempty"`
+	ResolutionNote string `json:"resolution_note,omitempty"`
 }
 
 // NewIncident is what [Store.Open] needs to open an incident. Title and
-// Source are required; Severity defaults to "warning".
+// Source are required; Severity is one of [Severities] (any case) and
+// defaults to "warning".
 type NewIncident struct {
 	Title       string            `json:"title"`
 	Severity    string            `json:"severity"`
@@ -114,6 +152,11 @@ func (n *NewIncident) validate() error {
 	if err := checkText("severity", n.Severity, maxShortLen, true); err != nil {
 		return err
 	}
+	sev, ok := normalizeSeverity(n.Severity)
+	if !ok {
+		return invalid("severity", "%q is not one of %s", truncate(n.Severity, 40), strings.Join(Severities, ", "))
+	}
+	n.Severity = sev
 	if err := checkText("source", n.Source, maxShortLen, true); err != nil {
 		return err
 	}
@@ -189,7 +232,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // counts only for a resolved or closed row.
 const incidentColumns = `id::text, title, severity, incidents_service(source), coalesce(description, ''), status,
 	coalesce(labels, '{}'::jsonb), assigned_to, created_at, updated_at, acknowledged_at,
-	incidents_resolution(status, resolved_at), coalesce(fingerprint, ''), starts_at`
+	incidents_resolution(status, resolved_at), coalesce(fingerprint, ''), starts_at, alert_ends_at,
+	CASE WHEN status IN ('resolved', 'closed') THEN coalesce(resolved_by, '') ELSE '' END,
+	CASE WHEN status IN ('resolved', 'closed') THEN coalesce(resolution_note, '') ELSE '' END`
 
 // UnknownService is the service of incidents without a source (rows written
 // by other programs with source NULL).
@@ -212,7 +257,8 @@ func scanIncident(row pgx.Row) (Incident, error) {
 		labels []byte
 	)
 	err := row.Scan(&in.ID, &in.Title, &in.Severity, &in.Source, &in.Description, &status, &labels,
-		&in.AssignedTo, &in.CreatedAt, &in.UpdatedAt, &in.AcknowledgedAt, &in.ResolvedAt, &in.Fingerprint, &in.StartsAt)
+		&in.AssignedTo, &in.CreatedAt, &in.UpdatedAt, &in.AcknowledgedAt, &in.ResolvedAt, &in.Fingerprint, &in.StartsAt,
+		&in.AlertEndsAt, &in.ResolvedBy, &in.ResolutionNote)
 	if err != nil {
 		return Incident{}, err
 	}
@@ -223,6 +269,7 @@ func scanIncident(row pgx.Row) (Incident, error) {
 	utcPtr(in.AcknowledgedAt)
 	utcPtr(in.ResolvedAt)
 	utcPtr(in.StartsAt)
+	utcPtr(in.AlertEndsAt)
 	return in, nil
 }
 
@@ -306,21 +353,35 @@ func (s *Store) Acknowledge(ctx context.Context, id string) (Incident, error) {
 		WHERE id = $1 AND status = 'open' RETURNING `+incidentColumns)
 }
 
-// Resolve moves an open or acknowledged incident to resolved. Resolving a
-// resolved or closed incident gives a [*StateError].
+// Resolve moves an open or acknowledged incident to resolved (ResolvedBy
+// "api"). Resolving a resolved or closed incident gives a [*StateError].
 func (s *Store) Resolve(ctx context.Context, id string) (Incident, error) {
 	return s.transition(ctx, id, ActionResolve, `UPDATE incidents SET status = 'resolved',
-		resolved_at = greatest(created_at, $2), updated_at = greatest(updated_at, $2)
+		resolved_at = greatest(created_at, $2), updated_at = greatest(updated_at, $2),
+		resolved_by = 'api', resolution_note = 'resolved through the API'
 		WHERE id = $1 AND status IN ('open', 'acknowledged') RETURNING `+incidentColumns)
 }
 
 // Reopen moves a resolved or closed incident back to open and clears its
-// resolution time; its first acknowledgement time is kept. Reopening an open
-// or acknowledged incident gives a [*StateError].
+// resolution (time, ResolvedBy, ResolutionNote); its first acknowledgement
+// time is kept. Reopening an open or acknowledged incident gives a
+// [*StateError].
 func (s *Store) Reopen(ctx context.Context, id string) (Incident, error) {
 	return s.transition(ctx, id, ActionReopen, `UPDATE incidents SET status = 'open',
-		resolved_at = NULL, updated_at = greatest(updated_at, $2)
+		resolved_at = NULL, resolved_by = NULL, resolution_note = NULL, updated_at = greatest(updated_at, $2)
 		WHERE id = $1 AND status IN ('resolved', 'closed') RETURNING `+incidentColumns)
+}
+
+// CloseIncident moves a resolved incident to closed, the end of the
+// lifecycle: the resolution (time, ResolvedBy) is kept, so it still counts
+// in MTTR, and Details leaves it out unless asked for status closed. Only a
+// resolved incident can be closed; any other status (open, acknowledged:
+// resolve it first; closed) gives a [*StateError]. [Store.Reopen] brings a
+// closed incident back to open.
+func (s *Store) CloseIncident(ctx context.Context, id string) (Incident, error) {
+	return s.transition(ctx, id, ActionClose, `UPDATE incidents SET status = 'closed',
+		updated_at = greatest(updated_at, $2)
+		WHERE id = $1 AND status = 'resolved' RETURNING `+incidentColumns)
 }
 
 // transition runs one guarded UPDATE; the WHERE clause makes the state check
@@ -366,6 +427,8 @@ func (a Action) allowedFrom(st Status) bool {
 		return st == StatusOpen || st == StatusAcknowledged
 	case ActionReopen:
 		return st == StatusResolved || st == StatusClosed
+	case ActionClose:
+		return st == StatusResolved
 	}
 	return false
 }

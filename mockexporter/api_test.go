@@ -26,7 +26,7 @@ func TestControlAPISeries(t *testing.T) {
 	rec = do(t, h, "GET", "/api/v1/metrics", "")
 	require.Equal(t, http.StatusOK, rec.Code)
 	var fams struct {
-		Data []mockexporter.MetricOpts `json:"data"`
+		Data []mockexporter.MetricOptions `json:"data"`
 	}
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &fams))
 	assert.Len(t, fams.Data, 27)

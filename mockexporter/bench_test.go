@@ -45,7 +45,7 @@ func scrape(b *testing.B, g prometheus.Gatherer) {
 func BenchmarkScrape(b *testing.B) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	reg := mockexporter.New(mockexporter.Options{Empty: true, Now: func() time.Time { return t0 }})
-	if err := reg.Declare(mockexporter.MetricOpts{Name: "bench_value", Help: "Benchmark gauge.", LabelNames: []string{"instance", "shard"}}); err != nil {
+	if err := reg.Declare(mockexporter.MetricOptions{Name: "bench_value", Help: "Benchmark gauge.", LabelNames: []string{"instance", "shard"}}); err != nil {
 		b.Fatal(err)
 	}
 	vec := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "bench_value", Help: "Benchmark gauge."}, []string{"instance", "shard"})
@@ -110,7 +110,7 @@ func BenchmarkScrapeSources(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 			reg := mockexporter.New(mockexporter.Options{Empty: true, Now: func() time.Time { return now }})
-			if err := reg.Declare(mockexporter.MetricOpts{Name: "bench_value", Help: "Benchmark series.", Type: tc.typ, LabelNames: []string{"instance", "shard"}}); err != nil {
+			if err := reg.Declare(mockexporter.MetricOptions{Name: "bench_value", Help: "Benchmark series.", Type: tc.typ, LabelNames: []string{"instance", "shard"}}); err != nil {
 				b.Fatal(err)
 			}
 			for i := range benchSeries {

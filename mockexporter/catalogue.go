@@ -49,13 +49,13 @@ const (
 // Ranges: *_percent 0–100; *_detected, *_up, *_failed, *_down,
 // *_crash_loop and *_unavailable are 0/1 statuses; the slow-query and
 // backlog counts are whole numbers; everything else is ≥ 0.
-func Catalogue() []MetricOpts {
+func Catalogue() []MetricOptions {
 	app := Labels{"instance": DefaultInstance, "service": DefaultService}
-	g := func(name, help string, rng Range, labels []string, defaults Labels) MetricOpts {
-		return MetricOpts{Name: name, Help: help, Type: Gauge, Range: rng, LabelNames: labels, Defaults: defaults}
+	g := func(name, help string, rng Range, labels []string, defaults Labels) MetricOptions {
+		return MetricOptions{Name: name, Help: help, Type: Gauge, Range: rng, LabelNames: labels, Defaults: defaults}
 	}
-	c := func(name, help string, labels []string, defaults Labels) MetricOpts {
-		return MetricOpts{Name: name, Help: help, Type: Counter, Range: NonNegative, LabelNames: labels, Defaults: defaults}
+	c := func(name, help string, labels []string, defaults Labels) MetricOptions {
+		return MetricOptions{Name: name, Help: help, Type: Counter, Range: NonNegative, LabelNames: labels, Defaults: defaults}
 	}
 	inst := []string{"instance", "service"}
 	db := Labels{"db_name": "main"}
@@ -63,7 +63,7 @@ func Catalogue() []MetricOpts {
 	promSelf := Labels{"instance": "localhost:9090"}
 	up := g("mock_service_up", "Simulated service status (1 up, 0 down).", Status, []string{"service"}, Labels{"service": DefaultService})
 	up.Initial = 1
-	return []MetricOpts{
+	return []MetricOptions{
 		g("mock_high_memory_usage_bytes", "Simulated memory usage of the application.", NonNegative, inst, app),
 		g("mock_memory_leak_detected", "Simulated memory leak flag (1 detected).", Status, inst, app),
 		g("mock_high_cpu_usage_percent", "Simulated CPU usage in percent.", Percent, inst, app),
@@ -92,6 +92,25 @@ func Catalogue() []MetricOpts {
 		g("mock_prometheus_high_cpu_percent", "Simulated Prometheus CPU usage in percent.", Percent, []string{"instance"}, promSelf),
 	}
 }
+
+// catalogueMaxLabels and catalogueMaxValueLen are the most label names of a
+// catalogue family and its longest label value (fixed or default): the
+// floors of Options.MaxLabels and MaxLabelValueBytes.
+var catalogueMaxLabels, catalogueMaxValueLen = func() (int, int) {
+	var n, l int
+	for _, m := range Catalogue() {
+		n = max(n, len(m.LabelNames))
+		for _, v := range m.Defaults {
+			l = max(l, len(v))
+		}
+	}
+	for _, r := range seedRoutes {
+		for _, v := range r.Fixed {
+			l = max(l, len(v))
+		}
+	}
+	return n, l
+}()
 
 // SeedRoute is one POST /simulate/... route of the original service.
 type SeedRoute struct {
@@ -180,7 +199,7 @@ type seedCall struct {
 // parseSimulatePath parses an escaped URL path such as
 // "/simulate/disk-usage/sda/85". It returns errRouteNotFound for unknown
 // routes or a wrong number of segments, and a *ValidationError for bad label
-// values or a value that is not a finite number. Range checks (percent,
+// values or a value that is not a finite decimal number (see parseDecimal). Range checks (percent,
 // status, sign) are the registry's.
 func parseSimulatePath(escapedPath string) (seedCall, error) {
 	rest, ok := strings.CutPrefix(escapedPath, "/simulate/")
@@ -214,7 +233,8 @@ func parseSimulatePath(escapedPath string) (seedCall, error) {
 		if err != nil {
 			return seedCall{}, validationf("labels."+name, "bad escape in %q", truncate(segs[1+i]))
 		}
-		if err := checkLabelValue(name, v); err != nil {
+		// The length is the registry's check (Options.MaxLabelValueBytes).
+		if err := checkPathLabel(name, v); err != nil {
 			return seedCall{}, err
 		}
 		call.labels[name] = v
@@ -224,11 +244,63 @@ func parseSimulatePath(escapedPath string) (seedCall, error) {
 		if err != nil {
 			raw = segs[want-1]
 		}
-		v, err := strconv.ParseFloat(raw, 64)
-		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-			return seedCall{}, validationf(route.Value, "%q is not a finite number", truncate(raw))
+		v, err := parseDecimal(raw)
+		if err != nil {
+			return seedCall{}, validationf(route.Value, "%q is not a finite number (decimal digits only)", truncate(raw))
 		}
 		call.value = v
 	}
 	return call, nil
+}
+
+// parseDecimal parses a finite decimal number: an optional sign, digits
+// with an optional fraction, an optional exponent ("85", "-0.5", ".5",
+// "1e3"). strconv.ParseFloat alone would also take hex floats ("0x1p4"),
+// underscores ("1_000"), "Inf", "infinity" and "NaN".
+func parseDecimal(s string) (float64, error) {
+	if !isDecimal(s) {
+		return 0, strconv.ErrSyntax
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, strconv.ErrRange
+	}
+	return v, nil
+}
+
+// isDecimal reports whether s is [+-]?(d+(.d*)?|.d+)([eE][+-]?d+)?.
+func isDecimal(s string) bool {
+	digits := func(i int) int {
+		j := i
+		for j < len(s) && s[j] >= '0' && s[j] <= '9' {
+			j++
+		}
+		return j
+	}
+	i := 0
+	if i < len(s) && (s[i] == '+' || s[i] == '-') {
+		i++
+	}
+	j := digits(i)
+	n := j - i
+	if j < len(s) && s[j] == '.' {
+		k := digits(j + 1)
+		n += k - j - 1
+		j = k
+	}
+	if n == 0 {
+		return false
+	}
+	if j < len(s) && (s[j] == 'e' || s[j] == 'E') {
+		j++
+		if j < len(s) && (s[j] == '+' || s[j] == '-') {
+			j++
+		}
+		k := digits(j)
+		if k == j {
+			return false
+		}
+		j = k
+	}
+	return j == len(s)
 }

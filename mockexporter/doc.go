@@ -40,9 +40,28 @@
 // Writes are validated: a value must be finite and inside the family's range
 // (no negative bytes, percentages within 0–100, statuses 0 or 1, counts
 // whole), a source's [Source.Bounds] must lie inside it, label values must be
-// non-empty valid UTF-8 of at most [MaxLabelValueLen] bytes. A rejected write
-// returns a *[ValidationError] (or wraps [ErrUnknownMetric], [ErrWrongType],
-// ...) and changes nothing.
+// non-empty valid UTF-8 without control characters (NUL to U+001F, DEL;
+// tab and newline are allowed, and escaped in the exposition, except in a
+// seed route's path) of
+// at most Options.MaxLabelValueBytes ([MaxLabelValueLen], 128) bytes. A
+// rejected write returns a *[ValidationError] (or wraps [ErrUnknownMetric],
+// [ErrWrongType], ...) and changes nothing.
+//
+// # Budgets
+//
+// A registry bounds what clients can make it hold, with [Options] whose zero
+// values are sane defaults: MaxSeries (100,000 series), MaxBytes (64 MiB of
+// families, series, labels, sources and scenarios, estimated as
+// [SeriesOverheadBytes] documents), MaxExpositionBytes (16 MiB: an upper
+// bound of the text exposition, so a scrape of /metrics stays within it),
+// MaxBuckets (64 a histogram), MaxLabels (32 a family) and
+// MaxLabelValueBytes (128). Every write that would create series (Set,
+// SetValue, Add, Observe, Declare with a default series, StartScenario) is
+// checked against them before anything changes: a budget exceeded is a
+// *[LimitError] (ErrLimit), a shape limit (buckets, labels, label length) a
+// *ValidationError, both naming the limit and its value.
+// [Registry.Usage] reports what is held; deleting series and Reset lower it.
+// The seed catalogue always fits, whatever the budgets.
 //
 // # HTTP API
 //
@@ -54,17 +73,22 @@
 //	POST /simulate/...                   the 26 seed routes (see [SeedRoutes]), e.g.
 //	                                     /simulate/cpu-usage/78, /simulate/disk-usage/sda/85,
 //	                                     /simulate/disk-read-error/sda (adds 1);
-//	                                     200 text/plain on success, 400/404/405 text/plain on error
+//	                                     200 text/plain on success, 400/404/405/413 text/plain on error;
+//	                                     values are decimal numbers only (no 0x1p4, 1_000, Inf, NaN,
+//	                                     spaces)
 //
 // /health and /metrics answer other methods than GET and HEAD with 405
 // (text/plain, Allow header); any path not listed here gets 404 with a JSON
 // error. The JSON control API answers {"status":"success","data":...};
-// errors are {"status":"error","error":"..."} with 400 (invalid input), 404
-// (unknown metric, series, scenario or route), 405 (wrong method, with an
-// Allow header), 409 (duplicate metric, limit reached) or 413 (body over
-// Options.MaxBodyBytes, 1 MiB by default):
+// errors are {"status":"error","error":"..."} with 400 (invalid input: also
+// invalid UTF-8, lone surrogates such as "\ud800", control characters in
+// label values, data after the JSON value, more buckets, labels or label
+// bytes than allowed), 404 (unknown metric, series, scenario or route), 405
+// (wrong method, with an Allow header), 409 (duplicate metric) or 413 (body
+// over Options.MaxBodyBytes, 1 MiB by default, or a budget or limit reached:
+// series, bytes, exposition size, families, running scenarios):
 //
-//	GET    /api/v1/metrics               declared families ([MetricOpts])
+//	GET    /api/v1/metrics               declared families ([MetricOptions])
 //	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
 //	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
 //	GET    /api/v1/series[?metric=NAME]  series with their current values and sources ([SeriesInfo])
@@ -82,6 +106,7 @@
 //	                                     {"hide":[{"metric":"mock_service_up"}]}
 //	DELETE /api/v1/faults                clear faults
 //	POST   /api/v1/reset                 back to the initial state ([Registry.Reset])
+//	GET    /api/v1/usage                 what the registry holds against its budgets ([Usage])
 //
 // # Determinism
 //

@@ -19,7 +19,8 @@ var (
 	// ErrWrongType: the operation does not apply to the metric's type (for
 	// example Observe on a gauge).
 	ErrWrongType = errors.New("mockexporter: operation not valid for this metric type")
-	// ErrLimit: a configured limit (series, scenarios) would be exceeded.
+	// ErrLimit: a limit or budget (series, bytes, exposition size,
+	// families, scenarios) would be exceeded; see [LimitError].
 	ErrLimit = errors.New("mockexporter: limit reached")
 	// ErrInvalid: the input was rejected; every *ValidationError matches
 	// it with errors.Is (errors.As gives the field and reason).

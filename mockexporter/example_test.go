@@ -21,11 +21,11 @@ func ExampleRegistry() {
 	now := time.Date(2026, 2, 10, 5, 35, 0, 0, time.UTC)
 	reg := mockexporter.New(mockexporter.Options{Empty: true, Now: func() time.Time { return now }})
 
-	_ = reg.Declare(mockexporter.MetricOpts{
+	_ = reg.Declare(mockexporter.MetricOptions{
 		Name: "app_memory_percent", Type: mockexporter.Gauge, Range: mockexporter.Percent,
 		LabelNames: []string{"app"},
 	})
-	_ = reg.Declare(mockexporter.MetricOpts{Name: "app_errors_total", Type: mockexporter.Counter})
+	_ = reg.Declare(mockexporter.MetricOptions{Name: "app_errors_total", Type: mockexporter.Counter})
 
 	// Memory ramps from 78% to 95% over 5 minutes; errors arrive at 0.5/s.
 	_ = reg.Set("app_memory_percent", mockexporter.Labels{"app": "api"},
@@ -92,7 +92,7 @@ func ExampleRegistry_Handler() {
 	// Output:
 	// 200 Mock Metrics Service is UP!
 	// 200 mock_high_memory_usage_bytes{instance="mock-app-1",service="mock-service"} set to 78
-	// 400 mockexporter: invalid value: "abc" is not a finite number
+	// 400 mockexporter: invalid value: "abc" is not a finite number (decimal digits only)
 	// mock_disk_usage_percent{device="sda",mountpoint="/data"} 0
 	// mock_disk_usage_percent{device="sdb",mountpoint="/data"} 85
 	// mock_high_memory_usage_bytes{instance="mock-app-1",service="mock-service"} 78

@@ -59,7 +59,7 @@ func (r *Registry) SetFaults(f Faults) error {
 			if !slices.Contains(fam.opts.LabelNames, k) {
 				return validationf(fmt.Sprintf("hide[%d].labels", i), "%q is not a label of %s", truncate(k), ref.Metric)
 			}
-			if err := checkLabelValue(k, v); err != nil {
+			if err := checkLabelValue(k, v, r.opts.MaxLabelValueBytes); err != nil {
 				return err
 			}
 		}

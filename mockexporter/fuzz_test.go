@@ -12,6 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/promflow/promflow/mockexporter"
 )
 
 var fuzzMethods = []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"}
@@ -45,6 +47,31 @@ func FuzzControlAPI(f *testing.F) {
 		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":1,"base":5,"step":1,"min":0,"max":10,"interval":"9007199254740992ns"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_connection_drops_total","source":{"kind":"ramp","from":0,"to":1.7e308,"duration":"1ns"}}`},
 		{1, "/api/v1/series", `{"metric":"mock_high_memory_usage_bytes","source":{"kind":"randomwalk","seed":3,"base":1,"step":1e300,"min":0,"max":1.7e308}}`},
+		// Issue 12: bad text and numbers, budgets (m >= 128 selects a
+		// registry with tight budgets; 133 % 6 is POST).
+		{1, "/simulate/cpu-usage/0x1p4", ""},
+		{1, "/simulate/memory-usage/1_000", ""},
+		{1, "/simulate/memory-usage/+Inf", ""},
+		{1, "/simulate/cpu-usage/%2078", ""},
+		{1, "/simulate/disk-usage/sd%00a/85", ""},
+		{1, "/simulate/disk-usage/%ED%A0%80/85", ""},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"\ud800"},"value":1}`},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"\ud800\u0041"},"value":1}`},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"\ud83d\ude00"},"value":1}`},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"a\u0000"},"value":1}`},
+		{1, "/api/v1/series", "{\"metric\":\"mock_service_up\",\"labels\":{\"service\":\"\xed\xa0\x80\"},\"value\":1}"},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","value":1} x`},
+		{1, "/api/v1/series", `{"metric":"mock_service_up","value":1}{"metric":"mock_service_up","value":0}`},
+		{1, "/api/v1/metrics", `{"name":"g","help":"a\u0000"}`},
+		{1, "/api/v1/metrics", `{"name":"h","type":"histogram","buckets":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}`},
+		{133, "/api/v1/metrics", `{"name":"h","type":"histogram","labels":["a"],"defaults":{"a":"x"},"buckets":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32]}`},
+		{133, "/api/v1/series", `{"metric":"mock_high_cpu_usage_percent","labels":{"instance":"i1"},"source":{"kind":"steps","values":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50],"every":"1s"}}`},
+		{133, "/api/v1/scenarios", `{"name":"grow","phases":[{"at":"0s","set":[{"metric":"mock_service_up","labels":{"service":"a"},"value":1},{"metric":"mock_service_up","labels":{"service":"b"},"value":1},{"metric":"mock_service_up","labels":{"service":"c"},"value":1}]}]}`},
+		{133, "/simulate/disk-usage/" + strings.Repeat("a", 30) + "/85", ""},
+		{1, "/api/v1/scenarios", "name: x\nphases:\n  - at: 0x10\n    set: [{metric: mock_service_up, value: 1}]\n"},
+		{1, "/api/v1/scenarios", "name: x\nphases:\n  - at: 0s\n    set: [{metric: mock_service_up, value: 1}]\n---\nname: y\n"},
+		{3, "/api/v1/series", `{"metric":"mock_service_up","labels":{"service":"mock-service"}}`},
+		{0, "/api/v1/usage", ""},
 	}
 	for _, s := range seeds {
 		f.Add(s.m, s.path, []byte(s.body))
@@ -58,6 +85,9 @@ func FuzzControlAPI(f *testing.F) {
 			u = &url.URL{Scheme: "http", Host: "mock", Path: path}
 		}
 		reg, clock := newTestRegistry(t)
+		if m >= 128 {
+			reg = mockexporter.New(tightBudgets(clock))
+		}
 		h := reg.Handler()
 		before := snapshot(t, reg)
 
@@ -102,6 +132,11 @@ func FuzzControlAPI(f *testing.F) {
 					t.Fatalf("%s %s %q: encoding (+%v): %v", req.Method, path, body, step, err)
 				}
 			}
+			if u := reg.Usage(); int64(buf.Len()) > u.ExpositionBytes ||
+				(u.MaxExpositionBytes >= 0 && u.ExpositionBytes > u.MaxExpositionBytes) ||
+				(u.MaxBytes >= 0 && u.Bytes > u.MaxBytes) || u.Series > u.MaxSeries {
+				t.Fatalf("%s %s %q: exposition of %d bytes, usage %+v: over a budget or over the estimate", req.Method, path, body, buf.Len(), u)
+			}
 			parser := expfmt.NewTextParser(model.LegacyValidation)
 			if _, err := parser.TextToMetricFamilies(&buf); err != nil {
 				t.Fatalf("%s %s %q: exposition does not parse (+%v): %v", req.Method, path, body, step, err)
@@ -111,4 +146,15 @@ func FuzzControlAPI(f *testing.F) {
 			}
 		}
 	})
+}
+
+// tightBudgets are options whose budgets leave room for a few series over
+// the catalogue, so the fuzzer reaches every refusal.
+func tightBudgets(clock *fakeClock) mockexporter.Options {
+	u := mockexporter.New(mockexporter.Options{Logger: discardLogger()}).Usage()
+	return mockexporter.Options{
+		Now: clock.Now, Logger: discardLogger(),
+		MaxSeries: u.Series + 4, MaxBytes: u.Bytes + 3000, MaxExpositionBytes: u.ExpositionBytes + 1500,
+		MaxBuckets: 8, MaxLabels: 3, MaxLabelValueBytes: 32,
+	}
 }

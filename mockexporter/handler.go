@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -52,6 +51,7 @@ func (r *Registry) Handler() http.Handler {
 		h.mux.HandleFunc("/api/v1/scenarios/{id}", h.apiScenario)
 		h.mux.HandleFunc("/api/v1/faults", h.apiFaults)
 		h.mux.HandleFunc("/api/v1/reset", h.apiReset)
+		h.mux.HandleFunc("/api/v1/usage", h.apiUsage)
 		// Any other path, under /api/ or not, is an unknown route: 404 JSON.
 		h.mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Errorf("no route %s %s", req.Method, truncate(req.URL.Path)))
@@ -172,7 +172,7 @@ func (h *handler) apiMetrics(w http.ResponseWriter, req *http.Request) {
 	case http.MethodGet, http.MethodHead:
 		writeData(w, http.StatusOK, h.r.Families())
 	case http.MethodPost:
-		var m MetricOpts
+		var m MetricOptions
 		if !h.decode(w, req, &m) {
 			return
 		}
@@ -383,6 +383,14 @@ func (h *handler) apiReset(w http.ResponseWriter, req *http.Request) {
 	writeData(w, http.StatusOK, map[string]string{"message": "reset"})
 }
 
+func (h *handler) apiUsage(w http.ResponseWriter, req *http.Request) {
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		methodNotAllowed(w, "GET")
+		return
+	}
+	writeData(w, http.StatusOK, h.r.Usage())
+}
+
 func (h *handler) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, h.r.opts.MaxBodyBytes))
 	if err != nil {
@@ -412,9 +420,10 @@ func (h *handler) decode(w http.ResponseWriter, req *http.Request, v any) bool {
 }
 
 func decodeStrict(body []byte, v any) error {
-	// encoding/json would silently turn invalid UTF-8 into U+FFFD.
-	if !utf8.Valid(body) {
-		return errors.New("malformed JSON: body is not valid UTF-8")
+	// encoding/json would silently turn invalid UTF-8 and lone surrogates
+	// into U+FFFD.
+	if err := checkJSONText(body); err != nil {
+		return fmt.Errorf("malformed JSON: %w", err)
 	}
 	dec := json.NewDecoder(strings.NewReader(string(body)))
 	dec.DisallowUnknownFields()
@@ -435,7 +444,9 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrUnknownMetric), errors.Is(err, ErrUnknownSeries), errors.Is(err, ErrUnknownScenario):
 		return http.StatusNotFound
-	case errors.Is(err, ErrDuplicateMetric), errors.Is(err, ErrLimit):
+	case errors.Is(err, ErrLimit):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrDuplicateMetric):
 		return http.StatusConflict
 	}
 	return http.StatusInternalServerError

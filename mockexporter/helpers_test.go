@@ -144,6 +144,7 @@ func snapshot(t testing.TB, r *mockexporter.Registry) string {
 	b.WriteString(formatAny(r.Faults()))
 	b.WriteString(formatAny(r.Scenarios()))
 	b.WriteString(formatAny(r.Families()))
+	b.WriteString(formatAny(r.Usage()))
 	return b.String()
 }
 

@@ -64,7 +64,7 @@ func TestPromtoolAcceptsExposition(t *testing.T) {
 	for _, tc := range seedCases {
 		require.Equal(t, http.StatusOK, do(t, h, "POST", tc.path, "").Code)
 	}
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{
 		Name: "app_request_duration_seconds", Help: "Request latency.", Type: mockexporter.Histogram,
 		Range: mockexporter.NonNegative, LabelNames: []string{"route"}, Defaults: mockexporter.Labels{"route": "/"},
 	}))
@@ -87,7 +87,7 @@ func TestPromtoolAcceptsExposition(t *testing.T) {
 		}
 		require.NoError(t, clean.Declare(m))
 	}
-	require.NoError(t, clean.Declare(mockexporter.MetricOpts{Name: "app_request_duration_seconds", Help: "Request latency.", Type: mockexporter.Histogram}))
+	require.NoError(t, clean.Declare(mockexporter.MetricOptions{Name: "app_request_duration_seconds", Help: "Request latency.", Type: mockexporter.Histogram}))
 	require.NoError(t, clean.Observe("app_request_duration_seconds", nil, 0.2, 0.7))
 	rec = do(t, clean.Handler(), "GET", "/metrics", "")
 	findings, exit = checkMetrics(t, bin, rec.Body.Bytes())

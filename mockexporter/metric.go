@@ -154,8 +154,8 @@ func (r Range) shape(v float64) float64 {
 // Labels maps label names to values.
 type Labels map[string]string
 
-// MetricOpts declares a simulated metric family.
-type MetricOpts struct {
+// MetricOptions declares a simulated metric family.
+type MetricOptions struct {
 	// Name must be a legacy Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*).
 	Name string `json:"name"`
 	// Help defaults to "Simulated metric <name>.".
@@ -181,20 +181,58 @@ type MetricOpts struct {
 	ObservationsPerSecond float64 `json:"observations_per_second,omitempty"`
 }
 
-// MaxLabelValueLen is the longest label value accepted, in bytes.
+// MaxLabelValueLen is the default of Options.MaxLabelValueBytes, the longest
+// label value accepted, in bytes.
 const MaxLabelValueLen = 128
 
-func checkLabelValue(name, v string) error {
-	switch {
-	case v == "":
-		return validationf("labels."+name, "must not be empty")
-	case len(v) > MaxLabelValueLen:
-		return validationf("labels."+name, "longer than %d bytes", MaxLabelValueLen)
-	case !utf8.ValidString(v):
-		return validationf("labels."+name, "is not valid UTF-8")
+// checkLabelValue checks a label value's text (see checkLabelText) and its
+// length (maxLen bytes at most).
+func checkLabelValue(name, v string, maxLen int) error {
+	if err := checkLabelText(name, v); err != nil {
+		return err
+	}
+	if len(v) > maxLen {
+		return validationf("labels."+name, "longer than %d bytes (MaxLabelValueBytes)", maxLen)
 	}
 	return nil
 }
+
+// checkLabelText refuses an empty label value, invalid UTF-8 (lone
+// surrogates included: Go's UTF-8 has none) and control characters other
+// than tab and newline (which Prometheus label values may hold, escaped in
+// the exposition).
+func checkLabelText(name, v string) error {
+	switch {
+	case v == "":
+		return validationf("labels."+name, "must not be empty")
+	case !utf8.ValidString(v):
+		return validationf("labels."+name, "is not valid UTF-8")
+	}
+	if i := strings.IndexFunc(v, isLabelControl); i >= 0 {
+		return validationf("labels."+name, "control character %U at byte %d", []rune(v[i:])[0], i)
+	}
+	return nil
+}
+
+// checkPathLabel is checkLabelText for a label value taken from a seed
+// route's path (a device, service or queue name), which holds no control
+// character at all.
+func checkPathLabel(name, v string) error {
+	if err := checkLabelText(name, v); err != nil {
+		return err
+	}
+	if i := strings.IndexFunc(v, isControl); i >= 0 {
+		return validationf("labels."+name, "control character %U at byte %d", []rune(v[i:])[0], i)
+	}
+	return nil
+}
+
+// isLabelControl reports the control characters a label value may not
+// hold: isControl but tab and newline.
+func isLabelControl(c rune) bool { return isControl(c) && c != '\t' && c != '\n' }
+
+// isControl reports the C0 control characters (NUL to U+001F) and DEL.
+func isControl(c rune) bool { return c < 0x20 || c == 0x7f }
 
 func validMetricName(s string) bool {
 	if s == "" || len(s) > 200 {

@@ -29,9 +29,32 @@ type Options struct {
 	// every scenario start and stop;
 	// default slog.Default().
 	Logger *slog.Logger
-	// MaxSeries caps the number of series (default 100,000; never fewer
-	// than the catalogue's 26 default series).
+	// MaxSeries caps the number of series (default DefaultMaxSeries,
+	// 100,000; never fewer than the catalogue's 26 default series).
 	MaxSeries int
+	// MaxBytes caps the estimated memory held by the families and series
+	// (see SeriesOverheadBytes for how it is counted and [Registry.Usage]):
+	// default DefaultMaxBytes (64 MiB); negative for no limit. The seed
+	// catalogue always fits.
+	MaxBytes int64
+	// MaxExpositionBytes caps the estimated size of the /metrics text
+	// exposition (an upper bound: HELP and TYPE lines, and buckets+3 lines a
+	// histogram series, each with the longest value text), so that a scrape
+	// stays within it: default DefaultMaxExpositionBytes (16 MiB), of which
+	// RuntimeExpositionReserve is kept for the runtime collectors; negative
+	// for no limit. The seed catalogue always fits.
+	MaxExpositionBytes int64
+	// MaxBuckets caps the buckets of a histogram family: default
+	// DefaultMaxBuckets (64).
+	MaxBuckets int
+	// MaxLabels caps the label names of a family, so the labels of each of
+	// its series: default DefaultMaxLabels (32); never fewer than the
+	// catalogue's 2 unless Empty.
+	MaxLabels int
+	// MaxLabelValueBytes caps the length of a label value: default
+	// MaxLabelValueLen (128 bytes); never less than the catalogue's longest
+	// default value (14 bytes) unless Empty.
+	MaxLabelValueBytes int
 	// MaxBodyBytes caps control API request bodies (default 1 MiB); larger
 	// bodies get 413.
 	MaxBodyBytes int64
@@ -52,6 +75,8 @@ type Registry struct {
 	fams      map[string]*family
 	order     []*family // sorted by name
 	nseries   int
+	usedBytes int64 // see Usage
+	usedExpo  int64
 	scenarios []*scenario // newest last
 	nextScen  int
 	faults    Faults
@@ -62,17 +87,20 @@ type Registry struct {
 }
 
 type family struct {
-	opts       MetricOpts
+	opts       MetricOptions
 	desc       *prometheus.Desc
 	series     map[string]*series
 	order      []*series
 	hasDefault bool
+	cost       cost // of the family itself, without its series
 }
 
 type series struct {
 	fam      *family
 	values   []string
 	pairs    []*dto.LabelPair
+	cost     cost
+	srcBytes int64 // sourceBytes(src), counted in Registry.usedBytes
 	src      Source
 	start    time.Time
 	bindings []*binding
@@ -93,10 +121,24 @@ func New(opts Options) *Registry {
 		opts.Logger = slog.Default()
 	}
 	if opts.MaxSeries <= 0 {
-		opts.MaxSeries = 100_000
+		opts.MaxSeries = DefaultMaxSeries
 	}
-	if !opts.Empty && opts.MaxSeries < len(seedRoutes) {
-		opts.MaxSeries = len(seedRoutes) // the catalogue's default series always fit
+	opts.MaxBytes = budgetOr(opts.MaxBytes, DefaultMaxBytes)
+	opts.MaxExpositionBytes = budgetOr(opts.MaxExpositionBytes, DefaultMaxExpositionBytes)
+	if opts.MaxBuckets <= 0 {
+		opts.MaxBuckets = DefaultMaxBuckets
+	}
+	if opts.MaxLabels <= 0 {
+		opts.MaxLabels = DefaultMaxLabels
+	}
+	if opts.MaxLabelValueBytes <= 0 {
+		opts.MaxLabelValueBytes = MaxLabelValueLen
+	}
+	if !opts.Empty {
+		// The catalogue and its seed routes always fit.
+		opts.MaxSeries = max(opts.MaxSeries, len(seedRoutes))
+		opts.MaxLabels = max(opts.MaxLabels, catalogueMaxLabels)
+		opts.MaxLabelValueBytes = max(opts.MaxLabelValueBytes, catalogueMaxValueLen)
 	}
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = 1 << 20
@@ -108,10 +150,26 @@ func New(opts Options) *Registry {
 	return r
 }
 
+// budgetOr maps a byte budget option to its value in effect: 0 is the
+// default, a negative value no limit (-1).
+func budgetOr(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return -1
+	}
+	return v
+}
+
 func (r *Registry) resetLocked() {
 	r.fams = map[string]*family{}
 	r.order = nil
 	r.nseries = 0
+	r.usedBytes, r.usedExpo = 0, r.baseExposition()
+	for _, sc := range r.scenarios {
+		r.usedBytes += sc.bytes // the history outlives a reset
+	}
 	for _, sc := range r.scenarios {
 		if sc.state == scenarioRunning {
 			sc.state = scenarioStopped
@@ -122,7 +180,7 @@ func (r *Registry) resetLocked() {
 	r.hideFam = nil
 	if !r.opts.Empty {
 		for _, m := range Catalogue() {
-			if err := r.declareLocked(m); err != nil {
+			if err := r.declareLocked(m, true); err != nil {
 				panic("mockexporter: bad catalogue: " + err.Error())
 			}
 		}
@@ -143,15 +201,20 @@ func (r *Registry) Reset() {
 const MaxFamilies = 10_000
 
 // Declare adds a metric family. It fails with ErrDuplicateMetric if the name
-// is taken, with ErrLimit beyond MaxFamilies families (or MaxSeries series)
-// and with a *ValidationError for a bad name, label or bucket.
-func (r *Registry) Declare(m MetricOpts) error {
+// is taken, with a *LimitError (ErrLimit) beyond MaxFamilies families or
+// when the family and its default series would exceed a budget of
+// [Options], and with a *ValidationError for a bad name, label or bucket
+// (more labels than Options.MaxLabels or buckets than Options.MaxBuckets
+// included). On error nothing changes.
+func (r *Registry) Declare(m MetricOptions) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.declareLocked(m)
+	return r.declareLocked(m, false)
 }
 
-func (r *Registry) declareLocked(m MetricOpts) error {
+// declareLocked validates m and adds its family (and default series). With
+// force (the seed catalogue) the budgets are not checked.
+func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 	if !validMetricName(m.Name) {
 		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
 	}
@@ -159,7 +222,7 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
 	}
 	if len(r.fams) >= MaxFamilies {
-		return fmt.Errorf("%w: at most %d metric families", ErrLimit, MaxFamilies)
+		return &LimitError{Limit: "MaxFamilies", Max: MaxFamilies, Want: int64(len(r.fams) + 1), What: "number of metric families"}
 	}
 	if m.Type < Gauge || m.Type > Histogram {
 		return validationf("type", "unknown type %d", int(m.Type))
@@ -174,11 +237,82 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 	if other := r.collidingLocked(m.Name, m.Type); other != "" {
 		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
 	}
+	if err := r.normalizeMetric(&m); err != nil {
+		return err
+	}
+	f := &family{
+		opts:   m,
+		desc:   prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil),
+		series: map[string]*series{},
+		cost:   familyCost(&m),
+	}
+	f.hasDefault = len(m.Defaults) == len(m.LabelNames)
+	var vals []string
+	c := f.cost
+	if f.hasDefault {
+		vals = make([]string, len(m.LabelNames))
+		for i, ln := range m.LabelNames {
+			vals[i] = m.Defaults[ln]
+		}
+		c = c.plus(seriesCost(f, vals))
+	}
+	if !force {
+		if err := r.admitLocked(c); err != nil {
+			return err
+		}
+	}
+	r.fams[m.Name] = f
+	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= m.Name })
+	r.order = slices.Insert(r.order, i, f)
+	r.chargeLocked(f.cost)
+	if f.hasDefault {
+		s := r.addSeriesLocked(f, vals, r.now())
+		s.src = Constant(m.Initial)
+	}
+	return nil
+}
+
+// normalizeMetric checks the labels, help, buckets and initial value of m
+// and fills in their defaults; it returns m's fields cloned.
+func (r *Registry) normalizeMetric(m *MetricOptions) error {
 	if m.Range < Any || m.Range > Count {
 		return validationf("range", "unknown range %d", int(m.Range))
 	}
-	if len(m.LabelNames) > 32 {
-		return validationf("labels", "at most 32 label names")
+	if err := r.checkLabelNames(m); err != nil {
+		return err
+	}
+	if m.Help == "" {
+		m.Help = "Simulated metric " + m.Name + "."
+	}
+	if !utf8.ValidString(m.Help) || len(m.Help) > 1024 {
+		return validationf("help", "must be valid UTF-8 of at most 1024 bytes")
+	}
+	if i := strings.IndexFunc(m.Help, func(c rune) bool { return isControl(c) && c != '\n' && c != '\t' }); i >= 0 {
+		return validationf("help", "control character %U at byte %d (only tab and newline are allowed)", []rune(m.Help[i:])[0], i)
+	}
+	if m.Type == Histogram {
+		if err := r.checkBuckets(m); err != nil {
+			return err
+		}
+	} else if m.Buckets != nil {
+		return validationf("buckets", "only histograms have buckets")
+	}
+	initialRange := m.Range
+	if m.Type == Counter {
+		initialRange = NonNegative
+	}
+	if err := initialRange.check(m.Initial); err != nil {
+		return validationf("initial", "%s", err.(*ValidationError).Reason)
+	}
+	m.LabelNames = slices.Clone(m.LabelNames)
+	m.Buckets = slices.Clone(m.Buckets)
+	m.Defaults = cloneLabels(m.Defaults)
+	return nil
+}
+
+func (r *Registry) checkLabelNames(m *MetricOptions) error {
+	if len(m.LabelNames) > r.opts.MaxLabels {
+		return validationf("labels", "%d label names, over MaxLabels = %d", len(m.LabelNames), r.opts.MaxLabels)
 	}
 	seen := map[string]bool{}
 	for _, ln := range m.LabelNames {
@@ -197,66 +331,33 @@ func (r *Registry) declareLocked(m MetricOpts) error {
 		if !seen[k] {
 			return validationf("defaults", "%q is not a label of %s", truncate(k), m.Name)
 		}
-		if err := checkLabelValue(k, v); err != nil {
+		if err := checkLabelValue(k, v, r.opts.MaxLabelValueBytes); err != nil {
 			return err
 		}
 	}
-	if m.Help == "" {
-		m.Help = "Simulated metric " + m.Name + "."
+	return nil
+}
+
+func (r *Registry) checkBuckets(m *MetricOptions) error {
+	if m.Buckets == nil {
+		m.Buckets = prometheus.DefBuckets
 	}
-	if !utf8.ValidString(m.Help) || len(m.Help) > 1024 {
-		return validationf("help", "must be valid UTF-8 of at most 1024 bytes")
+	if len(m.Buckets) == 0 {
+		return validationf("buckets", "need at least 1 bucket")
 	}
-	if m.Type == Histogram {
-		if m.Buckets == nil {
-			m.Buckets = prometheus.DefBuckets
+	if len(m.Buckets) > r.opts.MaxBuckets {
+		return validationf("buckets", "%d buckets, over MaxBuckets = %d", len(m.Buckets), r.opts.MaxBuckets)
+	}
+	for i, b := range m.Buckets {
+		if math.IsNaN(b) || math.IsInf(b, 0) || (i > 0 && b <= m.Buckets[i-1]) {
+			return validationf("buckets", "must be finite and strictly increasing")
 		}
-		if len(m.Buckets) == 0 || len(m.Buckets) > 100 {
-			return validationf("buckets", "need 1 to 100 buckets")
-		}
-		for i, b := range m.Buckets {
-			if math.IsNaN(b) || math.IsInf(b, 0) || (i > 0 && b <= m.Buckets[i-1]) {
-				return validationf("buckets", "must be finite and strictly increasing")
-			}
-		}
-		if m.ObservationsPerSecond == 0 {
-			m.ObservationsPerSecond = 1
-		}
-		if err := finite("observations_per_second", m.ObservationsPerSecond); err != nil || m.ObservationsPerSecond < 0 || m.ObservationsPerSecond > 1e6 {
-			return validationf("observations_per_second", "must be between 0 and 1e6")
-		}
-	} else if m.Buckets != nil {
-		return validationf("buckets", "only histograms have buckets")
 	}
-	initialRange := m.Range
-	if m.Type == Counter {
-		initialRange = NonNegative
+	if m.ObservationsPerSecond == 0 {
+		m.ObservationsPerSecond = 1
 	}
-	if err := initialRange.check(m.Initial); err != nil {
-		return validationf("initial", "%s", err.(*ValidationError).Reason)
-	}
-	m.LabelNames = slices.Clone(m.LabelNames)
-	m.Buckets = slices.Clone(m.Buckets)
-	m.Defaults = cloneLabels(m.Defaults)
-	f := &family{
-		opts:   m,
-		desc:   prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil),
-		series: map[string]*series{},
-	}
-	f.hasDefault = len(m.Defaults) == len(m.LabelNames)
-	if f.hasDefault && r.nseries >= r.opts.MaxSeries {
-		return fmt.Errorf("%w: at most %d series", ErrLimit, r.opts.MaxSeries)
-	}
-	r.fams[m.Name] = f
-	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= m.Name })
-	r.order = slices.Insert(r.order, i, f)
-	if f.hasDefault {
-		vals := make([]string, len(m.LabelNames))
-		for i, ln := range m.LabelNames {
-			vals[i] = m.Defaults[ln]
-		}
-		s := r.addSeriesLocked(f, vals, r.now())
-		s.src = Constant(m.Initial)
+	if err := finite("observations_per_second", m.ObservationsPerSecond); err != nil || m.ObservationsPerSecond < 0 || m.ObservationsPerSecond > 1e6 {
+		return validationf("observations_per_second", "must be between 0 and 1e6")
 	}
 	return nil
 }
@@ -289,10 +390,10 @@ func (r *Registry) collidingLocked(name string, typ Type) string {
 }
 
 // Families returns the declared families, sorted by name.
-func (r *Registry) Families() []MetricOpts {
+func (r *Registry) Families() []MetricOptions {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]MetricOpts, len(r.order))
+	out := make([]MetricOptions, len(r.order))
 	for i, f := range r.order {
 		out[i] = f.opts
 		out[i].LabelNames = slices.Clone(f.opts.LabelNames)
@@ -324,14 +425,34 @@ func (r *Registry) Set(metric string, labels Labels, src Source) error {
 	if err := f.checkSource(src); err != nil {
 		return err
 	}
-	now := r.now()
-	s, err := r.seriesLocked(f, vals, now, true)
-	if err != nil {
+	// The source's parameters count towards MaxBytes (a steps source
+	// holds up to 1000 values): check the series and its new source
+	// together, before any change.
+	srcBytes := sourceBytes(src)
+	s, exists := f.series[seriesKey(vals)]
+	c := cost{bytes: srcBytes}
+	if exists {
+		c.bytes -= s.srcBytes
+	} else {
+		c = c.plus(seriesCost(f, vals))
+	}
+	if err := r.admitLocked(c); err != nil {
 		return err
 	}
+	now := r.now()
+	if !exists {
+		s = r.addSeriesLocked(f, vals, now)
+	}
 	s.integrate(now)
-	s.src, s.start = src, now
+	r.setSourceLocked(s, src, srcBytes, now)
 	return nil
+}
+
+// setSourceLocked gives s its own source src (srcBytes its sourceBytes)
+// from now, and accounts for it.
+func (r *Registry) setSourceLocked(s *series, src Source, srcBytes int64, now time.Time) {
+	r.usedBytes += srcBytes - s.srcBytes
+	s.src, s.start, s.srcBytes = src, now, srcBytes
 }
 
 // SetValue sets a gauge to v. For a counter it raises the counter to v
@@ -354,7 +475,7 @@ func (r *Registry) SetValue(metric string, labels Labels, v float64) error {
 		if err != nil {
 			return err
 		}
-		s.src, s.start = Constant(v), now
+		r.setSourceLocked(s, Constant(v), 0, now)
 	case Counter:
 		if err := NonNegative.check(v); err != nil {
 			return err
@@ -419,7 +540,7 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 		if err != nil {
 			return err
 		}
-		s.src, s.start = Constant(v), now
+		r.setSourceLocked(s, Constant(v), 0, now)
 	default:
 		return fmt.Errorf("%w: Add on histogram %s", ErrWrongType, metric)
 	}
@@ -470,6 +591,8 @@ func (r *Registry) Delete(metric string, labels Labels) error {
 	delete(f.series, key)
 	f.order = slices.DeleteFunc(f.order, func(x *series) bool { return x == s })
 	r.nseries--
+	r.usedBytes -= s.cost.bytes + s.srcBytes
+	r.usedExpo -= s.cost.expo
 	return nil
 }
 
@@ -632,11 +755,11 @@ func (r *Registry) resolveLocked(metric string, labels Labels) (*family, []strin
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownMetric, truncate(metric))
 	}
-	vals, err := f.resolve(labels)
+	vals, err := f.resolve(labels, r.opts.MaxLabelValueBytes)
 	return f, vals, err
 }
 
-func (f *family) resolve(labels Labels) ([]string, error) {
+func (f *family) resolve(labels Labels, maxValueLen int) ([]string, error) {
 	for k := range labels {
 		if !slices.Contains(f.opts.LabelNames, k) {
 			return nil, validationf("labels", "%q is not a label of %s (labels: %s)", truncate(k), f.opts.Name, strings.Join(f.opts.LabelNames, ", "))
@@ -650,7 +773,7 @@ func (f *family) resolve(labels Labels) ([]string, error) {
 				return nil, validationf("labels."+ln, "required by %s", f.opts.Name)
 			}
 		}
-		if err := checkLabelValue(ln, v); err != nil {
+		if err := checkLabelValue(ln, v, maxValueLen); err != nil {
 			return nil, err
 		}
 		vals[i] = v
@@ -687,14 +810,16 @@ func (r *Registry) seriesLocked(f *family, vals []string, now time.Time, create 
 	if !create {
 		return nil, fmt.Errorf("%w: %s%s", ErrUnknownSeries, f.opts.Name, formatLabels(f.opts.LabelNames, vals))
 	}
-	if r.nseries >= r.opts.MaxSeries {
-		return nil, fmt.Errorf("%w: at most %d series", ErrLimit, r.opts.MaxSeries)
+	if err := r.admitLocked(seriesCost(f, vals)); err != nil {
+		return nil, err
 	}
 	return r.addSeriesLocked(f, vals, now), nil
 }
 
+// addSeriesLocked adds a series without checking the budgets (the caller
+// has).
 func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *series {
-	s := &series{fam: f, values: vals, src: Constant(0), start: now, last: now}
+	s := &series{fam: f, values: vals, src: Constant(0), start: now, last: now, cost: seriesCost(f, vals)}
 	s.pairs = make([]*dto.LabelPair, len(vals))
 	for i, ln := range f.opts.LabelNames {
 		s.pairs[i] = &dto.LabelPair{Name: proto.String(ln), Value: proto.String(vals[i])}
@@ -706,6 +831,7 @@ func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *ser
 	f.series[seriesKey(vals)] = s
 	f.order = append(f.order, s)
 	r.nseries++
+	r.chargeLocked(s.cost)
 	return s
 }
 

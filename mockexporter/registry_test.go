@@ -127,7 +127,7 @@ func gatherValue(t *testing.T, g prometheus.Gatherer, name string) float64 {
 
 func TestHistogram(t *testing.T) {
 	reg, clock := newTestRegistry(t)
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{
 		Name: "app_request_duration_seconds", Type: mockexporter.Histogram, Range: mockexporter.NonNegative,
 		LabelNames: []string{"route"}, Buckets: []float64{0.1, 0.5, 1}, ObservationsPerSecond: 10,
 	}))
@@ -180,25 +180,29 @@ func TestRegistryValidationChangesNothing(t *testing.T) {
 		{"nil source", func() error { return reg.Set("mock_high_cpu_usage_percent", nil, nil) }, nil},
 		{"gauge add leaves range", func() error { return reg.Add("mock_high_cpu_usage_percent", nil, 150) }, nil},
 		{"delete unknown series", func() error { return reg.Delete("mock_service_up", mockexporter.Labels{"service": "x"}) }, mockexporter.ErrUnknownSeries},
-		{"duplicate declare", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "mock_service_up"}) }, mockexporter.ErrDuplicateMetric},
-		{"bad metric name", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "1bad"}) }, nil},
-		{"bad label name", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "ok", LabelNames: []string{"__x"}}) }, nil},
-		{"duplicate label", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "ok", LabelNames: []string{"a", "a"}}) }, nil},
+		{"duplicate declare", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "mock_service_up"}) }, mockexporter.ErrDuplicateMetric},
+		{"bad metric name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "1bad"}) }, nil},
+		{"bad label name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"__x"}}) }, nil},
+		{"duplicate label", func() error {
+			return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"a", "a"}})
+		}, nil},
 		{"default for unknown label", func() error {
-			return reg.Declare(mockexporter.MetricOpts{Name: "ok", LabelNames: []string{"a"}, Defaults: mockexporter.Labels{"b": "x"}})
+			return reg.Declare(mockexporter.MetricOptions{Name: "ok", LabelNames: []string{"a"}, Defaults: mockexporter.Labels{"b": "x"}})
 		}, nil},
 		{"unsorted buckets", func() error {
-			return reg.Declare(mockexporter.MetricOpts{Name: "ok", Type: mockexporter.Histogram, Buckets: []float64{1, 0.5}})
+			return reg.Declare(mockexporter.MetricOptions{Name: "ok", Type: mockexporter.Histogram, Buckets: []float64{1, 0.5}})
 		}, nil},
-		{"buckets on gauge", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "ok", Buckets: []float64{1}}) }, nil},
+		{"buckets on gauge", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "ok", Buckets: []float64{1}}) }, nil},
 		{"le label on histogram", func() error {
-			return reg.Declare(mockexporter.MetricOpts{Name: "ok", Type: mockexporter.Histogram, LabelNames: []string{"le"}})
+			return reg.Declare(mockexporter.MetricOptions{Name: "ok", Type: mockexporter.Histogram, LabelNames: []string{"le"}})
 		}, nil},
-		{"runtime collector name", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "go_goroutines"}) }, nil},
-		{"clash with counter samples", func() error { return reg.Declare(mockexporter.MetricOpts{Name: "mock_connection_drops_total_total"}) }, mockexporter.ErrDuplicateMetric},
+		{"runtime collector name", func() error { return reg.Declare(mockexporter.MetricOptions{Name: "go_goroutines"}) }, nil},
+		{"clash with counter samples", func() error {
+			return reg.Declare(mockexporter.MetricOptions{Name: "mock_connection_drops_total_total"})
+		}, mockexporter.ErrDuplicateMetric},
 		{"histogram clashing with gauge", func() error {
 			// It would expose mock_queue_backlog_high_count, a catalogue gauge.
-			return reg.Declare(mockexporter.MetricOpts{Name: "mock_queue_backlog_high", Type: mockexporter.Histogram, Buckets: []float64{1}})
+			return reg.Declare(mockexporter.MetricOptions{Name: "mock_queue_backlog_high", Type: mockexporter.Histogram, Buckets: []float64{1}})
 		}, mockexporter.ErrDuplicateMetric},
 	}
 	for _, tc := range cases {
@@ -236,7 +240,7 @@ func TestStatusAndCountShapeComputedValues(t *testing.T) {
 func TestDeclareDeleteAndLimit(t *testing.T) {
 	c := newClock()
 	reg := mockexporter.New(mockexporter.Options{Empty: true, Now: c.Now, MaxSeries: 3, Logger: discardLogger()})
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: "q_depth", LabelNames: []string{"queue"}, Range: mockexporter.Count}))
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{Name: "q_depth", LabelNames: []string{"queue"}, Range: mockexporter.Count}))
 	for _, q := range []string{"a", "b", "c"} {
 		require.NoError(t, reg.SetValue("q_depth", mockexporter.Labels{"queue": q}, 1))
 	}
@@ -261,9 +265,9 @@ func TestDeclareDeleteAndLimit(t *testing.T) {
 
 	// Families without a default series are capped too.
 	for i := 1; i < mockexporter.MaxFamilies; i++ {
-		require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: fmt.Sprintf("f%d", i), LabelNames: []string{"x"}}))
+		require.NoError(t, reg.Declare(mockexporter.MetricOptions{Name: fmt.Sprintf("f%d", i), LabelNames: []string{"x"}}))
 	}
-	assert.ErrorIs(t, reg.Declare(mockexporter.MetricOpts{Name: "one_too_many", LabelNames: []string{"x"}}), mockexporter.ErrLimit)
+	assert.ErrorIs(t, reg.Declare(mockexporter.MetricOptions{Name: "one_too_many", LabelNames: []string{"x"}}), mockexporter.ErrLimit)
 	assert.Len(t, reg.Families(), mockexporter.MaxFamilies)
 }
 
@@ -271,7 +275,7 @@ func TestResetRestoresCatalogue(t *testing.T) {
 	reg, _ := newTestRegistry(t)
 	initial := snapshot(t, reg)
 	require.NoError(t, reg.SetValue("mock_high_cpu_usage_percent", nil, 50))
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: "extra"}))
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{Name: "extra"}))
 	require.NoError(t, reg.SetFaults(mockexporter.Faults{Status: 500}))
 	reg.Reset()
 	// Scenarios list is empty too (none were started), so the whole state matches.
@@ -325,7 +329,7 @@ func TestErrorsAreWrapped(t *testing.T) {
 
 func TestExtremeSourcesStayFinite(t *testing.T) {
 	reg, clock := newTestRegistry(t)
-	require.NoError(t, reg.Declare(mockexporter.MetricOpts{Name: "wide"}))
+	require.NoError(t, reg.Declare(mockexporter.MetricOptions{Name: "wide"}))
 	require.NoError(t, reg.Set("wide", nil, mockexporter.Ramp{From: -math.MaxFloat64, To: math.MaxFloat64, Duration: time.Second}))
 	require.NoError(t, reg.Set("mock_connection_drops_total", nil, mockexporter.Constant(math.MaxFloat64)))
 	clock.Advance(500 * time.Millisecond)

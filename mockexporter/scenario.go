@@ -9,10 +9,9 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
-
-	"go.yaml.in/yaml/v3"
 )
 
 // Scenario is a timed script of phases, e.g. "memory at 78% now, ramp to 95%
@@ -108,6 +107,7 @@ type scenario struct {
 	state   ScenarioState
 	stopped time.Time
 	series  []*series
+	bytes   int64 // scenarioBytes(&def), counted in Registry.usedBytes
 }
 
 // binding is a scenario's script for one series.
@@ -154,7 +154,9 @@ func (b *binding) at(now time.Time) (Source, time.Duration, bool) {
 
 // ParseScenario reads a scenario from JSON (when the first non-space byte is
 // '{') or YAML. Unknown fields are errors, so a typo does not silently do
-// nothing. It checks the shape; the registry checks metrics and ranges when
+// nothing; so are invalid UTF-8, lone surrogates (\ud800 in JSON), data
+// after the JSON object or a second YAML document, and YAML numbers that
+// are not decimal (0x10, 1_000, .inf). It checks the shape; the registry checks metrics and ranges when
 // the scenario starts.
 func ParseScenario(data []byte) (Scenario, error) {
 	var sc Scenario
@@ -166,6 +168,9 @@ func ParseScenario(data []byte) (Scenario, error) {
 		return sc, validationf("scenario", "document is not valid UTF-8")
 	}
 	if trimmed[0] == '{' {
+		if err := checkJSONText(trimmed); err != nil {
+			return Scenario{}, &ValidationError{Field: "scenario", Reason: "malformed JSON: " + err.Error(), Err: err}
+		}
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&sc); err != nil {
@@ -175,9 +180,7 @@ func ParseScenario(data []byte) (Scenario, error) {
 			return Scenario{}, validationf("scenario", "trailing data after the JSON object")
 		}
 	} else {
-		dec := yaml.NewDecoder(bytes.NewReader(trimmed))
-		dec.KnownFields(true)
-		if err := dec.Decode(&sc); err != nil {
+		if err := decodeYAMLStrict(trimmed, &sc); err != nil {
 			return Scenario{}, &ValidationError{Field: "scenario", Reason: "malformed YAML: " + err.Error(), Err: err}
 		}
 	}
@@ -185,8 +188,8 @@ func ParseScenario(data []byte) (Scenario, error) {
 }
 
 func (sc *Scenario) validateShape() error {
-	if sc.Name == "" || len(sc.Name) > 128 || !utf8.ValidString(sc.Name) {
-		return validationf("name", "must be 1 to 128 bytes of UTF-8")
+	if sc.Name == "" || len(sc.Name) > 128 || !utf8.ValidString(sc.Name) || strings.ContainsFunc(sc.Name, isControl) {
+		return validationf("name", "must be 1 to 128 bytes of UTF-8 without control characters")
 	}
 	if sc.Duration < 0 {
 		return validationf("duration", "must not be negative")
@@ -231,8 +234,9 @@ func (sc *Scenario) validateShape() error {
 }
 
 // StartScenario validates sc against the declared metrics and starts it at
-// the registry's now. Series it names that do not exist yet are created. On
-// error nothing changes.
+// the registry's now. Series it names that do not exist yet are created;
+// if they would exceed a budget of [Options] it fails with a *LimitError.
+// On error nothing changes.
 func (r *Registry) StartScenario(sc Scenario) (ScenarioInfo, error) {
 	if err := sc.validateShape(); err != nil {
 		return ScenarioInfo{}, err
@@ -247,7 +251,7 @@ func (r *Registry) StartScenario(sc Scenario) (ScenarioInfo, error) {
 		}
 	}
 	if running >= maxScenarios {
-		return ScenarioInfo{}, fmt.Errorf("%w: at most %d scenarios at once", ErrLimit, maxScenarios)
+		return ScenarioInfo{}, &LimitError{Limit: "scenarios running at once", Max: maxScenarios, Want: int64(running + 1), What: "number of running scenarios"}
 	}
 
 	type plan struct {
@@ -299,19 +303,21 @@ func (r *Registry) StartScenario(sc Scenario) (ScenarioInfo, error) {
 			pl.entries = append(pl.entries, bindingEntry{at: time.Duration(p.At), src: src})
 		}
 	}
-	missing := 0
+	var missing cost // of the series the scenario creates: checked before any
 	for _, k := range keys {
 		if _, ok := plans[k].f.series[seriesKey(plans[k].vals)]; !ok {
-			missing++
+			missing = missing.plus(seriesCost(plans[k].f, plans[k].vals))
 		}
 	}
-	if r.nseries+missing > r.opts.MaxSeries {
-		return ScenarioInfo{}, fmt.Errorf("%w: at most %d series", ErrLimit, r.opts.MaxSeries)
+	scBytes := scenarioBytes(&sc)
+	if err := r.admitLocked(missing.plus(cost{bytes: scBytes})); err != nil {
+		return ScenarioInfo{}, err
 	}
 
 	now := r.now()
 	r.nextScen++
-	s := &scenario{id: "s" + strconv.Itoa(r.nextScen), def: cloneScenario(sc), start: now, state: scenarioRunning}
+	s := &scenario{id: "s" + strconv.Itoa(r.nextScen), def: cloneScenario(sc), start: now, state: scenarioRunning, bytes: scBytes}
+	r.usedBytes += scBytes
 	for _, k := range keys {
 		pl := plans[k]
 		se, err := r.seriesLocked(pl.f, pl.vals, now, true)
@@ -408,6 +414,7 @@ func (r *Registry) pruneScenariosLocked() {
 	r.scenarios = slices.DeleteFunc(r.scenarios, func(s *scenario) bool {
 		if drop > 0 && s.state != scenarioRunning {
 			drop--
+			r.usedBytes -= s.bytes
 			return true
 		}
 		return false

@@ -252,7 +252,7 @@ func TestFinishedScenariosFreeTheirSlot(t *testing.T) {
 		assert.Equal(t, mockexporter.ScenarioFinished, si.State, si.ID)
 	}
 
-	// Scenarios that keep running do hit the limit, with ErrLimit (409).
+	// Scenarios that keep running do hit the limit, with ErrLimit (413).
 	forever := short
 	forever.Duration = 0
 	var err2 error
@@ -264,6 +264,7 @@ func TestFinishedScenariosFreeTheirSlot(t *testing.T) {
 	assert.ErrorIs(t, err2, mockexporter.ErrLimit)
 	before := snapshot(t, reg)
 	rec := do(t, reg.Handler(), "POST", "/api/v1/scenarios", `{"name":"one-more","phases":[{"at":"0s","set":[{"metric":"mock_service_up","value":0}]}]}`)
-	assert.Equal(t, http.StatusConflict, rec.Code, rec.Body.String())
+	assert.Equal(t, http.StatusRequestEntityTooLarge, rec.Code, rec.Body.String())
+	assert.Contains(t, rec.Body.String(), "is 100", "the message names the limit's value")
 	assert.Equal(t, before, snapshot(t, reg), "state changed")
 }

@@ -1,7 +1,6 @@
 package promflowtest_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"os"
@@ -22,26 +21,8 @@ import (
 // fill from the REST API, and an incident opened through the API shows up
 // as a live event without a reload.
 func TestDashboardInBrowser(t *testing.T) {
-	chromium := testutil.Chromium(t)
 	p := startPipeline(t)
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.WindowSize(1280, 900),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
+	ctx := testutil.Browser(t, 1280, 900, 90*time.Second)
 
 	resp, err := http.Post(p.MockURL+"/simulate/memory-usage/78", "text/plain", nil)
 	require.NoError(t, err)

@@ -32,6 +32,23 @@
 // handles) poll until the condition holds or the context ends; [WaitContext]
 // gives a context bounded by [DefaultWaitTimeout].
 //
+// # Supervision and fault drills
+//
+// [StartPipeline] and [Pipeline] keep their Prometheus and Alertmanager
+// children running: one that exits is started again with backoff (250 ms
+// doubling to 10 s, back to 250 ms after 30 s up) on the same address and
+// data directory, its outage logged and reported by service-metrics'
+// /ready (prometheus, alertmanager, postgres), while the rest keeps
+// serving. [RunningPipeline.Err] reports only what cannot recover: an
+// in-process server that fails, or a child that could not be started again
+// (10 failed starts in a row, or its binary gone). PostgreSQL may be down
+// at start or go away: service-metrics answers 503 meanwhile and catches
+// up when it is back. Prometheus is started without its lifecycle and
+// admin APIs ([PipelineOptions].PrometheusLifecycle turns them on) and
+// answers CORS for local pages only ([LoopbackOrigins]). A fault drill
+// kills a child with [RunningPipeline.Process] and [Process.Kill], then
+// waits for another process ([RunningPipeline.Restarts]).
+//
 // # What is guaranteed
 //
 //   - Every server listens on loopback, on a port free when it started; a

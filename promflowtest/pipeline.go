@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/promflow/promflow/httpedge"
+	"github.com/promflow/promflow/internal/supervise"
 	"github.com/promflow/promflow/mockexporter"
 	"github.com/promflow/promflow/promquery"
 	"github.com/promflow/promflow/servicemetrics"
@@ -52,6 +53,11 @@ const WebhookPlaceholder = "${SERVICE_METRICS_WEBHOOK}"
 // "${RECEIVER_URL}/pager" records notifications with Path "/pager".
 const ReceiverPlaceholder = "${RECEIVER_URL}"
 
+// LoopbackOrigins is the --web.cors.origin of the pipeline's Prometheus:
+// pages served from this machine (localhost, 127.0.0.1, [::1], any port)
+// may read its API; other sites' pages may not.
+const LoopbackOrigins = `https?://(localhost|127\.0\.0\.1|\[::1\])(:[0-9]+)?`
+
 // PipelineOptions selects addresses and external components. Every zero field has a
 // working default: the seed's ports on loopback, a local Prometheus and
 // Alertmanager started as children, the local PostgreSQL. These are
@@ -79,13 +85,22 @@ type PipelineOptions struct {
 	// service-metrics' /api/alertmanager/webhook.
 	AlertmanagerURL  string
 	AlertmanagerAddr string
-	// DatabaseURL defaults to DefaultDatabaseURL.
+	// PrometheusLifecycle starts the pipeline's Prometheus with its
+	// lifecycle and admin APIs (POST /-/quit, /-/reload, TSDB admin); off
+	// by default, since any page or client reaching the port could stop it
+	// or delete its data. See [PrometheusOptions].EnableLifecycle.
+	PrometheusLifecycle bool
+	// DatabaseURL defaults to DefaultDatabaseURL. PostgreSQL need not be
+	// up: service-metrics retries in the background and its API answers
+	// 503 meanwhile.
 	DatabaseURL string
 
 	// AllowedOrigins and CORSOrigins are service-metrics' browser origin
 	// settings (servicemetrics.Config); nil keeps its defaults.
 	AllowedOrigins []string
 	CORSOrigins    []string
+	// Demo loads the seed report's incidents (servicemetrics.Config.Demo).
+	Demo bool
 
 	ScrapeInterval time.Duration // also the rule evaluation interval; default 5s
 	PollInterval   time.Duration // default 10s
@@ -130,14 +145,18 @@ type RunningPipeline struct {
 	serving    sync.WaitGroup
 	pendingLns []net.Listener
 	forwarders []*forwarder
-	children   []*Process
+	children   []child
 	pool       *pgxpool.Pool
 	tempDir    string
 	closeOnce  sync.Once
 	closeErr   error
 	serveErrs  chan error
-	closing    chan struct{} // closed by Close: child watchers stop
-	watching   sync.WaitGroup
+}
+
+// child is a supervised child process of the pipeline.
+type child struct {
+	name string
+	sup  *supervise.Supervisor[*Process]
 }
 
 // StartPipeline brings the pipeline up and returns once every component is
@@ -148,7 +167,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p
 	// to nil before this deferred function runs.
-	started := &RunningPipeline{log: cfg.Logger, serveErrs: make(chan error, 4), closing: make(chan struct{})}
+	started := &RunningPipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
 	p = started
 	defer func() {
 		if err != nil {
@@ -203,16 +222,17 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		if err != nil {
 			return nil, err
 		}
-		am, err := StartAlertmanager(ctx, AlertmanagerOptions{
+		amOpts := AlertmanagerOptions{
 			Addr:    loopbackIPv4(cfg.AlertmanagerAddr),
 			DataDir: dir,
 			Config:  amConfig,
+		}
+		am, err := p.supervise(ctx, "alertmanager", func(ctx context.Context) (*Process, error) {
+			return StartAlertmanager(ctx, amOpts)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: alertmanager: %w", err)
 		}
-		p.children = append(p.children, am)
-		p.watch(am)
 		p.AlertmanagerURL = am.URL
 		if err := p.forward(cfg.AlertmanagerAddr, am.Addr); err != nil {
 			return nil, err
@@ -230,7 +250,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 			return nil, err
 		}
 		promAddr := loopbackIPv4(cfg.PrometheusAddr)
-		prom, err := StartPrometheus(ctx, PrometheusOptions{
+		promOpts := PrometheusOptions{
 			Addr:               promAddr,
 			DataDir:            dir,
 			ScrapeInterval:     cfg.ScrapeInterval,
@@ -240,14 +260,17 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 				{JobName: "service-metrics", Targets: []string{svcLn.Addr().String()}},
 				{JobName: "prometheus", Targets: []string{promAddr}},
 			},
-			RuleFiles:     pipelineRules(cfg),
-			Alertmanagers: []string{amAddr},
+			RuleFiles:       pipelineRules(cfg),
+			Alertmanagers:   []string{amAddr},
+			EnableLifecycle: cfg.PrometheusLifecycle,
+			CORSOrigin:      LoopbackOrigins,
+		}
+		prom, err := p.supervise(ctx, "prometheus", func(ctx context.Context) (*Process, error) {
+			return StartPrometheus(ctx, promOpts)
 		})
 		if err != nil {
 			return nil, fmt.Errorf("promflowtest: pipeline: prometheus: %w", err)
 		}
-		p.children = append(p.children, prom)
-		p.watch(prom)
 		p.PrometheusURL = prom.URL
 		if err := p.forward(cfg.PrometheusAddr, prom.Addr); err != nil {
 			return nil, err
@@ -257,18 +280,22 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	if p.Client, err = promquery.New(p.PrometheusURL, promquery.Options{}); err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: prometheus client: %w", err)
 	}
+	// pgxpool.New does not connect: a PostgreSQL that is down is
+	// service-metrics' to wait for.
 	p.pool, err = pgxpool.New(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
 	}
 	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
-		PrometheusURL:  p.PrometheusURL,
-		Pool:           p.pool,
-		PollInterval:   cfg.PollInterval,
-		ExtraQueries:   MockQueries(),
-		AllowedOrigins: cfg.AllowedOrigins,
-		CORSOrigins:    cfg.CORSOrigins,
-		Logger:         cfg.Logger,
+		PrometheusURL:   p.PrometheusURL,
+		AlertmanagerURL: p.AlertmanagerURL,
+		Pool:            p.pool,
+		PollInterval:    cfg.PollInterval,
+		ExtraQueries:    MockQueries(),
+		AllowedOrigins:  cfg.AllowedOrigins,
+		CORSOrigins:     cfg.CORSOrigins,
+		Demo:            cfg.Demo,
+		Logger:          cfg.Logger,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: service-metrics: %w", err)
@@ -278,34 +305,71 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	return p, nil
 }
 
-// Err returns a channel that receives an error if one of the in-process
-// HTTP servers stops, or a child process exits, before Close.
+// Err returns a channel that receives the pipeline's unrecoverable
+// problems: an in-process HTTP server (mock-metrics, service-metrics) that
+// stops before Close, or a child process that exited and could not be
+// started again (see [RunningPipeline.Process]). A child that exits is
+// not one: it is restarted with backoff on the same address and data
+// directory, its outage logged and shown in service-metrics' /ready, while
+// the rest of the pipeline keeps serving. Neither is a PostgreSQL outage,
+// which service-metrics rides out.
 func (p *RunningPipeline) Err() <-chan error { return p.serveErrs }
 
-// watch reports on serveErrs a child that exits before Close.
-func (p *RunningPipeline) watch(c *Process) {
-	p.watching.Add(1)
-	go func() {
-		defer p.watching.Done()
-		select {
-		case <-p.closing:
-		case <-c.Done():
-			select {
-			case <-p.closing:
-				return
-			default:
-			}
-			p.log.Error("child process exited", "component", c.Name)
-			log := c.Log()
-			if len(log) > 2000 {
-				log = "…" + log[len(log)-2000:]
-			}
-			select {
-			case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s exited unexpectedly\n--- %s log ---\n%s", c.Name, c.Name, log):
-			default:
+// Process returns the running process of the child named "prometheus" or
+// "alertmanager", or nil when that child is external (PrometheusURL,
+// AlertmanagerURL), down (between a crash and its restart) or stopped. It
+// is a new *Process after each restart; a fault drill kills it with
+// [Process.Kill] and waits for another.
+func (p *RunningPipeline) Process(name string) *Process {
+	for _, c := range p.children {
+		if c.name == name {
+			if proc, up := c.sup.Current(); up {
+				return proc
 			}
 		}
-	}()
+	}
+	return nil
+}
+
+// Restarts returns how many times the child named "prometheus" or
+// "alertmanager" was restarted after it exited.
+func (p *RunningPipeline) Restarts(name string) int {
+	for _, c := range p.children {
+		if c.name == name {
+			return c.sup.Restarts()
+		}
+	}
+	return 0
+}
+
+// childSupervision is the backoff of the pipeline's children: the
+// supervise defaults (a package variable so that this package's tests can
+// shorten it).
+var childSupervision = supervise.Options{}
+
+// supervise starts a child and keeps it running until Close.
+func (p *RunningPipeline) supervise(ctx context.Context, name string, start func(context.Context) (*Process, error)) (*Process, error) {
+	opts := childSupervision // the backoff
+	opts.Name = name
+	opts.Logger = p.log
+	opts.Permanent = func(err error) bool { return errors.Is(err, ErrBinaryNotFound) }
+	opts.ExitInfo = func(c supervise.Child) string { return c.(*Process).exitInfo() }
+	opts.OnGiveUp = func(err error) { p.report(fmt.Errorf("promflowtest: pipeline: %w", err)) }
+	sup, err := supervise.Start(ctx, start, opts)
+	if err != nil {
+		return nil, err
+	}
+	p.children = append(p.children, child{name: name, sup: sup})
+	proc, _ := sup.Current()
+	return proc, nil
+}
+
+// report sends err on Err unless one is already waiting there.
+func (p *RunningPipeline) report(err error) {
+	select {
+	case p.serveErrs <- err:
+	default:
+	}
 }
 
 // serve serves h on every listener of lns with one http.Server.
@@ -318,10 +382,7 @@ func (p *RunningPipeline) serve(name string, lns []net.Listener, h http.Handler)
 			defer p.serving.Done()
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				p.log.Error("server stopped", "component", name, "err", err)
-				select {
-				case p.serveErrs <- fmt.Errorf("promflowtest: pipeline: %s: %w", name, err):
-				default:
-				}
+				p.report(fmt.Errorf("promflowtest: pipeline: %s: %w", name, err))
 			}
 		}()
 	}
@@ -348,7 +409,6 @@ func (p *RunningPipeline) forward(asked, v4addr string) error {
 // idempotent.
 func (p *RunningPipeline) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
-		close(p.closing)
 		var errs []error
 		if p.Service != nil {
 			errs = append(errs, p.Service.Shutdown(ctx))
@@ -367,9 +427,8 @@ func (p *RunningPipeline) Close(ctx context.Context) error {
 		}
 		p.serving.Wait()
 		for i := len(p.children) - 1; i >= 0; i-- {
-			errs = append(errs, p.children[i].Stop())
+			errs = append(errs, p.children[i].sup.Stop())
 		}
-		p.watching.Wait()
 		if p.pool != nil {
 			p.pool.Close()
 		}

@@ -52,7 +52,9 @@ func Pipeline(t testing.TB, opts PipelineOptions) *RunningPipeline {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, c := range p.children {
-				t.Logf("--- %s log (%s) ---\n%s", c.Name, c.URL, c.Log())
+				if proc, _ := c.sup.Current(); proc != nil {
+					t.Logf("--- %s log (%s, %d restarts) ---\n%s", proc.Name, proc.URL, c.sup.Restarts(), proc.Log())
+				}
 			}
 			if logs != nil {
 				t.Logf("--- pipeline log (mock-metrics, service-metrics) ---\n%s", logs.String())
@@ -144,12 +146,32 @@ func (p *RunningPipeline) WaitAlertmanagerAlert(ctx context.Context, match Label
 }
 
 // WaitIncidentOpened waits until service-metrics has an open incident of
-// the service; see [WaitIncidentOpened].
+// the service; see [WaitIncidentOpened]. While PostgreSQL has not been
+// reachable yet it waits for that first.
 func (p *RunningPipeline) WaitIncidentOpened(ctx context.Context, service string) (incidents.Incident, error) {
-	return WaitIncidentOpened(ctx, p.Service.Store(), service)
+	store, err := p.waitStore(ctx)
+	if err != nil {
+		return incidents.Incident{}, err
+	}
+	return WaitIncidentOpened(ctx, store, service)
 }
 
 // WaitIncidentResolved waits until the incident id is resolved.
 func (p *RunningPipeline) WaitIncidentResolved(ctx context.Context, id string) (incidents.Incident, error) {
-	return WaitIncidentResolved(ctx, p.Service.Store(), id)
+	store, err := p.waitStore(ctx)
+	if err != nil {
+		return incidents.Incident{}, err
+	}
+	return WaitIncidentResolved(ctx, store, id)
+}
+
+// waitStore waits until service-metrics has reached PostgreSQL (it starts
+// without it) and returns its store.
+func (p *RunningPipeline) waitStore(ctx context.Context) (*incidents.Store, error) {
+	var store *incidents.Store
+	err := poll(ctx, "service-metrics connected to PostgreSQL", func() (bool, string) {
+		store = p.Service.Store()
+		return store != nil, "PostgreSQL not reachable yet (incidents API answers 503)"
+	})
+	return store, err
 }

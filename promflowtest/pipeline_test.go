@@ -113,19 +113,3 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 		ln.Close()
 	}
 }
-
-// TestChildExitIsReported stops the pipeline's Prometheus from outside
-// (its lifecycle API): Err must say so rather than the pipeline going on
-// without it.
-func TestChildExitIsReported(t *testing.T) {
-	p := startPipeline(t)
-	code, _ := post(t, p.PrometheusURL+"/-/quit")
-	require.Equal(t, http.StatusOK, code)
-	select {
-	case err := <-p.Err():
-		require.Error(t, err)
-		assert.Contains(t, err.Error(), "prometheus exited")
-	case <-time.After(30 * time.Second):
-		t.Fatal("no error on Err() after Prometheus exited")
-	}
-}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"sync"
 	"time"
@@ -89,6 +90,31 @@ func (p *Process) Stop() error {
 		}
 	})
 	return p.stopErr
+}
+
+// Kill kills the process at once (SIGKILL on Unix), as a crash would, and
+// waits until it has exited; for fault drills. Use Stop to end it cleanly.
+func (p *Process) Kill() error {
+	select {
+	case <-p.done:
+		return nil
+	default:
+	}
+	err := p.cmd.Process.Kill()
+	<-p.done
+	if errors.Is(err, os.ErrProcessDone) {
+		err = nil
+	}
+	return err
+}
+
+// exitInfo says how the process ended and what it wrote last.
+func (p *Process) exitInfo() string {
+	log := p.Log()
+	if len(log) > 2000 {
+		log = "…" + log[len(log)-2000:]
+	}
+	return fmt.Sprintf("%v; log tail:\n%s", p.waitErr, log)
 }
 
 func start(ctx context.Context, name, binary string, args []string, addr, readyPath string) (*Process, error) {

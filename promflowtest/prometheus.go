@@ -51,6 +51,15 @@ type PrometheusOptions struct {
 	Rules string
 	// Alertmanagers are host:port addresses alerts are sent to.
 	Alertmanagers []string
+	// EnableLifecycle turns on Prometheus' lifecycle API (POST /-/quit and
+	// /-/reload) and its admin API (TSDB snapshots and deletion). Off by
+	// default: either lets any client that reaches the port stop Prometheus
+	// or delete its data. Stop a server with [Process.Stop] instead.
+	EnableLifecycle bool
+	// CORSOrigin is the regular expression (fully anchored) of the
+	// browser origins whose pages may read Prometheus' API
+	// (--web.cors.origin); empty keeps Prometheus' default, any origin.
+	CORSOrigin string
 	// ExtraArgs are appended to the command line (e.g. --query.timeout=1s).
 	ExtraArgs []string
 }
@@ -163,8 +172,12 @@ func StartPrometheus(ctx context.Context, cfg PrometheusOptions) (*Process, erro
 		"--config.file=" + confPath,
 		"--storage.tsdb.path=" + filepath.Join(cfg.DataDir, "tsdb"),
 		"--web.listen-address=" + addr,
-		"--web.enable-lifecycle",
-		"--web.enable-admin-api",
+	}
+	if cfg.EnableLifecycle {
+		args = append(args, "--web.enable-lifecycle", "--web.enable-admin-api")
+	}
+	if cfg.CORSOrigin != "" {
+		args = append(args, "--web.cors.origin="+cfg.CORSOrigin)
 	}
 	args = append(args, cfg.ExtraArgs...)
 	return start(ctx, "prometheus", bin, args, addr, "/-/ready")

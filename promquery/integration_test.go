@@ -95,7 +95,7 @@ func startEnv(t *testing.T) *env {
 	t.Helper()
 	me := promflowtest.MockExporter(t, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true})
 	mock, app := me.Registry, me.Server
-	require.NoError(t, mock.Declare(mockexporter.MetricOpts{
+	require.NoError(t, mock.Declare(mockexporter.MetricOptions{
 		Name: "promquery_test_gauge", Help: "Test gauge with hostile label values.",
 		Type: mockexporter.Gauge, LabelNames: []string{"tag"},
 	}))

@@ -1,7 +1,6 @@
 package servicemetrics_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -35,7 +34,6 @@ ws.onerror = () => { result.ws = result.ws || "blocked"; };
 // CORSOrigins and AllowedOrigins set to a third origin, the browser blocks
 // both.
 func TestBrowserCrossOrigin(t *testing.T) {
-	chromium := testutil.Chromium(t)
 	for _, tc := range []struct {
 		name string
 		edit func(*servicemetrics.Config)
@@ -58,7 +56,7 @@ func TestBrowserCrossOrigin(t *testing.T) {
 			// localhost, not 127.0.0.1: another origin than the service's.
 			page := strings.Replace(ui.URL, "127.0.0.1", "localhost", 1)
 
-			got := browse(t, chromium, page)
+			got := browse(t, page)
 			assert.Equal(t, tc.want, got)
 		})
 	}
@@ -66,19 +64,9 @@ func TestBrowserCrossOrigin(t *testing.T) {
 
 // browse opens url in a headless Chromium and returns window.result once
 // it has both entries.
-func browse(t *testing.T, chromium, url string) map[string]string {
+func browse(t *testing.T, url string) map[string]string {
 	t.Helper()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 60*time.Second)
-	defer cancelT()
+	ctx := testutil.Browser(t, 1280, 900, 60*time.Second)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(url)))
 	got, err := chromedp.Run(ctx, chromedp.Poll[map[string]string](`window.result && result.fetch && result.ws && result`,
 		chromedp.WithPollingTimeout(30*time.Second)))

@@ -1,7 +1,6 @@
 package servicemetrics_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -45,19 +44,8 @@ func apiGETs(t *testing.T, base string) float64 {
 // dashboard as live events; the page patches itself from them and refetches
 // its tables at most once a second, not three requests per event.
 func TestDashboardEventBurst(t *testing.T) {
-	chromium := testutil.Chromium(t)
+	ctx := testutil.Browser(t, 1280, 900, 90*time.Second)
 	_, srv, _ := start(t)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true),
-	)
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelT()
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`#conn.up`))))
 
 	const n = 200

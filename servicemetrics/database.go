@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/promflow/promflow/httpedge"
@@ -36,7 +37,7 @@ const (
 // asked, and subscribes to the change feed.
 func (s *Server) openDB(ctx context.Context) (*dbState, error) {
 	pool := s.cfg.Pool
-	if err := incidents.Migrate(ctx, pool); err != nil {
+	if err := s.migrate(ctx); err != nil {
 		return nil, err
 	}
 	writable, err := incidents.Writable(ctx, pool)
@@ -55,13 +56,33 @@ func (s *Server) openDB(ctx context.Context) (*dbState, error) {
 	}
 	st := &dbState{writable: writable}
 	st.store = incidents.NewStore(pool, incidents.Options{Logger: s.log})
-	st.sub, err = st.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: s.log})
+	st.sub, err = st.store.Subscribe(ctx, incidents.SubscribeOptions{Logger: s.log, ListenConnString: s.cfg.ListenURL})
 	if err != nil {
 		return nil, err
 	}
 	st.api = incidents.NewHandler(st.store, incidents.HandlerOptions{Logger: s.log, Intake: s.cfg.Intake, ReadOnly: !writable})
 	st.collector = incidents.NewCollector(st.store, incidents.CollectorOptions{})
 	return st, nil
+}
+
+// migrate runs incidents.Migrate on Config.ListenURL's direct connection
+// when set (its session advisory lock would leak through a
+// transaction-pooling proxy), else on the pool.
+func (s *Server) migrate(ctx context.Context) error {
+	if s.cfg.ListenURL == "" {
+		return incidents.Migrate(ctx, s.cfg.Pool)
+	}
+	cfg, err := pgxpool.ParseConfig(s.cfg.ListenURL)
+	if err != nil { // pgx's parse errors do not show the password
+		return fmt.Errorf("ListenURL: %w", err)
+	}
+	cfg.MinConns, cfg.MaxConns = 0, 1
+	direct, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("ListenURL: %w", err)
+	}
+	defer direct.Close()
+	return incidents.Migrate(ctx, direct)
 }
 
 // transient reports whether err means PostgreSQL could not be reached (try
@@ -79,6 +100,7 @@ func (s *Server) connectDB(ctx context.Context) {
 		if err == nil {
 			s.dbp.Store(st)
 			s.log.Info("PostgreSQL reachable: incidents API up")
+			s.goReconcile(ctx, st)
 			s.forwardEvents(ctx, st.sub)
 			return
 		}
@@ -148,4 +170,34 @@ func (a *alertmanagerCheck) Ready(ctx context.Context) error {
 		return fmt.Errorf("alertmanager: %s", resp.Status)
 	}
 	return nil
+}
+
+// goReconcile runs reconcile beside the change feed, owned by s.wg (the
+// caller holds a count of it).
+func (s *Server) goReconcile(ctx context.Context, st *dbState) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.reconcile(ctx, st)
+	}()
+}
+
+// reconcile resolves the open alert-backed incidents whose alert is no
+// longer active in Alertmanager (it may have stopped firing while the
+// service was down), when an Alertmanager is configured and the role can
+// write. A failure is logged: the webhook keeps incidents current anyway.
+func (s *Server) reconcile(ctx context.Context, st *dbState) {
+	if s.cfg.AlertmanagerURL == "" || !st.writable {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := incidents.ReconcileAlertmanager(ctx, st.store, s.cfg.AlertmanagerURL, nil)
+	if err != nil {
+		s.log.Warn("reconcile incidents with Alertmanager", "err", err)
+		return
+	}
+	if len(res.Resolved) > 0 {
+		s.log.Info("incidents resolved by reconciliation: their alert is no longer active", "count", len(res.Resolved), "active_alerts", res.Active)
+	}
 }

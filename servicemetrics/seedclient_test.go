@@ -59,9 +59,10 @@ func TestOriginalEndpointTestClients(t *testing.T) {
 		// Close as the Node client does, then read what still arrives
 		// before the server's close frame: nothing.
 		go func() { _ = c.Close(websocket.StatusNormalClosure, "") }()
+		// (The close reply may be taken by Close itself: the read then
+		// ends with the connection, not with its status.)
 		_, b, err := c.Read(ctx)
 		require.Error(t, err, "a message arrived before the close completed: %s", b)
-		assert.Equal(t, websocket.StatusNormalClosure, websocket.CloseStatus(err))
 	})
 
 	t.Run("subscribe with channel", func(t *testing.T) {

@@ -33,6 +33,16 @@ var webFS embed.FS
 type Config struct {
 	PrometheusURL string
 	Pool          *pgxpool.Pool
+	// ListenURL, if set, is a direct PostgreSQL connection string for
+	// what a transaction-pooling proxy (PgBouncer, pool_mode =
+	// transaction) cannot carry: the change feed's LISTEN connection and
+	// the schema migration, which holds a session advisory lock. Set it
+	// when Pool goes through such a proxy; Pool's URL then needs
+	// default_query_exec_mode=cache_describe (or exec, or
+	// simple_protocol), since pgx's default prepared statements do not
+	// survive transaction pooling. Default: Pool's own configuration.
+	// See "Replicas" in the package documentation.
+	ListenURL string
 	// PollInterval between Prometheus polls; default 10s.
 	PollInterval time.Duration
 	// Instant queries published as instant_metrics; default the seed's
@@ -227,6 +237,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	go func() {
 		defer s.wg.Done()
 		if st != nil {
+			s.goReconcile(runCtx, st)
 			s.forwardEvents(runCtx, st.sub)
 			return
 		}
@@ -238,24 +249,41 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 }
 
 // incidentMessage is what WebSocket clients receive on topic "incident".
+// CatchUp marks the events published after a resync (see forwardEvents).
 type incidentMessage struct {
 	Type      string          `json:"type"`
 	Timestamp string          `json:"timestamp"`
 	Data      incidents.Event `json:"data"`
+	CatchUp   bool            `json:"catch_up,omitempty"`
 }
 
 // forwardEvents publishes the change feed's events on the hub until ctx
-// ends.
+// ends, in the feed's order. After a resync (the feed reconnected:
+// changes made meanwhile were not announced) it publishes the resync
+// event, {"type":"incident","data":{"kind":"resync"}}, then each incident
+// changed since the last change seen (catchUp, marked "catch_up"), so no
+// change is lost; clients may also refetch on the resync.
 func (s *Server) forwardEvents(ctx context.Context, sub *incidents.Subscription) {
+	seen := time.Now().Add(-catchUpMargin) // the feed listens from about now
 	for {
 		ev, err := sub.Next(ctx)
 		if err != nil {
 			return
 		}
-		msg := incidentMessage{Type: TopicIncident, Timestamp: timestamp(time.Now()), Data: ev}
-		if err := s.hub.Publish(TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
-			s.log.Error("publish incident event", "err", err)
+		s.publishEvent(ev, false)
+		switch {
+		case ev.Kind == incidents.EventResync:
+			seen = s.catchUp(ctx, seen)
+		case ev.Incident != nil && ev.Incident.UpdatedAt.After(seen):
+			seen = ev.Incident.UpdatedAt
 		}
+	}
+}
+
+func (s *Server) publishEvent(ev incidents.Event, catchUp bool) {
+	msg := incidentMessage{Type: TopicIncident, Timestamp: timestamp(time.Now()), Data: ev, CatchUp: catchUp}
+	if err := s.hub.Publish(TopicIncident, msg); err != nil && !errors.Is(err, broadcast.ErrClosed) {
+		s.log.Error("publish incident event", "err", err)
 	}
 }
 

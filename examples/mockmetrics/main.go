@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	corsOrigins := fs.String("cors-origins", envOr(getenv, "CORS_ORIGINS", "*"), "comma-separated origins whose pages may read mock-metrics (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route (/simulate, the control API, faults, reset); without it only loopback clients may write (env WRITE_TOKEN)")
 	maxConns := fs.Int("max-conns", httpedge.DefaultMaxConns, "most HTTP connections held; the longest-idle one makes room for a new one")
+	applyBudgets := addBudgetFlags(fs, getenv) // -max-bytes, -max-exposition-bytes, -max-series, -max-buckets, -max-labels, -max-label-value-bytes
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -78,7 +79,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	if err != nil {
 		return fmt.Errorf("flags: -cors-origins: %w", err)
 	}
-	reg := mockexporter.New(mockexporter.Options{Logger: logger})
+	opts := mockexporter.Options{Logger: logger}
+	if err := applyBudgets(&opts); err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+	reg := mockexporter.New(opts)
 	if *scenarioFile != "" {
 		data, err := os.ReadFile(*scenarioFile)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"io"
 	"log/slog"
@@ -106,6 +107,9 @@ func TestRunHelp(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, logger, nil)
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, usage.String(), "-scenario")
+	for _, f := range []string{"-max-bytes", "MOCK_MAX_BYTES", "-max-exposition-bytes", "-max-series", "-max-buckets", "-max-labels", "-max-label-value-bytes", "(default 67108864)"} {
+		assert.Contains(t, usage.String(), f)
+	}
 }
 
 func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {
@@ -171,5 +175,72 @@ func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {
 		assert.NoError(t, err, "the delayed scrape should get an answer")
 	case <-time.After(30 * time.Second):
 		t.Fatal("the delayed scrape is still hanging after shutdown")
+	}
+}
+
+// TestRunBudgets: the budget flags and their MOCK_* environment fallbacks
+// reach the registry (GET /api/v1/usage), a flag beats its variable, and
+// malformed values stop the start with a message naming them.
+func TestRunBudgets(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	env := map[string]string{"MOCK_MAX_BYTES": "-1", "MOCK_MAX_SERIES": "5000", "MOCK_MAX_EXPOSITION_BYTES": "999999"}
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-max-series", "40", "-max-buckets", "4", "-max-label-value-bytes", "20"},
+			func(k string) string { return env[k] }, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	resp, err := http.Get("http://" + addr + "/api/v1/usage")
+	require.NoError(t, err)
+	var usage struct {
+		Data struct {
+			MaxSeries          int   `json:"max_series"`
+			MaxBytes           int64 `json:"max_bytes"`
+			MaxExpositionBytes int64 `json:"max_exposition_bytes"`
+		} `json:"data"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&usage))
+	resp.Body.Close()
+	assert.Equal(t, 40, usage.Data.MaxSeries, "the flag beats MOCK_MAX_SERIES")
+	assert.Equal(t, int64(-1), usage.Data.MaxBytes, "MOCK_MAX_BYTES=-1: no limit")
+	assert.Equal(t, int64(999999), usage.Data.MaxExpositionBytes)
+
+	resp, err = http.Post("http://"+addr+"/api/v1/metrics", "application/json", strings.NewReader(`{"name":"h","type":"histogram","buckets":[1,2,3,4,5]}`))
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	assert.Contains(t, string(body), "MaxBuckets = 4")
+	resp, err = http.Post("http://"+addr+"/simulate/disk-usage/"+strings.Repeat("d", 21)+"/5", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "-max-label-value-bytes 20")
+
+	for _, tc := range []struct {
+		args []string
+		env  map[string]string
+		msg  string
+	}{
+		{nil, map[string]string{"MOCK_MAX_BYTES": "64MiB"}, `MOCK_MAX_BYTES="64MiB"`},
+		{nil, map[string]string{"MOCK_MAX_LABELS": "0x20"}, "MOCK_MAX_LABELS"},
+		{[]string{"-max-buckets", "-1"}, nil, "-max-buckets -1"},
+		{[]string{"-max-series", "0"}, nil, "-max-series 0"},
+	} {
+		err := run(context.Background(), append([]string{"-addr", "127.0.0.1:0"}, tc.args...), func(k string) string { return tc.env[k] }, logger, nil)
+		require.Error(t, err, tc.msg)
+		assert.Contains(t, err.Error(), tc.msg)
 	}
 }

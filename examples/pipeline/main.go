@@ -12,7 +12,15 @@
 // -service-addr (SERVICE_ADDR), -prometheus-url (PROMETHEUS_URL),
 // -prometheus-addr (PROMETHEUS_ADDR), -alertmanager-url (ALERTMANAGER_URL),
 // -alertmanager-addr (ALERTMANAGER_ADDR), -database-url (DATABASE_URL),
-// -scrape-interval (SCRAPE_INTERVAL), -poll-interval (POLL_INTERVAL).
+// -scrape-interval (SCRAPE_INTERVAL), -poll-interval (POLL_INTERVAL),
+// -prometheus-lifecycle (PROMETHEUS_LIFECYCLE=true).
+//
+// A child (Prometheus, Alertmanager) that exits is restarted with backoff
+// on the same address and data directory, its outage logged and shown in
+// service-metrics' /ready; PostgreSQL may be down at start or go away (the
+// incidents API answers 503 meanwhile). Only Ctrl-C or SIGTERM stop the
+// pipeline, or a problem it cannot recover from (a child that cannot be
+// started again, an in-process server that fails), which exits 1.
 package main
 
 import (
@@ -24,6 +32,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -89,11 +98,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "localhost:9090"), "listen address of the Prometheus started here")
 	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
 	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "localhost:9093"), "listen address of the Alertmanager started here")
+	fs.BoolVar(&cfg.PrometheusLifecycle, "prometheus-lifecycle", getenv("PROMETHEUS_LIFECYCLE") == "true", "start Prometheus with its lifecycle and admin APIs (POST /-/quit, /-/reload, TSDB admin); off by default since any client reaching its port could use them (env PROMETHEUS_LIFECYCLE=true)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", promflowtest.DefaultDatabaseURL), "PostgreSQL URL")
 	scrape := intervalFlag(fs, "scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval: a Go duration (5s), or bare milliseconds (5000) (env SCRAPE_INTERVAL)")
 	poll := intervalFlag(fs, "poll-interval", envDuration("POLL_INTERVAL", 10*time.Second), "service-metrics poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
 	wsOrigins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones; * allows any (env ALLOWED_ORIGINS)")
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST APIs (CORS); writes only for origins listed by name (env CORS_ORIGINS)")
+	fs.BoolVar(&cfg.Demo, "demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
 	e2e := addE2EFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -158,4 +169,11 @@ func intervalFlag(fs *flag.FlagSet, name string, def time.Duration, usage string
 		return nil
 	})
 	return &d
+}
+
+// envBool reads a boolean environment value ("1", "true", ...); anything
+// else is false.
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

@@ -71,6 +71,35 @@ func TestRunStartsAndStopsEverything(t *testing.T) {
 	assert.Contains(t, out.String(), p.PrometheusURL)
 	assert.Equal(t, "http://"+env["PROMETHEUS_ADDR"], p.PrometheusURL)
 
+	// Lifecycle API off by default; kill -9 of Prometheus does not stop
+	// the command: Prometheus comes back on the same address.
+	resp, err := http.Post(p.PrometheusURL+"/-/quit", "text/plain", nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.NotEqual(t, http.StatusOK, resp.StatusCode, "lifecycle API is off")
+	old := p.Process("prometheus")
+	require.NotNil(t, old)
+	require.NoError(t, old.Kill())
+	testutil.Eventually(t, 60*time.Second, func() error {
+		select {
+		case err := <-done:
+			t.Fatalf("run returned after a child crash: %v", err)
+		default:
+		}
+		if cur := p.Process("prometheus"); cur == nil || cur == old {
+			return errors.New("prometheus not restarted yet")
+		}
+		resp, err := http.Get(p.PrometheusURL + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return errors.New(resp.Status)
+		}
+		return nil
+	})
+
 	cancel()
 	select {
 	case err := <-done:
@@ -116,4 +145,5 @@ func TestRunHelp(t *testing.T) {
 	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, log, io.Discard, nil)
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, usage.String(), "-prometheus-addr")
+	assert.Contains(t, usage.String(), "-prometheus-lifecycle")
 }

@@ -8,6 +8,9 @@
 //	-addr           PORT (as ":PORT")   listen address, default :8005
 //	-prometheus-url PROMETHEUS_URL      default http://127.0.0.1:9090
 //	-database-url   DATABASE_URL        default postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+//	-listen-database-url LISTEN_DATABASE_URL  direct PostgreSQL URL for LISTEN and migrations when
+//	                                    DATABASE_URL is PgBouncer (transaction pooling; add
+//	                                    default_query_exec_mode=cache_describe to DATABASE_URL)
 //	-poll-interval  POLL_INTERVAL       Go duration or seconds, default 10s
 //	-allowed-origins ALLOWED_ORIGINS    comma-separated WebSocket origin hosts
 //
@@ -70,13 +73,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	addr := fs.String("addr", portAddr(getenv("PORT"), ":8005"), "listen address (env PORT)")
 	promURL := fs.String("prometheus-url", envOr("PROMETHEUS_URL", "http://127.0.0.1:9090"), "Prometheus base URL (env PROMETHEUS_URL)")
 	dbURL := fs.String("database-url", envOr("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "PostgreSQL URL (env DATABASE_URL)")
+	listenURL := fs.String("listen-database-url", getenv("LISTEN_DATABASE_URL"), "direct PostgreSQL URL for the change feed's LISTEN and the migration, when -database-url goes through PgBouncer in transaction pooling (give that one default_query_exec_mode=cache_describe); default: -database-url (env LISTEN_DATABASE_URL)")
 	poll := fs.String("poll-interval", envOr("POLL_INTERVAL", "10s"), "Prometheus poll interval: a Go duration (10s), or bare milliseconds as the original's POLL_INTERVAL=10000 (env POLL_INTERVAL)")
 	origins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones (http://localhost:*, https://app.example.com); * allows any (env ALLOWED_ORIGINS)")
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST API (CORS); cross-origin writes only for origins listed by name (env CORS_ORIGINS)")
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route; without it only loopback clients may write (env WRITE_TOKEN)")
 	webhookToken := fs.String("webhook-token", getenv("WEBHOOK_TOKEN"), "bearer token also accepted on the Alertmanager webhook (env WEBHOOK_TOKEN)")
-	wsCompression, _ := strconv.ParseBool(getenv("WS_COMPRESSION"))
-	fs.BoolVar(&wsCompression, "ws-compression", wsCompression, "negotiate permessage-deflate with WebSocket clients that offer it, each message compressed once for all of them (env WS_COMPRESSION)")
+	demo := fs.Bool("demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
+	amURL := fs.String("alertmanager-url", getenv("ALERTMANAGER_URL"), "Alertmanager base URL, reported by /ready (env ALERTMANAGER_URL)")
+	wsCompression := fs.Bool("ws-compression", envBool(getenv("WS_COMPRESSION")), "negotiate permessage-deflate with WebSocket clients that offer it, each message compressed once for all of them (env WS_COMPRESSION)")
 	maxConns := fs.Int("max-conns", envInt(getenv, "MAX_CONNS", httpedge.DefaultMaxConns), "most HTTP connections held besides WebSockets; the longest-idle one makes room for a new one (env MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -96,9 +101,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	defer pool.Close()
 
 	cfg := servicemetrics.Config{
-		PrometheusURL: *promURL, Pool: pool, PollInterval: interval, Logger: log,
+		PrometheusURL: *promURL, Pool: pool, ListenURL: *listenURL, PollInterval: interval, Logger: log,
 		WriteToken: *writeToken, WebhookToken: *webhookToken,
-		Compression: wsCompression,
+		Demo: *demo, AlertmanagerURL: *amURL, Compression: *wsCompression,
 		// Empty lists (not nil): the flags say exactly what is allowed.
 		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
 		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
@@ -152,4 +157,11 @@ func envInt(getenv func(string) string, key string, def int) int {
 		return n
 	}
 	return def
+}
+
+// envBool reads a boolean environment value ("1", "true", ...); anything
+// else is false.
+func envBool(v string) bool {
+	b, _ := strconv.ParseBool(v)
+	return b
 }

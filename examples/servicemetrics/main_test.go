@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"io"
 	"log/slog"
@@ -25,22 +26,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		"DATABASE_URL":   promflowtest.DatabaseURL(t),
 		"POLL_INTERVAL":  "1000", // milliseconds, as the original took it
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("server did not start")
-	}
-
+	addr, stop := startRun(t, env)
 	resp, err := http.Get("http://" + addr + "/health")
 	require.NoError(t, err)
 	var health map[string]string
@@ -53,15 +39,39 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	resp.Body.Close()
 	assert.Equal(t, http.StatusOK, resp.StatusCode)
 
-	cancel()
-	select {
-	case err := <-done:
-		require.NoError(t, err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("run did not return after cancel")
-	}
+	require.NoError(t, stop())
 	_, err = http.Get("http://" + addr + "/health")
 	assert.Error(t, err, "server still answering after shutdown")
+}
+
+// startRun runs the command on 127.0.0.1:0 with env as its environment
+// and returns its address once it serves, and a stop that ends it and
+// returns run's error.
+func startRun(t *testing.T, env map[string]string) (addr string, stop func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
+	}()
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return addr, func() error {
+		cancel()
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(30 * time.Second):
+			return errors.New("run did not return after cancel")
+		}
+	}
 }
 
 func TestRunConfigurationErrors(t *testing.T) {
