@@ -31,7 +31,9 @@ import (
 )
 
 // BenchmarkFanout measures one 2 KB publish reaching every connected client
-// over loopback, for this package's Hub ("promflow") and for the pattern of
+// over loopback, for this package's Hub ("promflow"; "promflow_deflate" is
+// the same with HubOptions.Compression and clients that offer
+// permessage-deflate as Chromium does) and for the pattern of
 // coder/websocket's chat example ("chat_pattern": one goroutine and a
 // 16-message channel per client, CloseRead, each write with a 5 s timeout).
 // A third, "syscall_floor" (floorServer), is no hub at all but one
@@ -52,7 +54,10 @@ import (
 // about as much CPU per message as the server under test. Besides the
 // latencies and bytes/client, each result reports the CPU time per publish
 // of the server process (server-cpu-ms/op) and of the driver
-// (driver-cpu-ms/op).
+// (driver-cpu-ms/op), and the bytes each client read from its socket per
+// publish (wire-bytes/client/op). The message is JSON shaped like
+// service-metrics' instant_metrics (Prometheus vectors: label sets and
+// values), so that compression sees realistic input.
 //
 //	go test -run '^$' -bench BenchmarkFanout -benchtime 20x -count 1 ./broadcast
 //
@@ -64,12 +69,14 @@ import (
 func BenchmarkFanout(b *testing.B) {
 	counts := []int{1000, 10000}
 	impls := []struct {
-		name string
-		new  func() fanoutServer
+		name    string
+		new     func() fanoutServer
+		deflate bool // clients offer permessage-deflate
 	}{
-		{"promflow", newPromflowServer},
-		{"chat_pattern", newChatServer},
-		{"syscall_floor", newFloorServer},
+		{"promflow", newPromflowServer, false},
+		{"promflow_deflate", newPromflowDeflateServer, true},
+		{"chat_pattern", newChatServer, false},
+		{"syscall_floor", newFloorServer, false},
 	}
 	for _, impl := range impls {
 		b.Run(impl.name, func(b *testing.B) {
@@ -80,7 +87,7 @@ func BenchmarkFanout(b *testing.B) {
 				var env *fanoutEnv
 				b.Run(fmt.Sprintf("clients=%d", n), func(b *testing.B) {
 					if env == nil {
-						env = newFanoutEnv(b, impl.new(), n)
+						env = newFanoutEnv(b, impl.new(), n, impl.deflate)
 					}
 					env.run(b)
 				})
@@ -104,12 +111,18 @@ type promflowServer struct{ *Hub }
 
 var benchWriters, _ = strconv.Atoi(os.Getenv("BROADCAST_BENCH_WRITERS"))
 
-func newPromflowServer() fanoutServer {
+func newPromflowServer() fanoutServer { return newPromflowHub(false) }
+
+// newPromflowDeflateServer is the hub with HubOptions.Compression.
+func newPromflowDeflateServer() fanoutServer { return newPromflowHub(true) }
+
+func newPromflowHub(compression bool) fanoutServer {
 	h, err := NewHub(HubOptions{
-		Topics:     []Topic{{Name: "bench", Kind: EventTopic}},
-		MaxClients: -1,
-		Logger:     slog.New(slog.DiscardHandler),
-		Writers:    benchWriters,
+		Topics:      []Topic{{Name: "bench", Kind: EventTopic}},
+		MaxClients:  -1,
+		Logger:      slog.New(slog.DiscardHandler),
+		Writers:     benchWriters,
+		Compression: compression,
 	})
 	if err != nil {
 		panic(err)
@@ -231,11 +244,13 @@ type fanoutEnv struct {
 	seq        int
 	warm       bool
 	perClient  float64
+	deflate    bool // clients offer permessage-deflate
 }
 
 const (
 	benchURLEnv     = "BROADCAST_BENCH_URL"
 	benchClientsEnv = "BROADCAST_BENCH_CLIENTS"
+	benchDeflateEnv = "BROADCAST_BENCH_DEFLATE" // "1": clients offer permessage-deflate
 	// benchDriverProfileEnv names a file for a CPU profile of the client
 	// driver (the child process), to see what the harness itself costs.
 	benchDriverProfileEnv = "BROADCAST_BENCH_DRIVER_CPUPROFILE"
@@ -243,7 +258,7 @@ const (
 	benchPrefix           = `{"type":"bench","seq":"`
 )
 
-func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
+func newFanoutEnv(b *testing.B, srv fanoutServer, n int, deflate bool) *fanoutEnv {
 	b.Helper()
 	fds := n + 1000
 	if benchInProcess {
@@ -252,7 +267,7 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 	if err := raiseFileLimit(uint64(fds)); err != nil {
 		b.Skipf("need %d file descriptors: %v", fds, err)
 	}
-	e := &fanoutEnv{srv: srv, n: n, lines: make(chan string, 16)}
+	e := &fanoutEnv{srv: srv, n: n, deflate: deflate, lines: make(chan string, 16)}
 	e.http = httptest.NewServer(srv)
 
 	before := serverMemory()
@@ -265,7 +280,7 @@ func newFanoutEnv(b *testing.B, srv fanoutServer, n int) *fanoutEnv {
 		e.driverDone = make(chan struct{})
 		go func() {
 			defer close(e.driverDone)
-			driveClients(url, n, inR, outW)
+			driveClients(url, n, deflate, inR, outW)
 			outW.Close()
 			io.Copy(io.Discard, inR)
 		}()
@@ -306,6 +321,9 @@ func (e *fanoutEnv) startChild(b *testing.B, url string) {
 	e.cmd = exec.Command(os.Args[0], "-test.run=^$")
 	e.cmd.Env = append(os.Environ(), benchDriverEnv+"=1",
 		benchURLEnv+"="+url, benchClientsEnv+"="+strconv.Itoa(e.n))
+	if e.deflate {
+		e.cmd.Env = append(e.cmd.Env, benchDeflateEnv+"=1")
+	}
 	e.cmd.Stderr = os.Stderr
 	var err error
 	if e.stdin, err = e.cmd.StdinPipe(); err != nil {
@@ -398,8 +416,9 @@ func (e *fanoutEnv) run(b *testing.B) {
 	e.send(b, "report")
 	var p50, p99, driverCPU float64
 	var count, bad int
+	var wire int64
 	line := e.expect(b, "report", time.Minute)
-	if _, err := fmt.Sscanf(line, "report %g %g %d %d %g", &p50, &p99, &count, &bad, &driverCPU); err != nil {
+	if _, err := fmt.Sscanf(line, "report %g %g %d %d %g %d", &p50, &p99, &count, &bad, &driverCPU, &wire); err != nil {
 		b.Fatalf("driver report %q: %v", line, err)
 	}
 	if bad != 0 {
@@ -414,6 +433,7 @@ func (e *fanoutEnv) run(b *testing.B) {
 	// CPU time per publish of the server process and of the client driver
 	// (when it runs in a child process): where the two cores went.
 	b.ReportMetric(serverCPU.Seconds()*1e3/float64(b.N), "server-cpu-ms/op")
+	b.ReportMetric(float64(wire)/float64(b.N*e.n), "wire-bytes/client/op")
 	if !benchInProcess {
 		b.ReportMetric(driverCPU/float64(b.N), "driver-cpu-ms/op")
 	}
@@ -449,14 +469,33 @@ func (e *fanoutEnv) close(b *testing.B) {
 // client has it.
 func (e *fanoutEnv) publishOne(b *testing.B) {
 	e.seq++
-	msg := fmt.Appendf(nil, `%s%010d","sent":"%019d","pad":"`, benchPrefix, e.seq, time.Now().UnixNano())
-	msg = append(msg, benchPad[:benchMsgSize-len(msg)-2]...)
-	msg = append(msg, `"}`...)
-	e.srv.publish(msg)
+	e.srv.publish(benchMessage(e.seq, time.Now().UnixNano()))
 	e.expect(b, "done "+strconv.Itoa(e.seq), time.Minute)
 }
 
-var benchPad = strings.Repeat("x", benchMsgSize)
+// benchMessage is benchmark message seq, sent at sent (UnixNano):
+// benchMsgSize bytes of JSON, the sequence number and send time at fixed
+// offsets after benchPrefix (where the driver reads them), then the
+// vector of an instant_metrics query at poll seq, padded with white space
+// to the exact size.
+func benchMessage(seq int, sent int64) []byte {
+	msg := fmt.Appendf(make([]byte, 0, benchMsgSize), `%s%010d","sent":"%019d","data":{"http_requests_total":{"resultType":"vector","result":[`,
+		benchPrefix, seq, sent)
+	const end = `]}}}`
+	for i := 0; ; i++ {
+		s := instantSeries(seq, i)
+		if len(msg)+1+len(s)+len(end) > benchMsgSize {
+			break
+		}
+		if i > 0 {
+			msg = append(msg, ',')
+		}
+		msg = append(msg, s...)
+	}
+	msg = append(msg, end[:len(end)-1]...)
+	msg = append(msg, strings.Repeat(" ", benchMsgSize-len(msg)-1)...)
+	return append(msg, '}')
+}
 
 // raiseFileLimit makes sure the process may open at least n files.
 func raiseFileLimit(n uint64) error {
@@ -504,12 +543,13 @@ func runBenchDriver() int {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return driveClients(url, n, os.Stdin, os.Stdout)
+	return driveClients(url, n, os.Getenv(benchDeflateEnv) == "1", os.Stdin, os.Stdout)
 }
 
-// driveClients connects n clients to url and serves the driver protocol on
-// in and out (see runBenchDriver).
-func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
+// driveClients connects n clients to url (offering permessage-deflate if
+// deflate) and serves the driver protocol on in and out (see
+// runBenchDriver).
+func driveClients(url string, n int, deflate bool, in io.Reader, stdout io.Writer) int {
 	out := bufio.NewWriter(stdout)
 	var outMu sync.Mutex
 	println := func(s string) {
@@ -526,6 +566,12 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 100)
 	var failed atomic.Int32
+	// Connections are read by one loop: they share one inflater, used
+	// from that loop's goroutine only.
+	var inflate *benchInflater
+	if deflate {
+		inflate = &benchInflater{}
+	}
 	for i := range n {
 		sem <- struct{}{}
 		wg.Add(1)
@@ -536,7 +582,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 			var err error
 			for attempt := 0; ; attempt++ {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				c, err = dialBench(ctx, url)
+				c, err = dialBench(ctx, url, inflate)
 				cancel()
 				if err == nil {
 					break
@@ -619,6 +665,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 		switch sc.Text() {
 		case "reset":
 			cpuAtReset = processCPU()
+			loop.read.Store(0)
 			for i := range lats {
 				lats[i].lat = lats[i].lat[:0]
 			}
@@ -636,7 +683,7 @@ func driveClients(url string, n int, in io.Reader, stdout io.Writer) int {
 				return float64(all[min(len(all)-1, int(f*float64(len(all))))]) / 1e6
 			}
 			cpu := processCPU() - cpuAtReset
-			println(fmt.Sprintf("report %g %g %d %d %g", q(0.50), q(0.99), len(all), bad.Load(), cpu.Seconds()*1e3))
+			println(fmt.Sprintf("report %g %g %d %d %g %d", q(0.50), q(0.99), len(all), bad.Load(), cpu.Seconds()*1e3, loop.read.Load()))
 		case "quit":
 			stop()
 			return 0

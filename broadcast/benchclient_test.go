@@ -4,11 +4,14 @@ package broadcast
 
 import (
 	"bufio"
+	"bytes"
+	"compress/flate"
 	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,13 +22,18 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/promflow/promflow/internal/testutil"
 )
 
 // benchConn is the WebSocket client end used by BenchmarkFanout's driver.
@@ -48,15 +56,61 @@ type benchConn struct {
 	pending []byte        // bytes of an incomplete frame
 	msg     []byte        // the data message being assembled from fragments
 	op      byte          // its opcode, 0 if none
+	rsv1    bool          // it is compressed (permessage-deflate)
 	out     [2 + 4 + 125]byte
+	// inflate decompresses messages when the connection negotiated
+	// permessage-deflate (nil otherwise); connections read by one loop
+	// share one.
+	inflate *benchInflater
+}
+
+// benchDeflateOffer is the permessage-deflate offer benchmark clients
+// make when asked to: Chromium's.
+const benchDeflateOffer = "permessage-deflate; client_max_window_bits"
+
+// benchInflater decompresses permessage-deflate messages (RFC 7692 7.2.2)
+// for the connections of one benchLoop (not safe for concurrent use). The
+// hub sends every client the same compressed bytes for a message: the
+// last input and its output are kept, and an identical payload is not
+// decompressed again, so that the driver does not spend a decompression
+// per delivery on the CPUs it shares with the server. The payload is
+// still compared in full, so every delivery is checked.
+type benchInflater struct {
+	fr       io.ReadCloser
+	src      bytes.Reader
+	last     []byte
+	out      bytes.Buffer
+	inflated int // decompressions done (for tests)
+}
+
+func (fi *benchInflater) decode(p []byte) ([]byte, error) {
+	if fi.last != nil && bytes.Equal(p, fi.last) {
+		return fi.out.Bytes(), nil
+	}
+	fi.last = append(fi.last[:0], p...)
+	fi.inflated++
+	fi.src.Reset(append(p[:len(p):len(p)], deflateTail...))
+	if fi.fr == nil {
+		fi.fr = flate.NewReader(&fi.src)
+	} else {
+		_ = fi.fr.(flate.Resetter).Reset(&fi.src, nil)
+	}
+	fi.out.Reset()
+	if _, err := fi.out.ReadFrom(fi.fr); err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		fi.last = nil
+		return nil, fmt.Errorf("bench client: inflate: %w", err)
+	}
+	return fi.out.Bytes(), nil
 }
 
 // websocketGUID is the RFC 6455 constant of the Sec-WebSocket-Accept hash.
 const websocketGUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // dialBench opens a WebSocket connection to rawURL (ws://host/path) and
-// detaches it from Go's poller.
-func dialBench(ctx context.Context, rawURL string) (*benchConn, error) {
+// detaches it from Go's poller. With deflate it offers permessage-deflate
+// (benchDeflateOffer) and decompresses messages with inflate if the server
+// accepts.
+func dialBench(ctx context.Context, rawURL string, deflate *benchInflater) (*benchConn, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, err
@@ -72,7 +126,7 @@ func dialBench(ctx context.Context, rawURL string) (*benchConn, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	c, err := handshake(nc, u)
+	c, err := handshake(nc, u, deflate)
 	if err != nil {
 		_ = nc.Close()
 		return nil, fmt.Errorf("bench client: handshake: %w", err)
@@ -83,7 +137,7 @@ func dialBench(ctx context.Context, rawURL string) (*benchConn, error) {
 	return c, nil
 }
 
-func handshake(nc net.Conn, u *url.URL) (*benchConn, error) {
+func handshake(nc net.Conn, u *url.URL, deflate *benchInflater) (*benchConn, error) {
 	var key [16]byte
 	_, _ = rand.Read(key[:])
 	k := base64.StdEncoding.EncodeToString(key[:])
@@ -91,8 +145,11 @@ func handshake(nc net.Conn, u *url.URL) (*benchConn, error) {
 		"Host: " + u.Host + "\r\n" +
 		"Upgrade: websocket\r\n" +
 		"Connection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: " + k + "\r\n" +
-		"Sec-WebSocket-Version: 13\r\n\r\n"
+		"Sec-WebSocket-Key: " + k + "\r\n"
+	if deflate != nil {
+		req += "Sec-WebSocket-Extensions: " + benchDeflateOffer + "\r\n"
+	}
+	req += "Sec-WebSocket-Version: 13\r\n\r\n"
 	if _, err := io.WriteString(nc, req); err != nil {
 		return nil, err
 	}
@@ -111,10 +168,16 @@ func handshake(nc net.Conn, u *url.URL) (*benchConn, error) {
 	if got, want := resp.Header.Get("Sec-WebSocket-Accept"), base64.StdEncoding.EncodeToString(sum[:]); got != want {
 		return nil, fmt.Errorf("Sec-WebSocket-Accept %q, want %q", got, want)
 	}
-	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+	c := &benchConn{nc: nc, br: br, fd: -1}
+	switch ext := resp.Header.Get("Sec-WebSocket-Extensions"); {
+	case ext == "":
+	case deflate != nil && strings.HasPrefix(ext, "permessage-deflate") && strings.Contains(ext, "server_no_context_takeover"):
+		// Each message compressed on its own: what benchInflater decodes.
+		c.inflate = deflate
+	default:
 		return nil, fmt.Errorf("unexpected extensions %q", ext)
 	}
-	return &benchConn{nc: nc, br: br, fd: -1}, nil
+	return c, nil
 }
 
 // detach moves the connection out of Go's poller: it keeps a duplicate of
@@ -194,7 +257,9 @@ func (c *benchConn) frame(buf []byte, fn func(op byte, payload []byte)) (int, er
 		return 0, nil
 	}
 	b0, b1 := buf[0], buf[1]
-	if b0&0x70 != 0 {
+	// RSV1 marks a compressed message, on its first frame only.
+	rsv1 := b0&0x40 != 0
+	if b0&0x30 != 0 || rsv1 && (c.inflate == nil || b0&0x0f == 0 || b0&0x0f >= 8) {
 		return 0, fmt.Errorf("bench client: reserved bits set in frame header %#x", b0)
 	}
 	if b1&0x80 != 0 {
@@ -247,18 +312,30 @@ func (c *benchConn) frame(buf []byte, fn func(op byte, payload []byte)) (int, er
 		return 0, errors.New("bench client: new message inside a fragmented one")
 	}
 	if fin && c.op == 0 { // the common case: a whole message in one frame
-		fn(fop, payload)
-		return size, nil
+		return size, c.deliver(fop, rsv1, payload, fn)
 	}
 	if fop != 0 {
-		c.op = fop
+		c.op, c.rsv1 = fop, rsv1
 	}
 	c.msg = append(c.msg, payload...)
 	if fin {
-		fn(c.op, c.msg)
+		err := c.deliver(c.op, c.rsv1, c.msg, fn)
 		c.op, c.msg = 0, c.msg[:0]
+		return size, err
 	}
 	return size, nil
+}
+
+// deliver hands a whole message to fn, decompressed first if compressed.
+func (c *benchConn) deliver(op byte, compressed bool, p []byte, fn func(op byte, payload []byte)) error {
+	if compressed {
+		var err error
+		if p, err = c.inflate.decode(p); err != nil {
+			return err
+		}
+	}
+	fn(op, p)
+	return nil
 }
 
 // writeControl sends a masked control frame (payload at most 125 bytes).
@@ -296,6 +373,7 @@ type benchLoop struct {
 	fds   []int        // every connection's socket, for shutdown
 	live  int
 	buf   []byte
+	read  atomic.Int64 // bytes read from all connections
 }
 
 func newBenchLoop() (*benchLoop, error) {
@@ -371,6 +449,7 @@ func (l *benchLoop) drain(i int, fn func(i int, op byte, payload []byte)) {
 			l.remove(i)
 			return
 		}
+		l.read.Add(int64(m))
 		if err := c.consume(l.buf[:m], func(op byte, p []byte) { fn(i, op, p) }); err != nil {
 			l.remove(i)
 			return
@@ -434,7 +513,7 @@ func TestBenchConn(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
-	c, err := dialBench(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"))
+	c, err := dialBench(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	require.NoError(t, err)
 	l, err := newBenchLoop()
 	require.NoError(t, err)
@@ -493,4 +572,61 @@ func TestBenchConnSplitFrames(t *testing.T) {
 		require.Equal(t, []string{"hello", big + "end"}, got, "pieces of %d bytes", size)
 		assert.Empty(t, c.pending)
 	}
+}
+
+// TestBenchConnDeflate checks BenchmarkFanout's client with a hub that
+// compresses: two connections offering permessage-deflate as Chromium
+// does get the benchmark messages decompressed, each distinct compressed
+// payload is decompressed once, and the messages are valid JSON of
+// exactly benchMsgSize bytes.
+func TestBenchConnDeflate(t *testing.T) {
+	h, srv := startHub(t, HubOptions{Compression: true, Logger: quietLogger})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	inflate := &benchInflater{}
+	l, err := newBenchLoop()
+	require.NoError(t, err)
+	for range 2 {
+		c, err := dialBench(ctx, wsURL(srv), inflate)
+		require.NoError(t, err)
+		require.Same(t, inflate, c.inflate, "permessage-deflate negotiated")
+		require.NoError(t, l.add(c))
+	}
+	// Registered once the hub has taken them (after the 101 response):
+	// an event published before would not reach them.
+	testutil.Eventually(t, testTimeout, func() error {
+		if n := h.Clients(); n != 2 {
+			return fmt.Errorf("%d clients", n)
+		}
+		return nil
+	})
+	got := make(chan string, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		l.run(func(i int, op byte, p []byte) {
+			if strings.HasPrefix(string(p), benchPrefix) {
+				got <- string(p)
+			}
+		})
+	}()
+	stop := sync.OnceFunc(func() { l.shutdown(); <-done })
+	defer stop()
+	for seq := 1; seq <= 3; seq++ {
+		msg := benchMessage(seq, time.Now().UnixNano())
+		require.Len(t, msg, benchMsgSize)
+		require.True(t, json.Valid(msg), "%s", msg)
+		require.NoError(t, h.PublishRaw(TopicIncident, msg))
+		for range 2 {
+			select {
+			case m := <-got:
+				require.Equal(t, string(msg), m)
+			case <-ctx.Done():
+				t.Fatal("message not received")
+			}
+		}
+	}
+	assert.EqualValues(t, 3, h.deflates.Load())
+	stop() // inflate is the loop's until it has ended
+	assert.Equal(t, 3, inflate.inflated, "one decompression per message, not per client")
 }

@@ -32,6 +32,9 @@ type client struct {
 	hub  *Hub
 	conn *websocket.Conn
 	out  *frameConn // conn's connection, for the hub's prepared frames
+	// deflate: the client negotiated permessage-deflate; it gets the
+	// messages' compressed frames (message.frameFor).
+	deflate bool
 
 	mu      sync.Mutex
 	subs    uint64 // topic bit set
@@ -145,7 +148,7 @@ func (c *client) writeOne(now int64, w *writer) (more bool) {
 	// been in progress longer than WriteTimeout (closing the connection
 	// ends the write).
 	c.writeStart.Store(now)
-	rest, err := c.out.tryWriteFrame(m.frame)
+	rest, err := c.out.tryWriteFrame(m.frameFor(c))
 	if err == nil && len(rest) > 0 {
 		// The socket buffer is full: a goroutine of the hub waits for
 		// room and finishes the frame, so that this writer goes on to

@@ -35,6 +35,16 @@
 // object with a string "type") with 1007, one bigger than the read limit
 // with 1009.
 //
+// Compression is off by default: no extension is negotiated. With
+// HubOptions.Compression, permessage-deflate (RFC 7692) is negotiated with
+// every client that offers it (Chromium and Firefox do), without context
+// takeover either way (the answer is "permessage-deflate;
+// client_no_context_takeover; server_no_context_takeover"): a message of
+// 256 bytes or more goes to such a client compressed, smaller ones and
+// messages that do not shrink as they are; other clients get every message
+// uncompressed. A client's compressed messages are decompressed, and the
+// read limit applies to their decompressed size.
+//
 // # Guarantees
 //
 // A topic is a [SnapshotTopic] or an [EventTopic]. On a snapshot topic only
@@ -42,20 +52,23 @@
 // never grows. On an event topic a client gets every message, in order; a
 // client more than EventQueueSize messages behind is disconnected with 1008
 // rather than silently missing one. Each publish is encoded once and all
-// clients share the same bytes.
+// clients share the same bytes; with Compression it is compressed at most
+// once more, on its first delivery to a client that negotiated
+// permessage-deflate, and all such clients share the compressed bytes.
 //
 // Publish never blocks on clients, and a slow client never holds up the
 // others. A client that does not take a write within WriteTimeout, or does
 // not answer a ping within PingTimeout, is disconnected. Upgrades beyond
 // MaxClients get 503, disallowed origins 403, a refused Authorize hook 403
-// or its [*HTTPError] status. Compression is not negotiated.
+// or its [*HTTPError] status.
 //
 // # Concurrency
 //
 // All Hub methods are safe for concurrent use. Shutdown and Close are
 // idempotent and return when every goroutine the hub started has exited.
-// An idle client costs one goroutine and about 16 KB; writer goroutines
-// exist only while messages are pending.
+// An idle client costs one goroutine and about 16 KB (4 KB more once it
+// has sent a compressed message); writer goroutines exist only while
+// messages are pending.
 //
 // # Metrics
 //

@@ -17,23 +17,33 @@ import (
 // is the same for every client: the hub builds it once per message and
 // writes those bytes to each client as they are.
 func textFrame(payload []byte) []byte {
-	n := len(payload)
-	var f []byte
+	f := appendFrameHeader(make([]byte, 0, 10+len(payload)), 0x80|0x1, len(payload)) // FIN, text
+	return append(f, payload...)
+}
+
+// appendFrameHeader appends the header of an unmasked frame whose first
+// byte is b0 (FIN, RSV bits, opcode) and whose payload is n bytes.
+func appendFrameHeader(f []byte, b0 byte, n int) []byte {
 	switch {
 	case n < 126:
-		f = make([]byte, 2, 2+n)
-		f[1] = byte(n)
+		return append(f, b0, byte(n))
 	case n <= 0xffff:
-		f = make([]byte, 4, 4+n)
-		f[1] = 126
-		binary.BigEndian.PutUint16(f[2:], uint16(n))
+		return binary.BigEndian.AppendUint16(append(f, b0, 126), uint16(n))
 	default:
-		f = make([]byte, 10, 10+n)
-		f[1] = 127
-		binary.BigEndian.PutUint64(f[2:], uint64(n))
+		return binary.BigEndian.AppendUint64(append(f, b0, 127), uint64(n))
 	}
-	f[0] = 0x80 | 0x1 // FIN, text
-	return append(f, payload...)
+}
+
+// framePayload returns the payload of a frame built by textFrame.
+func framePayload(f []byte) []byte {
+	switch f[1] & 0x7f {
+	case 126:
+		return f[4:]
+	case 127:
+		return f[10:]
+	default:
+		return f[2:]
+	}
 }
 
 // frameConn is a client's connection as coder/websocket sees it (the hub
@@ -142,12 +152,16 @@ func (fc *frameConn) finishFrame(rest []byte) error {
 // writer coder/websocket uses at it).
 type hijackWriter struct {
 	http.ResponseWriter
-	fc *frameConn
+	fc      *frameConn
+	deflate bool // the 101 response accepted permessage-deflate
 }
 
 // Hijack takes over the connection from net/http and returns it wrapped in
 // a frameConn, kept in w.fc for the hub.
 func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	// coder/websocket has written the 101 response's headers by now,
+	// with the extensions it accepted.
+	w.deflate = negotiatedDeflate(w.ResponseWriter.Header())
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err

@@ -38,9 +38,20 @@ import (
 // portable path). Client a gets data messages of every header size, is
 // pinged by the hub, pings the hub (the hub's pong) and closes (the hub's
 // close reply); client b is closed by Shutdown (the hub's own close frame).
+// It runs without and with compression: with it, the hub's large data
+// frames are compressed (RSV1) and coder/websocket's control frames must
+// still be whole single Writes, never compressed.
 func TestControlFramesAreSingleWrites(t *testing.T) {
+	for _, compression := range []bool{false, true} {
+		t.Run(fmt.Sprintf("compression=%v", compression), func(t *testing.T) {
+			testControlFramesAreSingleWrites(t, compression)
+		})
+	}
+}
+
+func testControlFramesAreSingleWrites(t *testing.T, compression bool) {
 	before := goleak.IgnoreCurrent()
-	h := newHub(t, HubOptions{PingInterval: 10 * time.Millisecond})
+	h := newHub(t, HubOptions{PingInterval: 10 * time.Millisecond, Compression: compression})
 	srv := httptest.NewUnstartedServer(h)
 	ln := &recordingListener{Listener: srv.Listener}
 	srv.Listener = ln
@@ -52,7 +63,11 @@ func TestControlFramesAreSingleWrites(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
 	defer cancel()
 
-	a, b := newReadingClient(ctx, t, srv), newReadingClient(ctx, t, srv)
+	mode := websocket.CompressionDisabled
+	if compression {
+		mode = websocket.CompressionNoContextTakeover
+	}
+	a, b := newReadingClient(ctx, t, srv, mode), newReadingClient(ctx, t, srv, mode)
 	a.next(t)
 	b.next(t) // connection messages
 	sizes := []int{2, 125, 126, 127, 4096, 65535, 65536, 70000}
@@ -78,10 +93,16 @@ func TestControlFramesAreSingleWrites(t *testing.T) {
 
 	want := [][]byte{{0x1, 0x8, 0x9, 0xA}, {0x1, 0x8, 0x9}}
 	for i, c := range ln.all() {
-		ops, err := c.frames()
+		ops, compressed, err := c.frames(compression)
 		require.NoError(t, err, "connection %d", i)
 		for _, op := range want[i] {
 			assert.Contains(t, ops, op, "connection %d: no frame with opcode %#x", i, op)
+		}
+		if compression {
+			// The messages of 256 bytes or more: 4096 to 70000.
+			assert.Equal(t, 4, compressed, "connection %d: compressed frames", i)
+		} else {
+			assert.Zero(t, compressed)
 		}
 	}
 }
@@ -95,9 +116,9 @@ type readingClient struct {
 	errc chan error // the error that ended reading
 }
 
-func newReadingClient(ctx context.Context, t *testing.T, srv *httptest.Server) *readingClient {
+func newReadingClient(ctx context.Context, t *testing.T, srv *httptest.Server, mode websocket.CompressionMode) *readingClient {
 	t.Helper()
-	conn, _, err := websocket.Dial(ctx, wsURL(srv), nil)
+	conn, _, err := websocket.Dial(ctx, wsURL(srv), &websocket.DialOptions{CompressionMode: mode})
 	require.NoError(t, err)
 	conn.SetReadLimit(-1)
 	c := &readingClient{conn: conn, msgs: make(chan []byte, 64), errc: make(chan error, 1)}
@@ -188,8 +209,9 @@ func (c *recordingConn) sent(op byte) bool {
 
 // frames checks that the Writes are the HTTP response of the handshake
 // (whole, in Writes of its own) and then exactly one complete frame each,
-// and returns the frames' opcodes.
-func (c *recordingConn) frames() ([]byte, error) {
+// and returns the frames' opcodes and how many were compressed (RSV1,
+// allowed on data frames only if compression was negotiated).
+func (c *recordingConn) frames(compression bool) (ops []byte, compressed int, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	writes := c.writes
@@ -199,58 +221,62 @@ func (c *recordingConn) frames() ([]byte, error) {
 		writes = writes[1:]
 	}
 	if !bytes.HasPrefix(head, []byte("HTTP/1.1 101 ")) || !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
-		return nil, fmt.Errorf("handshake response not in Writes of its own: %.200q", head)
+		return nil, 0, fmt.Errorf("handshake response not in Writes of its own: %.200q", head)
 	}
-	var ops []byte
 	for i, w := range writes {
-		op, err := parseOneFrame(w)
+		op, rsv1, err := parseOneFrame(w, compression)
 		if err != nil {
-			return nil, fmt.Errorf("write %d after the handshake (%d bytes, % x...): %w", i, len(w), w[:min(len(w), 16)], err)
+			return nil, 0, fmt.Errorf("write %d after the handshake (%d bytes, % x...): %w", i, len(w), w[:min(len(w), 16)], err)
 		}
 		ops = append(ops, op)
+		if rsv1 {
+			compressed++
+		}
 	}
-	return ops, nil
+	return ops, compressed, nil
 }
 
 // parseOneFrame checks that p is exactly one complete, final, unmasked
-// server frame (RFC 6455 5.2) of a known opcode, and returns its opcode.
-func parseOneFrame(p []byte) (byte, error) {
+// server frame (RFC 6455 5.2) of a known opcode, and returns its opcode
+// and whether it is compressed: RSV1, allowed on a data frame if
+// compression was negotiated (RFC 7692 6), never on a control frame.
+func parseOneFrame(p []byte, compression bool) (op byte, rsv1 bool, err error) {
 	if len(p) < 2 {
-		return 0, errors.New("shorter than a frame header")
+		return 0, false, errors.New("shorter than a frame header")
 	}
 	if p[0]&0x80 == 0 {
-		return 0, errors.New("FIN not set: a fragment")
+		return 0, false, errors.New("FIN not set: a fragment")
 	}
-	if p[0]&0x70 != 0 {
-		return 0, errors.New("RSV bits set")
+	op, rsv1 = p[0]&0x0f, p[0]&0x40 != 0
+	if p[0]&0x30 != 0 || rsv1 && (!compression || op >= 0x8) {
+		return 0, false, errors.New("RSV bits set")
 	}
-	op := p[0] & 0x0f
 	switch op {
 	case 0x1, 0x2, 0x8, 0x9, 0xA:
 	default:
-		return 0, fmt.Errorf("opcode %#x", op)
+		return 0, false, fmt.Errorf("opcode %#x", op)
 	}
 	if p[1]&0x80 != 0 {
-		return 0, errors.New("masked: a server frame must not be")
+		return 0, false, errors.New("masked: a server frame must not be")
 	}
 	n, hdr := uint64(p[1]&0x7f), 2
 	switch n {
 	case 126:
 		if len(p) < 4 {
-			return 0, errors.New("16-bit length cut off")
+			return 0, false, errors.New("16-bit length cut off")
 		}
 		n, hdr = uint64(binary.BigEndian.Uint16(p[2:])), 4
 	case 127:
 		if len(p) < 10 {
-			return 0, errors.New("64-bit length cut off")
+			return 0, false, errors.New("64-bit length cut off")
 		}
 		n, hdr = binary.BigEndian.Uint64(p[2:]), 10
 	}
 	if op >= 0x8 && n > 125 {
-		return 0, fmt.Errorf("control frame with a %d-byte payload", n)
+		return 0, false, fmt.Errorf("control frame with a %d-byte payload", n)
 	}
 	if uint64(len(p)-hdr) != n {
-		return 0, fmt.Errorf("header says %d payload bytes, the Write has %d", n, len(p)-hdr)
+		return 0, false, fmt.Errorf("header says %d payload bytes, the Write has %d", n, len(p)-hdr)
 	}
-	return op, nil
+	return op, rsv1, nil
 }

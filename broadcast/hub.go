@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -136,6 +137,13 @@ type HubOptions struct {
 	// others, whatever the number. Default 8 × GOMAXPROCS (docs/design.md
 	// says why).
 	Writers int
+	// Compression negotiates permessage-deflate (RFC 7692) with clients
+	// that offer it, without context takeover: each message of 256 bytes
+	// or more is compressed once, and the same compressed frame goes to
+	// every client that negotiated the extension; the others get the
+	// plain frame. Off by default: it costs CPU once per message and
+	// saves bandwidth per client (docs/design.md, "Compression").
+	Compression bool
 }
 
 // Errors returned by the hub.
@@ -167,6 +175,11 @@ type message struct {
 	frame    []byte // the whole WebSocket frame (textFrame), shared by every client
 	topic    int    // index in Hub.topics; -1 for messages to a single client
 	snapshot bool
+
+	// The frame compressed for permessage-deflate (deflateFrame), built
+	// on first use by frameFor; nil if compressing does not pay.
+	deflateOnce sync.Once
+	deflated    []byte
 }
 
 // Hub is an http.Handler that upgrades requests to WebSocket connections and
@@ -200,7 +213,8 @@ type Hub struct {
 
 	pool writerPool // has its own lock
 
-	portableWrites bool // tests: never use raw sends
+	portableWrites bool         // tests: never use raw sends
+	deflates       atomic.Int64 // messages compressed (tests)
 }
 
 // ErrInvalidOptions is returned by NewHub for invalid HubOptions.Topics
@@ -434,11 +448,16 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer h.wg.Done()
 
 	hw := &hijackWriter{ResponseWriter: w}
+	mode := websocket.CompressionDisabled
+	if h.opts.Compression {
+		// Without context takeover, so that one compressed frame per
+		// message suits every client (deflate.go).
+		mode = websocket.CompressionNoContextTakeover
+	}
 	conn, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		// The origin was checked above, with the hub's own rules.
 		InsecureSkipVerify: true,
-		// Compression would defeat encoding once per publish.
-		CompressionMode: websocket.CompressionDisabled,
+		CompressionMode:    mode,
 	})
 	if err == nil && hw.fc == nil { // Accept always hijacks through hw; never seen
 		_ = conn.CloseNow()
@@ -453,7 +472,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	conn.SetReadLimit(h.opts.ReadLimit)
 	hw.fc.portable = h.portableWrites
-	c := &client{hub: h, conn: conn, out: hw.fc, subs: h.allSubs}
+	c := &client{hub: h, conn: conn, out: hw.fc, subs: h.allSubs, deflate: hw.deflate}
 
 	h.mu.Lock()
 	h.reserved--

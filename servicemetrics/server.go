@@ -84,6 +84,11 @@ type Config struct {
 	// original service that reads the welcome and closes sees nothing
 	// else. Default DefaultSnapshotDelay; negative sends them at once.
 	SnapshotDelay time.Duration
+	// Compression negotiates permessage-deflate with the WebSocket
+	// clients that offer it (Chromium and Firefox do), each message
+	// compressed once for all of them (broadcast.HubOptions.Compression).
+	// Off by default.
+	Compression bool
 	// Intake configures the Alertmanager webhook (e.g. the service label).
 	Intake incidents.IntakeOptions
 	Logger *slog.Logger
@@ -186,6 +191,7 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		ConnectMessage: ConnectMessage,
 		CheckOrigin:    wsOrigins.Allows,
 		SnapshotDelay:  max(cfg.SnapshotDelay, 0),
+		Compression:    cfg.Compression,
 		Logger:         cfg.Logger,
 	})
 	if err != nil {

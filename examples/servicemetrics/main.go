@@ -81,6 +81,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	webhookToken := fs.String("webhook-token", getenv("WEBHOOK_TOKEN"), "bearer token also accepted on the Alertmanager webhook (env WEBHOOK_TOKEN)")
 	demo := fs.Bool("demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
 	amURL := fs.String("alertmanager-url", getenv("ALERTMANAGER_URL"), "Alertmanager base URL, reported by /ready (env ALERTMANAGER_URL)")
+	wsCompression := fs.Bool("ws-compression", envBool(getenv("WS_COMPRESSION")), "negotiate permessage-deflate with WebSocket clients that offer it, each message compressed once for all of them (env WS_COMPRESSION)")
 	maxConns := fs.Int("max-conns", envInt(getenv, "MAX_CONNS", httpedge.DefaultMaxConns), "most HTTP connections held besides WebSockets; the longest-idle one makes room for a new one (env MAX_CONNS)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -102,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	cfg := servicemetrics.Config{
 		PrometheusURL: *promURL, Pool: pool, ListenURL: *listenURL, PollInterval: interval, Logger: log,
 		WriteToken: *writeToken, WebhookToken: *webhookToken,
-		Demo: *demo, AlertmanagerURL: *amURL,
+		Demo: *demo, AlertmanagerURL: *amURL, Compression: *wsCompression,
 		// Empty lists (not nil): the flags say exactly what is allowed.
 		AllowedOrigins: append([]string{}, httpedge.SplitList(*origins)...),
 		CORSOrigins:    append([]string{}, httpedge.SplitList(*corsOrigins)...),
