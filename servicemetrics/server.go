@@ -128,11 +128,42 @@ type Server struct {
 // New migrates the incidents schema, subscribes to its change feed, and
 // starts the poller. The poller's first poll runs at once.
 func New(ctx context.Context, cfg Config) (*Server, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	cors, err := corsOptions(cfg.CORSOrigins)
+	if err != nil {
+		return nil, err
+	}
+	prom, err := promquery.New(cfg.PrometheusURL, promquery.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("servicemetrics: %w", err)
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom, cors: cors}
+	if err := s.build(); err != nil {
+		_ = prom.Close()
+		return nil, err
+	}
+	// PostgreSQL: reachable now, or retried in the background (the API
+	// answers 503 meanwhile); any other failure is a configuration error.
+	st, dbErr := s.openDB(ctx)
+	if dbErr != nil && !transient(dbErr) {
+		_ = prom.Close()
+		return nil, fmt.Errorf("servicemetrics: %w", dbErr)
+	}
+	s.dbp.Store(st)
+	s.start(st, dbErr)
+	return s, nil
+}
+
+// withDefaults checks cfg and fills in its defaults.
+func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Pool == nil {
-		return nil, errors.New("servicemetrics: Config.Pool is required")
+		return cfg, errors.New("servicemetrics: Config.Pool is required")
 	}
 	if cfg.PrometheusURL == "" {
-		return nil, errors.New("servicemetrics: Config.PrometheusURL is required")
+		return cfg, errors.New("servicemetrics: Config.PrometheusURL is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,10 +184,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 	if cfg.SnapshotDelay == 0 {
 		cfg.SnapshotDelay = DefaultSnapshotDelay
 	}
-	cors, err := corsOptions(cfg.CORSOrigins)
-	if err != nil {
-		return nil, err
-	}
 	if cfg.Range == nil {
 		for _, q := range cfg.Instant {
 			cfg.Range = append(cfg.Range, RangeQuery{
@@ -165,26 +192,21 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 			})
 		}
 	}
+	return cfg, nil
+}
 
-	prom, err := promquery.New(cfg.PrometheusURL, promquery.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
-	}
-	s := &Server{cfg: cfg, log: cfg.Logger, prom: prom, cors: cors}
+// build makes the hub, the pollers, the registry and the routes.
+func (s *Server) build() error {
+	cfg := s.cfg
+	var err error
 	if cfg.AlertmanagerURL != "" {
 		if s.am, err = newAlertmanagerCheck(cfg.AlertmanagerURL); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	started := false
-	defer func() {
-		if !started { // failed: release the Prometheus client's connections
-			_ = prom.Close()
-		}
-	}()
 	wsOrigins, err := httpedge.ParseOrigins(cfg.AllowedOrigins)
 	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: AllowedOrigins: %w", err)
+		return fmt.Errorf("servicemetrics: AllowedOrigins: %w", err)
 	}
 	s.hub, err = broadcast.NewHub(broadcast.HubOptions{
 		Topics:         Topics(),
@@ -195,43 +217,37 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		Logger:         cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
+		return fmt.Errorf("servicemetrics: %w", err)
 	}
-	s.poller, err = NewPoller(prom, s.hub, PollerOptions{
-		Interval: cfg.PollInterval,
-		Instant:  cfg.Instant,
-		Range:    cfg.Range,
-		Logger:   cfg.Logger,
+	s.poller, err = NewPoller(s.prom, s.hub, PollerOptions{
+		Interval: cfg.PollInterval, Instant: cfg.Instant, Range: cfg.Range, Logger: cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
+		return fmt.Errorf("servicemetrics: %w", err)
 	}
-	s.alerts, err = NewAlertsPoller(prom, s.hub, AlertsOptions{
+	s.alerts, err = NewAlertsPoller(s.prom, s.hub, AlertsOptions{
 		Interval: cfg.PollInterval, Link: s.linkIncidents, Logger: cfg.Logger,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("servicemetrics: %w", err)
+		return fmt.Errorf("servicemetrics: %w", err)
 	}
-	// PostgreSQL: reachable now, or retried in the background (the API
-	// answers 503 meanwhile); any other failure is a configuration error.
-	st, dbErr := s.openDB(ctx)
-	if dbErr != nil && !transient(dbErr) {
-		return nil, fmt.Errorf("servicemetrics: %w", dbErr)
-	}
-	s.dbp.Store(st)
-
 	s.reg = prometheus.NewRegistry()
 	s.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		s.hub, s.poller, dbCollector{s},
 	)
-	guard := httpedge.GuardOptions{Token: cfg.WriteToken, Origins: cors.Write}
+	guard := httpedge.GuardOptions{Token: cfg.WriteToken, Origins: s.cors.Write}
 	if cfg.WebhookToken != "" {
 		guard.PathTokens = map[string]string{WebhookPath: cfg.WebhookToken}
 	}
 	s.handler = httpedge.CORS(httpedge.Guard(s.routes(), guard), s.cors)
+	return nil
+}
 
+// start runs the pollers and the change feed (st, or the database retry
+// loop while st is nil), owned by s.wg until Shutdown.
+func (s *Server) start(st *dbState, dbErr error) {
 	runCtx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.wg.Add(3)
@@ -255,8 +271,6 @@ func New(ctx context.Context, cfg Config) (*Server, error) {
 		s.log.Warn("PostgreSQL unreachable at start: retrying in the background", "err", dbErr)
 		s.connectDB(runCtx)
 	}()
-	started = true
-	return s, nil
 }
 
 // incidentMessage is what WebSocket clients receive on topic "incident".
