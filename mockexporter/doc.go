@@ -20,6 +20,17 @@
 // [Registry.Add], [Registry.Observe], [Registry.StartScenario] and
 // [Registry.SetFaults], or over HTTP.
 //
+// # Cardinality and churn
+//
+// [Registry.DeclareFamily] declares a family of generated series from label
+// templates ([FamilyTemplate]: "pod=pod-{0..999}", several labels combined
+// as a cartesian product, or zipped), each series with its own seeded
+// source, and optional [Churn]: every interval a share of the series is
+// replaced by series with new label values. Label sets and values are a
+// function of the template, its seed and the clock, so two exporters with
+// the same template agree. The whole family is checked against the budgets
+// before it is created, and churn keeps its count and cost constant.
+//
 // # Concurrency
 //
 // Every method of Registry, and its handler, is safe for concurrent use.
@@ -89,6 +100,11 @@
 //	GET    /api/v1/metrics               declared families ([MetricOptions])
 //	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
 //	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
+//	GET    /api/v1/families              generated families ([FamilyInfo])
+//	POST   /api/v1/families              declare a generated family ([FamilyTemplate]):
+//	                                     {"name":"app_up","labels":["pod=pod-{0..999}","zone=z{0..2}"],
+//	                                     "seed":1,"churn":{"share":0.1,"interval":"1m"},
+//	                                     "source":{"kind":"noise","base":50,"amplitude":5}} → 201
 //	GET    /api/v1/series[?metric=NAME]  series with their current values and sources ([SeriesInfo])
 //	POST   /api/v1/series                set a series ([SetRequest]): {"metric":"mock_high_cpu_usage_percent",
 //	                                     "value":78} or "source":{"kind":"ramp","from":10,"to":95,"duration":"5m"}

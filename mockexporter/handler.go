@@ -45,6 +45,7 @@ func (r *Registry) Handler() http.Handler {
 		h.mux.HandleFunc("/health", h.health)
 		h.mux.HandleFunc("/metrics", h.serveMetrics)
 		h.mux.HandleFunc("/api/v1/metrics", h.apiMetrics)
+		h.mux.HandleFunc("/api/v1/families", h.apiFamilies)
 		h.mux.HandleFunc("/api/v1/series", h.apiSeries)
 		h.mux.HandleFunc("/api/v1/series/reset", h.apiSeriesReset)
 		h.mux.HandleFunc("/api/v1/scenarios", h.apiScenarios)
@@ -184,6 +185,43 @@ func (h *handler) apiMetrics(w http.ResponseWriter, req *http.Request) {
 		for _, f := range h.r.Families() {
 			if f.Name == m.Name {
 				writeData(w, http.StatusCreated, f)
+				return
+			}
+		}
+	default:
+		methodNotAllowed(w, "GET, POST")
+	}
+}
+
+// FamilyInfo answers POST /api/v1/families: the template as declared
+// and the number of series it holds.
+type FamilyInfo struct {
+	FamilyTemplate
+	Series int `json:"series"`
+}
+
+func (h *handler) apiFamilies(w http.ResponseWriter, req *http.Request) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		list := []FamilyInfo{}
+		for _, ft := range h.r.GeneratedFamilies() {
+			list = append(list, FamilyInfo{FamilyTemplate: ft, Series: h.r.familySeries(ft.Name)})
+		}
+		writeData(w, http.StatusOK, list)
+	case http.MethodPost:
+		var ft FamilyTemplate
+		if !h.decode(w, req, &ft) {
+			return
+		}
+		if err := h.r.DeclareFamily(ft); err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		n := h.r.familySeries(ft.Name)
+		h.r.log.Info("mockexporter: generated family declared", "metric", ft.Name, "type", ft.Type, "series", n)
+		for _, got := range h.r.GeneratedFamilies() {
+			if got.Name == ft.Name {
+				writeData(w, http.StatusCreated, FamilyInfo{FamilyTemplate: got, Series: n})
 				return
 			}
 		}

@@ -17,6 +17,9 @@ const (
 	Histogram
 )
 
+// maxType is the last valid Type.
+const maxType = Histogram
+
 func (t Type) String() string {
 	switch t {
 	case Gauge:

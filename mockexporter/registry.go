@@ -92,7 +92,8 @@ type family struct {
 	series     map[string]*series
 	order      []*series
 	hasDefault bool
-	cost       cost // of the family itself, without its series
+	cost       cost       // of the family itself, without its series
+	gen        *generator // generated families (DeclareFamily) only
 }
 
 type series struct {
@@ -215,34 +216,12 @@ func (r *Registry) Declare(m MetricOptions) error {
 // declareLocked validates m and adds its family (and default series). With
 // force (the seed catalogue) the budgets are not checked.
 func (r *Registry) declareLocked(m MetricOptions, force bool) error {
-	if !validMetricName(m.Name) {
-		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
-	}
-	if _, ok := r.fams[m.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
-	}
-	if len(r.fams) >= MaxFamilies {
-		return &LimitError{Limit: "MaxFamilies", Max: MaxFamilies, Want: int64(len(r.fams) + 1), What: "number of metric families"}
-	}
-	if m.Type < Gauge || m.Type > Histogram {
-		return validationf("type", "unknown type %d", int(m.Type))
-	}
-	if !r.opts.DisableRuntimeCollectors {
-		for _, p := range []string{"go_", "process_", "promhttp_"} {
-			if strings.HasPrefix(m.Name, p) {
-				return validationf("name", "the %s* names belong to the runtime collectors /metrics serves", p)
-			}
-		}
-	}
-	if other := r.collidingLocked(m.Name, m.Type); other != "" {
-		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
-	}
-	if err := r.normalizeMetric(&m); err != nil {
+	if err := r.checkNewFamilyLocked(&m); err != nil {
 		return err
 	}
 	f := &family{
 		opts:   m,
-		desc:   prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil),
+		desc:   newDesc(&m),
 		series: map[string]*series{},
 		cost:   familyCost(&m),
 	}
@@ -261,15 +240,52 @@ func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 			return err
 		}
 	}
-	r.fams[m.Name] = f
-	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= m.Name })
-	r.order = slices.Insert(r.order, i, f)
-	r.chargeLocked(f.cost)
+	r.insertFamilyLocked(f)
 	if f.hasDefault {
 		s := r.addSeriesLocked(f, vals, r.now())
 		s.src = Constant(m.Initial)
 	}
 	return nil
+}
+
+func newDesc(m *MetricOptions) *prometheus.Desc {
+	return prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil)
+}
+
+// insertFamilyLocked adds f (checked and admitted) and charges its own cost.
+func (r *Registry) insertFamilyLocked(f *family) {
+	r.fams[f.opts.Name] = f
+	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= f.opts.Name })
+	r.order = slices.Insert(r.order, i, f)
+	r.chargeLocked(f.cost)
+}
+
+// checkNewFamilyLocked validates a family about to be declared (name,
+// type, clashes, labels, buckets) and normalises m.
+func (r *Registry) checkNewFamilyLocked(m *MetricOptions) error {
+	if !validMetricName(m.Name) {
+		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
+	}
+	if _, ok := r.fams[m.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
+	}
+	if len(r.fams) >= MaxFamilies {
+		return &LimitError{Limit: "MaxFamilies", Max: MaxFamilies, Want: int64(len(r.fams) + 1), What: "number of metric families"}
+	}
+	if m.Type < Gauge || m.Type > maxType {
+		return validationf("type", "unknown type %d", int(m.Type))
+	}
+	if !r.opts.DisableRuntimeCollectors {
+		for _, p := range []string{"go_", "process_", "promhttp_"} {
+			if strings.HasPrefix(m.Name, p) {
+				return validationf("name", "the %s* names belong to the runtime collectors /metrics serves", p)
+			}
+		}
+	}
+	if other := r.collidingLocked(m.Name, m.Type); other != "" {
+		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
+	}
+	return r.normalizeMetric(m)
 }
 
 // normalizeMetric checks the labels, help, buckets and initial value of m
@@ -441,6 +457,9 @@ func (r *Registry) Set(metric string, labels Labels, src Source) error {
 	}
 	now := r.now()
 	if !exists {
+		if f.gen != nil {
+			return fmt.Errorf("%w: %s%s (a generated family's series come from its templates)", ErrUnknownSeries, metric, formatLabels(f.opts.LabelNames, vals))
+		}
 		s = r.addSeriesLocked(f, vals, now)
 	}
 	s.integrate(now)
@@ -588,6 +607,9 @@ func (r *Registry) Delete(metric string, labels Labels) error {
 	if !ok {
 		return fmt.Errorf("%w: %s%s", ErrUnknownSeries, metric, formatLabels(f.opts.LabelNames, vals))
 	}
+	if f.gen != nil {
+		return fmt.Errorf("%w: the series of generated family %s come from its templates and cannot be deleted one by one", ErrWrongType, metric)
+	}
 	delete(f.series, key)
 	f.order = slices.DeleteFunc(f.order, func(x *series) bool { return x == s })
 	r.nseries--
@@ -646,6 +668,7 @@ func (r *Registry) Series(metric string) ([]SeriesInfo, error) {
 	now := r.now()
 	out := []SeriesInfo{}
 	for _, f := range fams {
+		r.churnLocked(f, now)
 		for _, s := range f.order {
 			out = append(out, s.info(now))
 		}
@@ -699,6 +722,9 @@ func (r *Registry) Describe(chan<- *prometheus.Desc) {}
 func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	now := r.now()
+	for _, f := range r.order {
+		r.churnLocked(f, now)
+	}
 	samples := make([]sample, r.nseries)
 	n := 0
 	for _, f := range r.order {
@@ -755,6 +781,7 @@ func (r *Registry) resolveLocked(metric string, labels Labels) (*family, []strin
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownMetric, truncate(metric))
 	}
+	r.churnLocked(f, r.now())
 	vals, err := f.resolve(labels, r.opts.MaxLabelValueBytes)
 	return f, vals, err
 }
@@ -807,7 +834,8 @@ func (r *Registry) seriesLocked(f *family, vals []string, now time.Time, create 
 	if s, ok := f.series[seriesKey(vals)]; ok {
 		return s, nil
 	}
-	if !create {
+	if !create || f.gen != nil {
+		// A generated family's series come from its templates only.
 		return nil, fmt.Errorf("%w: %s%s", ErrUnknownSeries, f.opts.Name, formatLabels(f.opts.LabelNames, vals))
 	}
 	if err := r.admitLocked(seriesCost(f, vals)); err != nil {

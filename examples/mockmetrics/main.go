@@ -68,6 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route (/simulate, the control API, faults, reset); without it only loopback clients may write (env WRITE_TOKEN)")
 	maxConns := fs.Int("max-conns", httpedge.DefaultMaxConns, "most HTTP connections held; the longest-idle one makes room for a new one")
 	applyBudgets := addBudgetFlags(fs, getenv) // -max-bytes, -max-exposition-bytes, -max-series, -max-buckets, -max-labels, -max-label-value-bytes
+	declareFamilies := addFamilyFlags(fs)      // -family, repeatable
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -84,6 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		return fmt.Errorf("flags: %w", err)
 	}
 	reg := mockexporter.New(opts)
+	if err := declareFamilies(reg); err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
 	if *scenarioFile != "" {
 		data, err := os.ReadFile(*scenarioFile)
 		if err != nil {

@@ -244,3 +244,37 @@ func TestRunBudgets(t *testing.T) {
 		assert.Contains(t, err.Error(), tc.msg)
 	}
 }
+
+func TestRunFamilies(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-family", `{"name":"app_load","labels":["pod=pod-{0..49}","zone=z{0..1}"],"churn":{"share":0.1,"interval":"1m"}}`},
+			func(string) string { return "" }, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 100, strings.Count(string(body), "\napp_load{"))
+
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-max-series", "50", "-family", `{"name":"big","labels":["pod={0..99}"]}`},
+		func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "MaxSeries")
+	err = run(context.Background(), []string{"-family", `{"name":"x","nope":1}`}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "JSON family template")
+}
