@@ -1,5 +1,6 @@
 // Package mockexporter simulates a Prometheus exporter: a [Registry] of
-// gauges, counters and histograms whose values are computed at collect time
+// gauges, counters, histograms (classic, native or both), summaries and
+// gauge histograms whose values are computed at collect time
 // from [Source]s (constant, steps, ramp, sine, square, spike, noise, random
 // walk, sums of these) and timed [Scenario]s, read from an injectable clock so
 // that tests are deterministic. It is the library behind the mock-metrics
@@ -47,6 +48,18 @@
 // from its source, plus explicit observations. Counter and histogram totals
 // advance when they are read (a scrape, Series, Value); a clock that goes
 // back changes nothing.
+//
+// A summary simulates observations as a histogram does; its count and sum
+// are cumulative, its quantiles those of a sliding window (MaxAge, 10m)
+// of the source's values and the explicit observations (see
+// [MetricOptions].Quantiles and the window rule in kinds.go's
+// windowSamples). A gauge histogram is the distribution of such a window,
+// exposed as gaugehistogram in OpenMetrics and the protobuf format (by
+// [Registry.Gather]; through Collect, client_golang's registry types it a
+// histogram). A histogram with [MetricOptions].NativeBucketFactor has
+// native (sparse) buckets too, exposed in the protobuf format that
+// Prometheus asks for with --enable-feature=native-histograms, with the
+// fields client_golang's NewConstNativeHistogram fills.
 //
 // Writes are validated: a value must be finite and inside the family's range
 // (no negative bytes, percentages within 0–100, statuses 0 or 1, counts

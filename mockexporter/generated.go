@@ -270,8 +270,8 @@ func (r *Registry) declareGeneratedLocked(g *generator, m MetricOptions) error {
 	if err := r.checkNewFamilyLocked(&m); err != nil {
 		return err
 	}
-	f := &family{opts: m, series: map[string]*series{}, cost: familyCost(&m), gen: g}
-	f.desc = newDesc(&m)
+	f := r.newFamily(m)
+	f.gen = g
 	src, err := g.templateSource(f)
 	if err != nil {
 		return err
@@ -329,7 +329,7 @@ func defaultGeneratedSource(m MetricOptions) Source {
 	if m.Range == Status {
 		hi = 1
 	}
-	if m.Type == Histogram {
+	if m.Type.bucketed() && len(m.Buckets) > 0 {
 		hi = m.Buckets[len(m.Buckets)-1]
 		if hi <= 0 || m.Range != Any {
 			lo, hi = 0, math.Max(hi, 1)
@@ -393,9 +393,8 @@ func (r *Registry) newSlotLocked(f *family, i, gen int64, now time.Time) *series
 		s.pairs[j] = &arr[j]
 	}
 	sort.Slice(s.pairs, func(a, b int) bool { return *s.pairs[a].Name < *s.pairs[b].Name })
-	if f.opts.Type == Histogram {
-		s.buckets = make([]float64, len(f.opts.Buckets)+1)
-	}
+	s.born = now
+	s.initKind()
 	f.series[seriesKey(vals)] = s
 	r.nseries++
 	r.usedBytes += s.cost.bytes + s.srcBytes

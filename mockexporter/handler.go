@@ -36,9 +36,10 @@ func (r *Registry) Handler() http.Handler {
 		if !r.opts.DisableRuntimeCollectors {
 			g.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		}
-		g.MustRegister(r)
 		h := &handler{r: r, mux: http.NewServeMux()}
-		h.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+		// The registry gathers itself (exact types: gauge histograms); the
+		// runtime collectors come from g.
+		h.metrics = promhttp.HandlerFor(prometheus.Gatherers{g, r}, promhttp.HandlerOpts{EnableOpenMetrics: true})
 		// /health and /metrics check their method themselves: with a
 		// method in the pattern, the catch-all "/" below would answer 404
 		// instead of 405 for POST /health.

@@ -94,6 +94,7 @@ type family struct {
 	hasDefault bool
 	cost       cost       // of the family itself, without its series
 	gen        *generator // generated families (DeclareFamily) only
+	nativeMax  int        // native buckets a sign a series keeps; 0: none
 }
 
 type series struct {
@@ -111,6 +112,10 @@ type series struct {
 	added   float64 // explicit increments
 	buckets []float64
 	sum     float64
+	// summaries and gauge histograms
+	born   time.Time     // the window starts no earlier
+	obs    []observation // explicit observations of the window, oldest first
+	native *nativeState  // native histogram buckets, nil without
 }
 
 // New returns a registry; see [Options] for the defaults.
@@ -219,12 +224,7 @@ func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 	if err := r.checkNewFamilyLocked(&m); err != nil {
 		return err
 	}
-	f := &family{
-		opts:   m,
-		desc:   newDesc(&m),
-		series: map[string]*series{},
-		cost:   familyCost(&m),
-	}
+	f := r.newFamily(m)
 	f.hasDefault = len(m.Defaults) == len(m.LabelNames)
 	var vals []string
 	c := f.cost
@@ -248,8 +248,13 @@ func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 	return nil
 }
 
-func newDesc(m *MetricOptions) *prometheus.Desc {
-	return prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil)
+// newFamily makes the family of checked options m.
+func (r *Registry) newFamily(m MetricOptions) *family {
+	f := &family{opts: m, desc: prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil), series: map[string]*series{}, cost: familyCost(&m)}
+	if m.NativeBucketFactor > 1 {
+		f.nativeMax = r.opts.MaxBuckets
+	}
+	return f
 }
 
 // insertFamilyLocked adds f (checked and admitted) and charges its own cost.
@@ -306,12 +311,8 @@ func (r *Registry) normalizeMetric(m *MetricOptions) error {
 	if i := strings.IndexFunc(m.Help, func(c rune) bool { return isControl(c) && c != '\n' && c != '\t' }); i >= 0 {
 		return validationf("help", "control character %U at byte %d (only tab and newline are allowed)", []rune(m.Help[i:])[0], i)
 	}
-	if m.Type == Histogram {
-		if err := r.checkBuckets(m); err != nil {
-			return err
-		}
-	} else if m.Buckets != nil {
-		return validationf("buckets", "only histograms have buckets")
+	if err := r.checkKind(m); err != nil {
+		return err
 	}
 	initialRange := m.Range
 	if m.Type == Counter {
@@ -338,8 +339,11 @@ func (r *Registry) checkLabelNames(m *MetricOptions) error {
 		if seen[ln] {
 			return validationf("labels", "duplicate label name %q", ln)
 		}
-		if ln == "le" && m.Type == Histogram {
+		if ln == "le" && m.Type.bucketed() {
 			return validationf("labels", `"le" is the bucket label of a histogram`)
+		}
+		if ln == "quantile" && m.Type == Summary {
+			return validationf("labels", `"quantile" is the quantile label of a summary`)
 		}
 		seen[ln] = true
 	}
@@ -358,8 +362,8 @@ func (r *Registry) checkBuckets(m *MetricOptions) error {
 	if m.Buckets == nil {
 		m.Buckets = prometheus.DefBuckets
 	}
-	if len(m.Buckets) == 0 {
-		return validationf("buckets", "need at least 1 bucket")
+	if len(m.Buckets) == 0 && m.NativeBucketFactor == 0 {
+		return validationf("buckets", "need at least 1 bucket (or native_bucket_factor for a native-only histogram)")
 	}
 	if len(m.Buckets) > r.opts.MaxBuckets {
 		return validationf("buckets", "%d buckets, over MaxBuckets = %d", len(m.Buckets), r.opts.MaxBuckets)
@@ -382,7 +386,9 @@ func (r *Registry) checkBuckets(m *MetricOptions) error {
 // the text or OpenMetrics exposition.
 var exposedSuffixes = map[Type][]string{
 	Counter:   {"_total", "_created"},
-	Histogram: {"_bucket", "_count", "_sum", "_created"},
+	Histogram:      {"_bucket", "_count", "_sum", "_created"},
+	Summary:        {"_count", "_sum", "_created"},
+	GaugeHistogram: {"_bucket", "_count", "_sum", "_gcount", "_gsum"},
 }
 
 // collidingLocked returns the name of a declared family whose exposed sample
@@ -574,7 +580,7 @@ func (r *Registry) Observe(metric string, labels Labels, values ...float64) erro
 	if err != nil {
 		return err
 	}
-	if f.opts.Type != Histogram {
+	if !f.opts.Type.observed() {
 		return fmt.Errorf("%w: Observe on %s %s", ErrWrongType, f.opts.Type, metric)
 	}
 	for _, v := range values {
@@ -588,8 +594,7 @@ func (r *Registry) Observe(metric string, labels Labels, values ...float64) erro
 		return err
 	}
 	for _, v := range values {
-		s.observe(v, 1)
-		s.added++
+		s.observeExplicit(v, now)
 	}
 	return nil
 }
@@ -637,6 +642,10 @@ func (r *Registry) ResetSeries(metric string, labels Labels) error {
 	}
 	s.acc, s.added, s.sum, s.last = 0, 0, 0, now
 	clear(s.buckets)
+	s.obs, s.born = nil, now
+	if s.native != nil {
+		s.native = newNative(f)
+	}
 	return nil
 }
 
@@ -739,10 +748,7 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			sm := &samples[n]
 			n++
 			sm.s = s
-			sm.v = s.value(now)
-			if f.opts.Type == Histogram {
-				sm.h = s.histogram()
-			}
+			sm.fill(now)
 		}
 	}
 	r.mu.Unlock()
@@ -754,10 +760,11 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 // sample is one series' value at one Collect; it is the prometheus.Metric
 // the registry sends. Label pairs are shared with the series (immutable).
 type sample struct {
-	s *series
-	v float64
-	g dto.Gauge
-	h *dto.Histogram
+	s  *series
+	v  float64
+	g  dto.Gauge
+	h  *dto.Histogram
+	sm *dto.Summary
 }
 
 func (m *sample) Desc() *prometheus.Desc { return m.s.fam.desc }
@@ -770,8 +777,10 @@ func (m *sample) Write(pb *dto.Metric) error {
 		pb.Gauge = &m.g
 	case Counter:
 		pb.Counter = &dto.Counter{Value: &m.v}
-	case Histogram:
+	case Histogram, GaugeHistogram:
 		pb.Histogram = m.h
+	case Summary:
+		pb.Summary = m.sm
 	}
 	return nil
 }
@@ -853,9 +862,8 @@ func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *ser
 		s.pairs[i] = &dto.LabelPair{Name: proto.String(ln), Value: proto.String(vals[i])}
 	}
 	sort.Slice(s.pairs, func(i, j int) bool { return s.pairs[i].GetName() < s.pairs[j].GetName() })
-	if f.opts.Type == Histogram {
-		s.buckets = make([]float64, len(f.opts.Buckets)+1)
-	}
+	s.born = now
+	s.initKind()
 	f.series[seriesKey(vals)] = s
 	f.order = append(f.order, s)
 	r.nseries++
@@ -883,6 +891,8 @@ func (s *series) value(now time.Time) float64 {
 	switch s.fam.opts.Type {
 	case Gauge:
 		return s.gaugeValue(now)
+	case GaugeHistogram:
+		return math.Floor(s.window(now).total + 1e-9)
 	case Counter:
 		s.integrate(now)
 		// Capped: a simulated integral near the float64 limit plus an
@@ -901,7 +911,7 @@ const integrationStep = 100 * time.Millisecond
 // integrate advances a counter's or histogram's simulated total to now.
 // The clock going backwards changes nothing: counters never fall.
 func (s *series) integrate(now time.Time) {
-	if s.fam.opts.Type == Gauge {
+	if s.fam.opts.Type == Gauge || s.fam.opts.Type == GaugeHistogram {
 		return
 	}
 	if !now.After(s.last) {
@@ -924,6 +934,9 @@ func (s *series) integrate(now time.Time) {
 		}
 		if s.fam.opts.Type == Counter {
 			sum += math.Max(v, 0)
+		} else if s.fam.opts.Type == Summary {
+			w := s.fam.opts.ObservationsPerSecond * hs
+			s.integrateSummary(s.fam.opts.Range.shape(v), w)
 		} else {
 			w := s.fam.opts.ObservationsPerSecond * hs
 			s.observe(s.fam.opts.Range.shape(v), w)
@@ -937,8 +950,13 @@ func (s *series) integrate(now time.Time) {
 }
 
 func (s *series) observe(v, weight float64) {
-	i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
-	s.buckets[i] += weight
+	if s.buckets != nil {
+		i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
+		s.buckets[i] += weight
+	}
+	if s.native != nil {
+		s.native.observe(v, weight, s.fam.nativeMax)
+	}
 	s.sum = capFinite(s.sum + v*weight)
 }
 
@@ -949,23 +967,35 @@ func capFinite(v float64) float64 {
 }
 
 func (s *series) histogram() *dto.Histogram {
-	bounds := s.fam.opts.Buckets
-	h := &dto.Histogram{Bucket: make([]*dto.Bucket, len(bounds))}
-	bs := make([]dto.Bucket, len(bounds))
-	// Explicit observations are whole; simulated ones are spread over
-	// buckets as fractions, so cumulative counts are floored.
-	var cum float64
-	for i, ub := range bounds {
-		cum += s.buckets[i]
-		c := uint64(math.Floor(cum + 1e-9))
-		bs[i].CumulativeCount = &c
-		bs[i].UpperBound = proto.Float64(ub)
-		h.Bucket[i] = &bs[i]
-	}
 	count := uint64(math.Floor(s.acc + s.added + 1e-9))
+	h := &dto.Histogram{}
+	if s.native != nil {
+		// The native buckets' populations must add up to the count.
+		count = s.native.write(h)
+	}
+	h.Bucket = classicBuckets(s.fam.opts.Buckets, s.buckets, count)
 	h.SampleCount = &count
 	h.SampleSum = proto.Float64(s.sum)
 	return h
+}
+
+// classicBuckets writes cumulative buckets from per-bucket weights.
+// Explicit observations are whole; simulated ones are spread over buckets
+// as fractions, so cumulative counts are floored (and kept within count).
+func classicBuckets(bounds, weights []float64, count uint64) []*dto.Bucket {
+	out := make([]*dto.Bucket, len(bounds))
+	bs := make([]dto.Bucket, len(bounds))
+	cs := make([]uint64, len(bounds))
+	ubs := slices.Clone(bounds)
+	var cum float64
+	for i := range bounds {
+		cum += weights[i]
+		cs[i] = min(uint64(math.Floor(cum+1e-9)), count)
+		bs[i].CumulativeCount = &cs[i]
+		bs[i].UpperBound = &ubs[i]
+		out[i] = &bs[i]
+	}
+	return out
 }
 
 func (s *series) matchesAny(ms []Labels) bool {
