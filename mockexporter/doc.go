@@ -51,9 +51,11 @@
 //
 // A summary simulates observations as a histogram does; its count and sum
 // are cumulative, its quantiles those of a sliding window (MaxAge, 10m)
-// of the source's values and the explicit observations (see
-// [MetricOptions].Quantiles and the window rule in kinds.go's
-// windowSamples). A gauge histogram is the distribution of such a window,
+// of observations: the source read at 100 evenly spaced instants of the
+// window, each standing for its share of the simulated observations
+// (ObservationsPerSecond × window / 100), and the window's explicit
+// observations (the latest 128), each counting 1; a quantile q is the
+// smallest value whose cumulative weight reaches q of the total. A gauge histogram is the distribution of such a window,
 // exposed as gaugehistogram in OpenMetrics and the protobuf format (by
 // [Registry.Gather]; through Collect, client_golang's registry types it a
 // histogram). A histogram with [MetricOptions].NativeBucketFactor has

@@ -385,7 +385,7 @@ func (r *Registry) checkBuckets(m *MetricOptions) error {
 // exposedSuffixes are the sample-name suffixes a family of each type adds in
 // the text or OpenMetrics exposition.
 var exposedSuffixes = map[Type][]string{
-	Counter:   {"_total", "_created"},
+	Counter:        {"_total", "_created"},
 	Histogram:      {"_bucket", "_count", "_sum", "_created"},
 	Summary:        {"_count", "_sum", "_created"},
 	GaugeHistogram: {"_bucket", "_count", "_sum", "_gcount", "_gsum"},
