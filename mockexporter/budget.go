@@ -172,7 +172,12 @@ func seriesCost(f *family, vals []string) cost {
 	switch m.Type {
 	case Counter:
 		// OpenMetrics appends _total to a counter whose name lacks it.
-		return cost{series: 1, bytes: b, expo: line(len("_total"), 0)}
+		c := cost{series: 1, bytes: b, expo: line(len("_total"), 0)}
+		if m.Exemplars {
+			c.bytes += 64
+			c.expo += int64(exemplarLineBytes)
+		}
+		return c
 	case Histogram, GaugeHistogram:
 		nb := int64(len(m.Buckets) + 1)
 		b += BucketBytes * nb
@@ -186,6 +191,10 @@ func seriesCost(f *family, vals []string) cost {
 		nn := int64(2*f.nativeMax + 1)
 		b += BucketBytes * nn
 		e += 8 * nn
+		if m.Exemplars {
+			b += 64 * nb
+			e += int64(exemplarLineBytes) * nb
+		}
 		return cost{series: 1, bytes: b, expo: e}
 	case Summary:
 		b += 16*int64(len(m.Quantiles)) + maxWindowObservations*16

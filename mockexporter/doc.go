@@ -63,6 +63,20 @@
 // Prometheus asks for with --enable-feature=native-histograms, with the
 // fields client_golang's NewConstNativeHistogram fills.
 //
+// # Exemplars
+//
+// With [MetricOptions].Exemplars a counter carries one exemplar, its
+// latest increment (an Add, or what its rate added up to at the latest
+// read), and each classic bucket of a histogram the latest observation
+// that fell in it (simulated or explicit; the +Inf one as an explicit
+// bucket, as client_golang writes it; with native buckets, the exemplar
+// list too). Each has one label, trace_id: 32 hex digits hashed from
+// ExemplarSeed, the series and the observation's instant, so two
+// registries with the same seed and clock agree. OpenMetrics
+// (Accept: application/openmetrics-text) and protobuf scrapes show them;
+// the text format does not. Note that expfmt's OpenMetrics encoder types a
+// counter whose name lacks _total as unknown: name counters *_total.
+//
 // Writes are validated: a value must be finite and inside the family's range
 // (no negative bytes, percentages within 0–100, statuses 0 or 1, counts
 // whole), a source's [Source.Bounds] must lie inside it, label values must be

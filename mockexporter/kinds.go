@@ -50,6 +50,9 @@ func (r *Registry) checkKind(m *MetricOptions) error {
 	if m.Type != Summary && m.Quantiles != nil {
 		return validationf("quantiles", "only summaries have quantiles")
 	}
+	if m.Type != Counter && m.Type != Histogram && (m.Exemplars || m.ExemplarSeed != 0) {
+		return validationf("exemplars", "only counters and histograms have exemplars")
+	}
 	if m.Type != Summary && m.Type != GaugeHistogram && m.MaxAge != 0 {
 		return validationf("max_age", "only summaries and gauge histograms have a window")
 	}
@@ -113,6 +116,7 @@ func (s *series) initKind() {
 	if f.nativeMax > 0 {
 		s.native = newNative(f)
 	}
+	s.initExemplars()
 }
 
 // observeExplicit records one explicit observation at now.
@@ -121,6 +125,7 @@ func (s *series) observeExplicit(v float64, now time.Time) {
 	case Histogram:
 		s.observe(v, 1)
 		s.added++
+		s.recordExemplar(v, now)
 		return
 	case Summary:
 		s.sum = capFinite(s.sum + v)
@@ -220,6 +225,8 @@ func (m *sample) fill(now time.Time) {
 	}
 	m.v = s.value(now)
 	switch s.fam.opts.Type {
+	case Counter:
+		m.ex = s.dtoExemplar(0)
 	case Histogram:
 		m.h = s.histogram()
 	case Summary:

@@ -217,6 +217,11 @@ type MetricOptions struct {
 	// only. A series keeps at most MaxBuckets native buckets a sign,
 	// halving its resolution (schema - 1) when it would hold more.
 	NativeBucketFactor float64 `json:"native_bucket_factor,omitempty"`
+	// Exemplars gives a counter or histogram exemplars with seeded trace
+	// IDs (see Exemplars in the package documentation).
+	Exemplars bool `json:"exemplars,omitempty"`
+	// ExemplarSeed seeds the exemplars' trace IDs.
+	ExemplarSeed int64 `json:"exemplar_seed,omitempty"`
 }
 
 // MaxLabelValueLen is the default of Options.MaxLabelValueBytes, the longest

@@ -116,6 +116,7 @@ type series struct {
 	born   time.Time     // the window starts no earlier
 	obs    []observation // explicit observations of the window, oldest first
 	native *nativeState  // native histogram buckets, nil without
+	ex     []exemplar    // exemplar slots (MetricOptions.Exemplars), nil without
 }
 
 // New returns a registry; see [Options] for the defaults.
@@ -552,6 +553,9 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 			return err
 		}
 		s.added += delta
+		if delta > 0 {
+			s.recordExemplar(delta, now)
+		}
 	case Gauge:
 		var cur float64
 		if s, err := r.seriesLocked(f, vals, now, false); err == nil {
@@ -643,6 +647,7 @@ func (r *Registry) ResetSeries(metric string, labels Labels) error {
 	s.acc, s.added, s.sum, s.last = 0, 0, 0, now
 	clear(s.buckets)
 	s.obs, s.born = nil, now
+	clear(s.ex)
 	if s.native != nil {
 		s.native = newNative(f)
 	}
@@ -765,6 +770,7 @@ type sample struct {
 	g  dto.Gauge
 	h  *dto.Histogram
 	sm *dto.Summary
+	ex *dto.Exemplar // a counter's
 }
 
 func (m *sample) Desc() *prometheus.Desc { return m.s.fam.desc }
@@ -776,7 +782,7 @@ func (m *sample) Write(pb *dto.Metric) error {
 		m.g.Value = &m.v
 		pb.Gauge = &m.g
 	case Counter:
-		pb.Counter = &dto.Counter{Value: &m.v}
+		pb.Counter = &dto.Counter{Value: &m.v, Exemplar: m.ex}
 	case Histogram, GaugeHistogram:
 		pb.Histogram = m.h
 	case Summary:
@@ -939,20 +945,27 @@ func (s *series) integrate(now time.Time) {
 			s.integrateSummary(s.fam.opts.Range.shape(v), w)
 		} else {
 			w := s.fam.opts.ObservationsPerSecond * hs
-			s.observe(s.fam.opts.Range.shape(v), w)
+			sv := s.fam.opts.Range.shape(v)
+			s.observe(sv, w)
 			s.acc += w
+			if w > 0 {
+				s.recordExemplar(sv, t)
+			}
 		}
 	}
 	if s.fam.opts.Type == Counter {
-		s.acc = capFinite(s.acc + sum*dt.Seconds()/float64(n))
+		inc := sum * dt.Seconds() / float64(n)
+		s.acc = capFinite(s.acc + inc)
+		if inc > 0 {
+			s.recordExemplar(inc, now)
+		}
 	}
 	s.last = now
 }
 
 func (s *series) observe(v, weight float64) {
 	if s.buckets != nil {
-		i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
-		s.buckets[i] += weight
+		s.buckets[bucketIndex(s.fam.opts.Buckets, v)] += weight
 	}
 	if s.native != nil {
 		s.native.observe(v, weight, s.fam.nativeMax)
@@ -976,6 +989,7 @@ func (s *series) histogram() *dto.Histogram {
 	h.Bucket = classicBuckets(s.fam.opts.Buckets, s.buckets, count)
 	h.SampleCount = &count
 	h.SampleSum = proto.Float64(s.sum)
+	s.attachExemplars(h)
 	return h
 }
 
@@ -1013,6 +1027,10 @@ func (s *series) matchesAny(ms []Labels) bool {
 	}
 	return false
 }
+
+// bucketIndex is the classic bucket holding v: the first bound ≥ v, or
+// the +Inf bucket.
+func bucketIndex(bounds []float64, v float64) int { return sort.SearchFloat64s(bounds, v) }
 
 func seriesKey(vals []string) string { return strings.Join(vals, "\xff") }
 
