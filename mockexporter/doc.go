@@ -63,6 +63,15 @@
 // Prometheus asks for with --enable-feature=native-histograms, with the
 // fields client_golang's NewConstNativeHistogram fills.
 //
+// # Rule tests
+//
+// [Registry.RuleTestInput] renders the series a [Scenario] drives as the
+// input_series of a `promtool test rules` file ([InputSeries], values in
+// promtool's expanding notation, see [ExpandingNotation]), read as a
+// scrape would from a scratch registry under a clock starting at promtool's
+// time 0: the scenario that drives the live pipeline unit-tests the alert
+// rules too (promflowtest.RuleTest runs the file).
+//
 // # Exemplars
 //
 // With [MetricOptions].Exemplars a counter carries one exemplar, its
