@@ -63,6 +63,18 @@
 // Prometheus asks for with --enable-feature=native-histograms, with the
 // fields client_golang's NewConstNativeHistogram fills.
 //
+// # Remote write
+//
+// [Registry.Push] sends every visible series once, and
+// [Registry.RemoteWrite] every interval until its context ends, to a
+// Remote Write 1.0 receiver (Prometheus with
+// --web.enable-remote-write-receiver, VictoriaMetrics' /api/v1/write) with
+// client_golang's exp/api/remote client: exponential backoff on 5xx, 429
+// and network errors, a *[RemoteWriteError] matching
+// [ErrRemoteWriteRejected] on any other 4xx. The samples carry the
+// registry's clock. Remote Write 2.0 is not sent: Debian's Prometheus 2.42
+// and VictoriaMetrics 1.79 receive 1.0 only.
+//
 // # Rule tests
 //
 // [Registry.RuleTestInput] renders the series a [Scenario] drives as the

@@ -241,7 +241,10 @@ func (m *sample) fill(now time.Time) {
 func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.now()
+	return r.gatherLocked(r.now()), nil
+}
+
+func (r *Registry) gatherLocked(now time.Time) []*dto.MetricFamily {
 	var out []*dto.MetricFamily
 	for _, f := range r.order {
 		r.churnLocked(f, now)
@@ -270,7 +273,7 @@ func (r *Registry) Gather() ([]*dto.MetricFamily, error) {
 		}
 		out = append(out, mf)
 	}
-	return out, nil
+	return out
 }
 
 func dtoType(t Type) dto.MetricType {

@@ -69,6 +69,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	maxConns := fs.Int("max-conns", httpedge.DefaultMaxConns, "most HTTP connections held; the longest-idle one makes room for a new one")
 	applyBudgets := addBudgetFlags(fs, getenv) // -max-bytes, -max-exposition-bytes, -max-series, -max-buckets, -max-labels, -max-label-value-bytes
 	declareFamilies := addFamilyFlags(fs)      // -family, repeatable
+	startRemoteWrite := addRemoteWriteFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -88,6 +89,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	if err := declareFamilies(reg); err != nil {
 		return fmt.Errorf("flags: %w", err)
 	}
+	stopRemoteWrite, err := startRemoteWrite(ctx, reg, logger)
+	if err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+	defer stopRemoteWrite()
 	if *scenarioFile != "" {
 		data, err := os.ReadFile(*scenarioFile)
 		if err != nil {
