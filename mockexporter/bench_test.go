@@ -150,7 +150,8 @@ func heapInUse() uint64 {
 // The clock advances 15 s per scrape (a usual scrape interval), so every
 // fourth scrape replaces 100,000 series. It reports the live heap per
 // series of each side (runtime.MemStats after GC, delta / N) as
-// heap_B/series.
+// heap_B/series. promflow_gatherer is the same scrape through the
+// registry's own Gather, the path Registry.Handler serves.
 //
 //	go test -run '^$' -bench 'BenchmarkScrapeMillion' -benchmem -benchtime 8x -timeout 30m ./mockexporter/
 func BenchmarkScrapeMillion(b *testing.B) {
@@ -195,7 +196,12 @@ func BenchmarkScrapeMillion(b *testing.B) {
 		name string
 		g    prometheus.Gatherer
 		heap uint64
-	}{{"promflow", promflow, promflowHeap}, {"client_golang", plain, plainHeap}} {
+	}{
+		{"promflow", promflow, promflowHeap},
+		// The path Registry.Handler serves: the registry's own Gather.
+		{"promflow_gatherer", prometheus.Gatherers{reg}, promflowHeap},
+		{"client_golang", plain, plainHeap},
+	} {
 		b.Run(side.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {

@@ -9,7 +9,11 @@
 //
 // The listen address comes from -addr, else from the PORT environment
 // variable, else :8082. -scenario starts a scenario (JSON or YAML, see
-// mockexporter.Scenario) at boot. Logs are structured (log/slog) on stderr;
+// mockexporter.Scenario) at boot. -family (repeatable) declares a
+// generated family for load tests, a JSON mockexporter.FamilyTemplate such
+// as {"name":"app_up","labels":["pod=pod-{0..999}"],"churn":{"share":0.1,"interval":"1m"}}.
+// -remote-write-url pushes every series to a Remote Write endpoint every
+// -remote-write-interval (15s). Logs are structured (log/slog) on stderr;
 // SIGINT or SIGTERM shut the server down gracefully.
 package main
 
