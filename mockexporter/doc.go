@@ -149,7 +149,9 @@
 //
 //	GET    /api/v1/metrics               declared families ([MetricOptions])
 //	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
-//	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
+//	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201;
+//	                                     types gauge, counter, histogram (buckets, native_bucket_factor,
+//	                                     exemplars), summary (quantiles, max_age), gaugehistogram
 //	GET    /api/v1/families              generated families ([FamilyInfo])
 //	POST   /api/v1/families              declare a generated family ([FamilyTemplate]):
 //	                                     {"name":"app_up","labels":["pod=pod-{0..999}","zone=z{0..2}"],
