@@ -38,7 +38,7 @@ func (s *series) initExemplars() {
 // recordExemplar keeps v at instant at as the latest exemplar of its slot
 // (the counter's, or the histogram bucket holding v).
 func (s *series) recordExemplar(v float64, at time.Time) {
-	if s.ex == nil {
+	if s.seriesExtra == nil || s.ex == nil {
 		return
 	}
 	i := 0
@@ -68,7 +68,7 @@ func (s *series) traceID(at time.Time) string {
 
 // dtoExemplar renders slot i, nil when it has none.
 func (s *series) dtoExemplar(i int) *dto.Exemplar {
-	if s.ex == nil || !s.ex[i].set {
+	if s.seriesExtra == nil || s.ex == nil || !s.ex[i].set {
 		return nil
 	}
 	e := s.ex[i]
@@ -84,7 +84,7 @@ func (s *series) dtoExemplar(i int) *dto.Exemplar {
 // (the +Inf bucket's only into the list) and, with native buckets, into
 // h.Exemplars.
 func (s *series) attachExemplars(h *dto.Histogram) {
-	if s.ex == nil {
+	if s.seriesExtra == nil || s.ex == nil {
 		return
 	}
 	for i := range s.ex {

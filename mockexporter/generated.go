@@ -393,8 +393,7 @@ func (r *Registry) newSlotLocked(f *family, i, gen int64, now time.Time) *series
 		s.pairs[j] = &arr[j]
 	}
 	sort.Slice(s.pairs, func(a, b int) bool { return *s.pairs[a].Name < *s.pairs[b].Name })
-	s.born = now
-	s.initKind()
+	s.initKind(now)
 	f.series[seriesKey(vals)] = s
 	r.nseries++
 	r.usedBytes += s.cost.bytes + s.srcBytes

@@ -107,12 +107,17 @@ func (r *Registry) checkQuantiles(m *MetricOptions) error {
 	return nil
 }
 
-// initKind allocates what a new series of its family's type holds.
-func (s *series) initKind() {
+// initKind allocates what a new series (born now) of its family's type
+// holds.
+func (s *series) initKind(now time.Time) {
 	f := s.fam
 	if f.opts.Type.bucketed() && len(f.opts.Buckets) > 0 {
 		s.buckets = make([]float64, len(f.opts.Buckets)+1)
 	}
+	if !f.opts.Type.observed() && !f.opts.Exemplars {
+		return
+	}
+	s.seriesExtra = &seriesExtra{born: now}
 	if f.nativeMax > 0 {
 		s.native = newNative(f)
 	}
@@ -252,26 +257,55 @@ func (r *Registry) gatherLocked(now time.Time) []*dto.MetricFamily {
 		if hide != nil && hide.all {
 			continue
 		}
-		samples := make([]sample, 0, len(f.order))
-		for _, s := range f.order {
-			if hide != nil && s.matchesAny(hide.matchers) {
-				continue
-			}
-			samples = append(samples, sample{s: s})
-			samples[len(samples)-1].fill(now)
+		visible := f.order
+		if hide != nil {
+			visible = slices.DeleteFunc(slices.Clone(f.order), func(s *series) bool { return s.matchesAny(hide.matchers) })
 		}
-		if len(samples) == 0 {
+		if len(visible) == 0 {
 			continue
 		}
 		name, help := f.opts.Name, f.opts.Help
 		mf := &dto.MetricFamily{Name: &name, Help: &help, Type: dtoType(f.opts.Type).Enum()}
-		ms := make([]dto.Metric, len(samples))
-		mf.Metric = make([]*dto.Metric, len(samples))
-		for i := range samples {
-			_ = samples[i].Write(&ms[i])
-			mf.Metric[i] = &ms[i]
-		}
+		mf.Metric = writeMetrics(visible, now)
 		out = append(out, mf)
+	}
+	return out
+}
+
+// writeMetrics renders series of one family at now, in bulk: gauges and
+// counters without the per-series sample Collect sends.
+func writeMetrics(ss []*series, now time.Time) []*dto.Metric {
+	ms := make([]dto.Metric, len(ss))
+	out := make([]*dto.Metric, len(ss))
+	vals := make([]float64, len(ss))
+	typ := ss[0].fam.opts.Type
+	var gauges []dto.Gauge
+	var counters []dto.Counter
+	switch typ {
+	case Gauge:
+		gauges = make([]dto.Gauge, len(ss))
+	case Counter:
+		counters = make([]dto.Counter, len(ss))
+	}
+	for i, s := range ss {
+		m := &ms[i]
+		out[i] = m
+		m.Label = s.pairs
+		switch typ {
+		case Gauge:
+			vals[i] = s.value(now)
+			gauges[i].Value = &vals[i]
+			m.Gauge = &gauges[i]
+		case Counter:
+			vals[i] = s.value(now)
+			counters[i].Value = &vals[i]
+			counters[i].Exemplar = s.dtoExemplar(0)
+			m.Counter = &counters[i]
+		default:
+			sm := &sample{s: s}
+			sm.fill(now)
+			_ = sm.Write(m)
+		}
 	}
 	return out
 }

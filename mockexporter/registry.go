@@ -112,8 +112,14 @@ type series struct {
 	added   float64 // explicit increments
 	buckets []float64
 	sum     float64
-	// summaries and gauge histograms
-	born   time.Time     // the window starts no earlier
+	// What only histograms, summaries, gauge histograms and series with
+	// exemplars hold; nil for the others (most series of a large
+	// generated family), which keeps them small.
+	*seriesExtra
+}
+
+type seriesExtra struct {
+	born   time.Time     // a window starts no earlier
 	obs    []observation // explicit observations of the window, oldest first
 	native *nativeState  // native histogram buckets, nil without
 	ex     []exemplar    // exemplar slots (MetricOptions.Exemplars), nil without
@@ -646,10 +652,12 @@ func (r *Registry) ResetSeries(metric string, labels Labels) error {
 	}
 	s.acc, s.added, s.sum, s.last = 0, 0, 0, now
 	clear(s.buckets)
-	s.obs, s.born = nil, now
-	clear(s.ex)
-	if s.native != nil {
-		s.native = newNative(f)
+	if s.seriesExtra != nil {
+		s.obs, s.born = nil, now
+		clear(s.ex)
+		if s.native != nil {
+			s.native = newNative(f)
+		}
 	}
 	return nil
 }
@@ -868,8 +876,7 @@ func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *ser
 		s.pairs[i] = &dto.LabelPair{Name: proto.String(ln), Value: proto.String(vals[i])}
 	}
 	sort.Slice(s.pairs, func(i, j int) bool { return s.pairs[i].GetName() < s.pairs[j].GetName() })
-	s.born = now
-	s.initKind()
+	s.initKind(now)
 	f.series[seriesKey(vals)] = s
 	f.order = append(f.order, s)
 	r.nseries++
@@ -967,7 +974,7 @@ func (s *series) observe(v, weight float64) {
 	if s.buckets != nil {
 		s.buckets[bucketIndex(s.fam.opts.Buckets, v)] += weight
 	}
-	if s.native != nil {
+	if s.seriesExtra != nil && s.native != nil {
 		s.native.observe(v, weight, s.fam.nativeMax)
 	}
 	s.sum = capFinite(s.sum + v*weight)
@@ -982,7 +989,7 @@ func capFinite(v float64) float64 {
 func (s *series) histogram() *dto.Histogram {
 	count := uint64(math.Floor(s.acc + s.added + 1e-9))
 	h := &dto.Histogram{}
-	if s.native != nil {
+	if s.seriesExtra != nil && s.native != nil {
 		// The native buckets' populations must add up to the count.
 		count = s.native.write(h)
 	}
