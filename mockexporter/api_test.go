@@ -104,7 +104,7 @@ func TestControlAPIBadInput(t *testing.T) {
 		{"unknown series filter", "GET", "/api/v1/series?metric=nope", "", 404, "unknown metric"},
 		{"declare duplicate", "POST", "/api/v1/metrics", `{"name":"mock_service_up"}`, 409, "already declared"},
 		{"declare bad name", "POST", "/api/v1/metrics", `{"name":"bad-name"}`, 400, "not a valid metric name"},
-		{"declare bad type", "POST", "/api/v1/metrics", `{"name":"x","type":"summary"}`, 400, "gauge, counter or histogram"},
+		{"declare bad type", "POST", "/api/v1/metrics", `{"name":"x","type":"stateset"}`, 400, "gauge, counter, histogram, summary or gaugehistogram"},
 		{"declare bad range", "POST", "/api/v1/metrics", `{"name":"x","range":"huge"}`, 400, "must be one of"},
 		{"faults bad status", "PUT", "/api/v1/faults", `{"status":200}`, 400, "400–599"},
 		{"faults long delay", "PUT", "/api/v1/faults", `{"delay":"1h"}`, 400, "between 0"},

@@ -172,12 +172,34 @@ func seriesCost(f *family, vals []string) cost {
 	switch m.Type {
 	case Counter:
 		// OpenMetrics appends _total to a counter whose name lacks it.
-		return cost{series: 1, bytes: b, expo: line(len("_total"), 0)}
-	case Histogram:
+		c := cost{series: 1, bytes: b, expo: line(len("_total"), 0)}
+		if m.Exemplars {
+			c.bytes += 64
+			c.expo += int64(exemplarLineBytes)
+		}
+		return c
+	case Histogram, GaugeHistogram:
 		nb := int64(len(m.Buckets) + 1)
 		b += BucketBytes * nb
 		le := len(`le="",`) + maxSampleValueLen
-		e := nb*line(len("_bucket"), le) + line(len("_sum"), 0) + line(len("_count"), 0)
+		e := nb*line(len("_bucket"), le) + line(len("_gsum"), 0) + line(len("_gcount"), 0)
+		if m.Type == GaugeHistogram {
+			b += maxWindowObservations * 16
+		}
+		// Native buckets: at most nativeMax a sign and the zero bucket,
+		// each a few bytes in the protobuf exposition.
+		nn := int64(2*f.nativeMax + 1)
+		b += BucketBytes * nn
+		e += 8 * nn
+		if m.Exemplars {
+			b += 64 * nb
+			e += int64(exemplarLineBytes) * nb
+		}
+		return cost{series: 1, bytes: b, expo: e}
+	case Summary:
+		b += 16*int64(len(m.Quantiles)) + maxWindowObservations*16
+		q := len(`quantile="",`) + maxSampleValueLen
+		e := int64(len(m.Quantiles))*line(0, q) + line(len("_sum"), 0) + line(len("_count"), 0)
 		return cost{series: 1, bytes: b, expo: e}
 	default:
 		return cost{series: 1, bytes: b, expo: line(0, 0)}

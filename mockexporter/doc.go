@@ -1,5 +1,6 @@
 // Package mockexporter simulates a Prometheus exporter: a [Registry] of
-// gauges, counters and histograms whose values are computed at collect time
+// gauges, counters, histograms (classic, native or both), summaries and
+// gauge histograms whose values are computed at collect time
 // from [Source]s (constant, steps, ramp, sine, square, spike, noise, random
 // walk, sums of these) and timed [Scenario]s, read from an injectable clock so
 // that tests are deterministic. It is the library behind the mock-metrics
@@ -20,6 +21,17 @@
 // [Registry.Add], [Registry.Observe], [Registry.StartScenario] and
 // [Registry.SetFaults], or over HTTP.
 //
+// # Cardinality and churn
+//
+// [Registry.DeclareFamily] declares a family of generated series from label
+// templates ([FamilyTemplate]: "pod=pod-{0..999}", several labels combined
+// as a cartesian product, or zipped), each series with its own seeded
+// source, and optional [Churn]: every interval a share of the series is
+// replaced by series with new label values. Label sets and values are a
+// function of the template, its seed and the clock, so two exporters with
+// the same template agree. The whole family is checked against the budgets
+// before it is created, and churn keeps its count and cost constant.
+//
 // # Concurrency
 //
 // Every method of Registry, and its handler, is safe for concurrent use.
@@ -36,6 +48,55 @@
 // from its source, plus explicit observations. Counter and histogram totals
 // advance when they are read (a scrape, Series, Value); a clock that goes
 // back changes nothing.
+//
+// A summary simulates observations as a histogram does; its count and sum
+// are cumulative, its quantiles those of a sliding window (MaxAge, 10m)
+// of observations: the source read at 100 evenly spaced instants of the
+// window, each standing for its share of the simulated observations
+// (ObservationsPerSecond × window / 100), and the window's explicit
+// observations (the latest 128), each counting 1; a quantile q is the
+// smallest value whose cumulative weight reaches q of the total. A gauge histogram is the distribution of such a window,
+// exposed as gaugehistogram in OpenMetrics and the protobuf format (by
+// [Registry.Gather]; through Collect, client_golang's registry types it a
+// histogram). A histogram with [MetricOptions].NativeBucketFactor has
+// native (sparse) buckets too, exposed in the protobuf format that
+// Prometheus asks for with --enable-feature=native-histograms, with the
+// fields client_golang's NewConstNativeHistogram fills.
+//
+// # Remote write
+//
+// [Registry.Push] sends every visible series once, and
+// [Registry.RemoteWrite] every interval until its context ends, to a
+// Remote Write 1.0 receiver (Prometheus with
+// --web.enable-remote-write-receiver, VictoriaMetrics' /api/v1/write) with
+// client_golang's exp/api/remote client: exponential backoff on 5xx, 429
+// and network errors, a *[RemoteWriteError] matching
+// [ErrRemoteWriteRejected] on any other 4xx. The samples carry the
+// registry's clock. Remote Write 2.0 is not sent: Debian's Prometheus 2.42
+// and VictoriaMetrics 1.79 receive 1.0 only.
+//
+// # Rule tests
+//
+// [Registry.RuleTestInput] renders the series a [Scenario] drives as the
+// input_series of a `promtool test rules` file ([InputSeries], values in
+// promtool's expanding notation, see [ExpandingNotation]), read as a
+// scrape would from a scratch registry under a clock starting at promtool's
+// time 0: the scenario that drives the live pipeline unit-tests the alert
+// rules too (promflowtest.RuleTest runs the file).
+//
+// # Exemplars
+//
+// With [MetricOptions].Exemplars a counter carries one exemplar, its
+// latest increment (an Add, or what its rate added up to at the latest
+// read), and each classic bucket of a histogram the latest observation
+// that fell in it (simulated or explicit; the +Inf one as an explicit
+// bucket, as client_golang writes it; with native buckets, the exemplar
+// list too). Each has one label, trace_id: 32 hex digits hashed from
+// ExemplarSeed, the series and the observation's instant, so two
+// registries with the same seed and clock agree. OpenMetrics
+// (Accept: application/openmetrics-text) and protobuf scrapes show them;
+// the text format does not. Note that expfmt's OpenMetrics encoder types a
+// counter whose name lacks _total as unknown: name counters *_total.
 //
 // Writes are validated: a value must be finite and inside the family's range
 // (no negative bytes, percentages within 0–100, statuses 0 or 1, counts
@@ -90,7 +151,14 @@
 //
 //	GET    /api/v1/metrics               declared families ([MetricOptions])
 //	POST   /api/v1/metrics               declare a family: {"name":"app_queue_depth","type":"gauge",
-//	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201
+//	                                     "labels":["queue"],"range":"count","defaults":{"queue":"main"}} → 201;
+//	                                     types gauge, counter, histogram (buckets, native_bucket_factor,
+//	                                     exemplars), summary (quantiles, max_age), gaugehistogram
+//	GET    /api/v1/families              generated families ([FamilyInfo])
+//	POST   /api/v1/families              declare a generated family ([FamilyTemplate]):
+//	                                     {"name":"app_up","labels":["pod=pod-{0..999}","zone=z{0..2}"],
+//	                                     "seed":1,"churn":{"share":0.1,"interval":"1m"},
+//	                                     "source":{"kind":"noise","base":50,"amplitude":5}} → 201
 //	GET    /api/v1/series[?metric=NAME]  series with their current values and sources ([SeriesInfo])
 //	POST   /api/v1/series                set a series ([SetRequest]): {"metric":"mock_high_cpu_usage_percent",
 //	                                     "value":78} or "source":{"kind":"ramp","from":10,"to":95,"duration":"5m"}

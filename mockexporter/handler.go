@@ -36,15 +36,17 @@ func (r *Registry) Handler() http.Handler {
 		if !r.opts.DisableRuntimeCollectors {
 			g.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 		}
-		g.MustRegister(r)
 		h := &handler{r: r, mux: http.NewServeMux()}
-		h.metrics = promhttp.HandlerFor(g, promhttp.HandlerOpts{EnableOpenMetrics: true})
+		// The registry gathers itself (exact types: gauge histograms); the
+		// runtime collectors come from g.
+		h.metrics = promhttp.HandlerFor(prometheus.Gatherers{g, r}, promhttp.HandlerOpts{EnableOpenMetrics: true})
 		// /health and /metrics check their method themselves: with a
 		// method in the pattern, the catch-all "/" below would answer 404
 		// instead of 405 for POST /health.
 		h.mux.HandleFunc("/health", h.health)
 		h.mux.HandleFunc("/metrics", h.serveMetrics)
 		h.mux.HandleFunc("/api/v1/metrics", h.apiMetrics)
+		h.mux.HandleFunc("/api/v1/families", h.apiFamilies)
 		h.mux.HandleFunc("/api/v1/series", h.apiSeries)
 		h.mux.HandleFunc("/api/v1/series/reset", h.apiSeriesReset)
 		h.mux.HandleFunc("/api/v1/scenarios", h.apiScenarios)
@@ -184,6 +186,43 @@ func (h *handler) apiMetrics(w http.ResponseWriter, req *http.Request) {
 		for _, f := range h.r.Families() {
 			if f.Name == m.Name {
 				writeData(w, http.StatusCreated, f)
+				return
+			}
+		}
+	default:
+		methodNotAllowed(w, "GET, POST")
+	}
+}
+
+// FamilyInfo answers POST /api/v1/families: the template as declared
+// and the number of series it holds.
+type FamilyInfo struct {
+	FamilyTemplate
+	Series int `json:"series"`
+}
+
+func (h *handler) apiFamilies(w http.ResponseWriter, req *http.Request) {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead:
+		list := []FamilyInfo{}
+		for _, ft := range h.r.GeneratedFamilies() {
+			list = append(list, FamilyInfo{FamilyTemplate: ft, Series: h.r.familySeries(ft.Name)})
+		}
+		writeData(w, http.StatusOK, list)
+	case http.MethodPost:
+		var ft FamilyTemplate
+		if !h.decode(w, req, &ft) {
+			return
+		}
+		if err := h.r.DeclareFamily(ft); err != nil {
+			writeError(w, statusOf(err), err)
+			return
+		}
+		n := h.r.familySeries(ft.Name)
+		h.r.log.Info("mockexporter: generated family declared", "metric", ft.Name, "type", ft.Type, "series", n)
+		for _, got := range h.r.GeneratedFamilies() {
+			if got.Name == ft.Name {
+				writeData(w, http.StatusCreated, FamilyInfo{FamilyTemplate: got, Series: n})
 				return
 			}
 		}

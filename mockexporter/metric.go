@@ -15,7 +15,22 @@ const (
 	Gauge Type = iota
 	Counter
 	Histogram
+	// Summary: quantiles of the observations of a sliding window, and
+	// their cumulative count and sum (see [MetricOptions].Quantiles).
+	Summary
+	// GaugeHistogram: the distribution of the observations of a sliding
+	// window (it can go down), exposed as gaugehistogram in OpenMetrics.
+	GaugeHistogram
 )
+
+// maxType is the last valid Type.
+const maxType = GaugeHistogram
+
+// bucketed reports the types with buckets.
+func (t Type) bucketed() bool { return t == Histogram || t == GaugeHistogram }
+
+// observed reports the types fed by observations.
+func (t Type) observed() bool { return t == Histogram || t == GaugeHistogram || t == Summary }
 
 func (t Type) String() string {
 	switch t {
@@ -25,6 +40,10 @@ func (t Type) String() string {
 		return "counter"
 	case Histogram:
 		return "histogram"
+	case Summary:
+		return "summary"
+	case GaugeHistogram:
+		return "gaugehistogram"
 	}
 	return fmt.Sprintf("Type(%d)", int(t))
 }
@@ -41,8 +60,12 @@ func (t *Type) UnmarshalText(b []byte) error {
 		*t = Counter
 	case "histogram":
 		*t = Histogram
+	case "summary":
+		*t = Summary
+	case "gaugehistogram", "gauge_histogram":
+		*t = GaugeHistogram
 	default:
-		return validationf("type", "must be gauge, counter or histogram, got %q", truncate(string(b)))
+		return validationf("type", "must be gauge, counter, histogram, summary or gaugehistogram, got %q", truncate(string(b)))
 	}
 	return nil
 }
@@ -175,10 +198,30 @@ type MetricOptions struct {
 	Initial float64 `json:"initial,omitempty"`
 	// Buckets are histogram upper bounds; default prometheus.DefBuckets.
 	Buckets []float64 `json:"buckets,omitempty"`
-	// ObservationsPerSecond is how many observations a histogram simulates
-	// per second from its source; default 1. Explicit observations come on
-	// top.
+	// ObservationsPerSecond is how many observations a histogram, summary
+	// or gauge histogram simulates per second from its source; default 1.
+	// Explicit observations come on top.
 	ObservationsPerSecond float64 `json:"observations_per_second,omitempty"`
+	// Quantiles are a summary's quantiles, each in (0, 1); default 0.5,
+	// 0.9, 0.99.
+	Quantiles []float64 `json:"quantiles,omitempty"`
+	// MaxAge is the sliding window of a summary's quantiles and of a gauge
+	// histogram's distribution; default 10m (client_golang's
+	// DefMaxAge), at most 24h.
+	MaxAge Duration `json:"max_age,omitempty"`
+	// NativeBucketFactor > 1 gives a histogram native (sparse) buckets
+	// too, exposed in the protobuf format, each bucket's upper bound at
+	// most this factor times its lower bound; the schema is picked as
+	// client_golang's NativeHistogramBucketFactor picks it (1.1: schema 3).
+	// With Buckets an empty list (not left out) the histogram is native
+	// only. A series keeps at most MaxBuckets native buckets a sign,
+	// halving its resolution (schema - 1) when it would hold more.
+	NativeBucketFactor float64 `json:"native_bucket_factor,omitempty"`
+	// Exemplars gives a counter or histogram exemplars with seeded trace
+	// IDs (see Exemplars in the package documentation).
+	Exemplars bool `json:"exemplars,omitempty"`
+	// ExemplarSeed seeds the exemplars' trace IDs.
+	ExemplarSeed int64 `json:"exemplar_seed,omitempty"`
 }
 
 // MaxLabelValueLen is the default of Options.MaxLabelValueBytes, the longest

@@ -92,7 +92,9 @@ type family struct {
 	series     map[string]*series
 	order      []*series
 	hasDefault bool
-	cost       cost // of the family itself, without its series
+	cost       cost       // of the family itself, without its series
+	gen        *generator // generated families (DeclareFamily) only
+	nativeMax  int        // native buckets a sign a series keeps; 0: none
 }
 
 type series struct {
@@ -110,6 +112,17 @@ type series struct {
 	added   float64 // explicit increments
 	buckets []float64
 	sum     float64
+	// What only histograms, summaries, gauge histograms and series with
+	// exemplars hold; nil for the others (most series of a large
+	// generated family), which keeps them small.
+	*seriesExtra
+}
+
+type seriesExtra struct {
+	born   time.Time     // a window starts no earlier
+	obs    []observation // explicit observations of the window, oldest first
+	native *nativeState  // native histogram buckets, nil without
+	ex     []exemplar    // exemplar slots (MetricOptions.Exemplars), nil without
 }
 
 // New returns a registry; see [Options] for the defaults.
@@ -215,37 +228,10 @@ func (r *Registry) Declare(m MetricOptions) error {
 // declareLocked validates m and adds its family (and default series). With
 // force (the seed catalogue) the budgets are not checked.
 func (r *Registry) declareLocked(m MetricOptions, force bool) error {
-	if !validMetricName(m.Name) {
-		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
-	}
-	if _, ok := r.fams[m.Name]; ok {
-		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
-	}
-	if len(r.fams) >= MaxFamilies {
-		return &LimitError{Limit: "MaxFamilies", Max: MaxFamilies, Want: int64(len(r.fams) + 1), What: "number of metric families"}
-	}
-	if m.Type < Gauge || m.Type > Histogram {
-		return validationf("type", "unknown type %d", int(m.Type))
-	}
-	if !r.opts.DisableRuntimeCollectors {
-		for _, p := range []string{"go_", "process_", "promhttp_"} {
-			if strings.HasPrefix(m.Name, p) {
-				return validationf("name", "the %s* names belong to the runtime collectors /metrics serves", p)
-			}
-		}
-	}
-	if other := r.collidingLocked(m.Name, m.Type); other != "" {
-		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
-	}
-	if err := r.normalizeMetric(&m); err != nil {
+	if err := r.checkNewFamilyLocked(&m); err != nil {
 		return err
 	}
-	f := &family{
-		opts:   m,
-		desc:   prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil),
-		series: map[string]*series{},
-		cost:   familyCost(&m),
-	}
+	f := r.newFamily(m)
 	f.hasDefault = len(m.Defaults) == len(m.LabelNames)
 	var vals []string
 	c := f.cost
@@ -261,15 +247,57 @@ func (r *Registry) declareLocked(m MetricOptions, force bool) error {
 			return err
 		}
 	}
-	r.fams[m.Name] = f
-	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= m.Name })
-	r.order = slices.Insert(r.order, i, f)
-	r.chargeLocked(f.cost)
+	r.insertFamilyLocked(f)
 	if f.hasDefault {
 		s := r.addSeriesLocked(f, vals, r.now())
 		s.src = Constant(m.Initial)
 	}
 	return nil
+}
+
+// newFamily makes the family of checked options m.
+func (r *Registry) newFamily(m MetricOptions) *family {
+	f := &family{opts: m, desc: prometheus.NewDesc(m.Name, m.Help, m.LabelNames, nil), series: map[string]*series{}, cost: familyCost(&m)}
+	if m.NativeBucketFactor > 1 {
+		f.nativeMax = r.opts.MaxBuckets
+	}
+	return f
+}
+
+// insertFamilyLocked adds f (checked and admitted) and charges its own cost.
+func (r *Registry) insertFamilyLocked(f *family) {
+	r.fams[f.opts.Name] = f
+	i := sort.Search(len(r.order), func(i int) bool { return r.order[i].opts.Name >= f.opts.Name })
+	r.order = slices.Insert(r.order, i, f)
+	r.chargeLocked(f.cost)
+}
+
+// checkNewFamilyLocked validates a family about to be declared (name,
+// type, clashes, labels, buckets) and normalises m.
+func (r *Registry) checkNewFamilyLocked(m *MetricOptions) error {
+	if !validMetricName(m.Name) {
+		return validationf("name", "%q is not a valid metric name", truncate(m.Name))
+	}
+	if _, ok := r.fams[m.Name]; ok {
+		return fmt.Errorf("%w: %s", ErrDuplicateMetric, m.Name)
+	}
+	if len(r.fams) >= MaxFamilies {
+		return &LimitError{Limit: "MaxFamilies", Max: MaxFamilies, Want: int64(len(r.fams) + 1), What: "number of metric families"}
+	}
+	if m.Type < Gauge || m.Type > maxType {
+		return validationf("type", "unknown type %d", int(m.Type))
+	}
+	if !r.opts.DisableRuntimeCollectors {
+		for _, p := range []string{"go_", "process_", "promhttp_"} {
+			if strings.HasPrefix(m.Name, p) {
+				return validationf("name", "the %s* names belong to the runtime collectors /metrics serves", p)
+			}
+		}
+	}
+	if other := r.collidingLocked(m.Name, m.Type); other != "" {
+		return fmt.Errorf("%w: %s would clash in the exposition with %s", ErrDuplicateMetric, m.Name, other)
+	}
+	return r.normalizeMetric(m)
 }
 
 // normalizeMetric checks the labels, help, buckets and initial value of m
@@ -290,12 +318,8 @@ func (r *Registry) normalizeMetric(m *MetricOptions) error {
 	if i := strings.IndexFunc(m.Help, func(c rune) bool { return isControl(c) && c != '\n' && c != '\t' }); i >= 0 {
 		return validationf("help", "control character %U at byte %d (only tab and newline are allowed)", []rune(m.Help[i:])[0], i)
 	}
-	if m.Type == Histogram {
-		if err := r.checkBuckets(m); err != nil {
-			return err
-		}
-	} else if m.Buckets != nil {
-		return validationf("buckets", "only histograms have buckets")
+	if err := r.checkKind(m); err != nil {
+		return err
 	}
 	initialRange := m.Range
 	if m.Type == Counter {
@@ -322,8 +346,11 @@ func (r *Registry) checkLabelNames(m *MetricOptions) error {
 		if seen[ln] {
 			return validationf("labels", "duplicate label name %q", ln)
 		}
-		if ln == "le" && m.Type == Histogram {
+		if ln == "le" && m.Type.bucketed() {
 			return validationf("labels", `"le" is the bucket label of a histogram`)
+		}
+		if ln == "quantile" && m.Type == Summary {
+			return validationf("labels", `"quantile" is the quantile label of a summary`)
 		}
 		seen[ln] = true
 	}
@@ -342,8 +369,8 @@ func (r *Registry) checkBuckets(m *MetricOptions) error {
 	if m.Buckets == nil {
 		m.Buckets = prometheus.DefBuckets
 	}
-	if len(m.Buckets) == 0 {
-		return validationf("buckets", "need at least 1 bucket")
+	if len(m.Buckets) == 0 && m.NativeBucketFactor == 0 {
+		return validationf("buckets", "need at least 1 bucket (or native_bucket_factor for a native-only histogram)")
 	}
 	if len(m.Buckets) > r.opts.MaxBuckets {
 		return validationf("buckets", "%d buckets, over MaxBuckets = %d", len(m.Buckets), r.opts.MaxBuckets)
@@ -365,8 +392,10 @@ func (r *Registry) checkBuckets(m *MetricOptions) error {
 // exposedSuffixes are the sample-name suffixes a family of each type adds in
 // the text or OpenMetrics exposition.
 var exposedSuffixes = map[Type][]string{
-	Counter:   {"_total", "_created"},
-	Histogram: {"_bucket", "_count", "_sum", "_created"},
+	Counter:        {"_total", "_created"},
+	Histogram:      {"_bucket", "_count", "_sum", "_created"},
+	Summary:        {"_count", "_sum", "_created"},
+	GaugeHistogram: {"_bucket", "_count", "_sum", "_gcount", "_gsum"},
 }
 
 // collidingLocked returns the name of a declared family whose exposed sample
@@ -441,6 +470,9 @@ func (r *Registry) Set(metric string, labels Labels, src Source) error {
 	}
 	now := r.now()
 	if !exists {
+		if f.gen != nil {
+			return fmt.Errorf("%w: %s%s (a generated family's series come from its templates)", ErrUnknownSeries, metric, formatLabels(f.opts.LabelNames, vals))
+		}
 		s = r.addSeriesLocked(f, vals, now)
 	}
 	s.integrate(now)
@@ -527,6 +559,9 @@ func (r *Registry) Add(metric string, labels Labels, delta float64) error {
 			return err
 		}
 		s.added += delta
+		if delta > 0 {
+			s.recordExemplar(delta, now)
+		}
 	case Gauge:
 		var cur float64
 		if s, err := r.seriesLocked(f, vals, now, false); err == nil {
@@ -555,7 +590,7 @@ func (r *Registry) Observe(metric string, labels Labels, values ...float64) erro
 	if err != nil {
 		return err
 	}
-	if f.opts.Type != Histogram {
+	if !f.opts.Type.observed() {
 		return fmt.Errorf("%w: Observe on %s %s", ErrWrongType, f.opts.Type, metric)
 	}
 	for _, v := range values {
@@ -569,8 +604,7 @@ func (r *Registry) Observe(metric string, labels Labels, values ...float64) erro
 		return err
 	}
 	for _, v := range values {
-		s.observe(v, 1)
-		s.added++
+		s.observeExplicit(v, now)
 	}
 	return nil
 }
@@ -587,6 +621,9 @@ func (r *Registry) Delete(metric string, labels Labels) error {
 	s, ok := f.series[key]
 	if !ok {
 		return fmt.Errorf("%w: %s%s", ErrUnknownSeries, metric, formatLabels(f.opts.LabelNames, vals))
+	}
+	if f.gen != nil {
+		return fmt.Errorf("%w: the series of generated family %s come from its templates and cannot be deleted one by one", ErrWrongType, metric)
 	}
 	delete(f.series, key)
 	f.order = slices.DeleteFunc(f.order, func(x *series) bool { return x == s })
@@ -615,6 +652,13 @@ func (r *Registry) ResetSeries(metric string, labels Labels) error {
 	}
 	s.acc, s.added, s.sum, s.last = 0, 0, 0, now
 	clear(s.buckets)
+	if s.seriesExtra != nil {
+		s.obs, s.born = nil, now
+		clear(s.ex)
+		if s.native != nil {
+			s.native = newNative(f)
+		}
+	}
 	return nil
 }
 
@@ -646,6 +690,7 @@ func (r *Registry) Series(metric string) ([]SeriesInfo, error) {
 	now := r.now()
 	out := []SeriesInfo{}
 	for _, f := range fams {
+		r.churnLocked(f, now)
 		for _, s := range f.order {
 			out = append(out, s.info(now))
 		}
@@ -699,6 +744,9 @@ func (r *Registry) Describe(chan<- *prometheus.Desc) {}
 func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	now := r.now()
+	for _, f := range r.order {
+		r.churnLocked(f, now)
+	}
 	samples := make([]sample, r.nseries)
 	n := 0
 	for _, f := range r.order {
@@ -713,10 +761,7 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 			sm := &samples[n]
 			n++
 			sm.s = s
-			sm.v = s.value(now)
-			if f.opts.Type == Histogram {
-				sm.h = s.histogram()
-			}
+			sm.fill(now)
 		}
 	}
 	r.mu.Unlock()
@@ -728,10 +773,12 @@ func (r *Registry) Collect(ch chan<- prometheus.Metric) {
 // sample is one series' value at one Collect; it is the prometheus.Metric
 // the registry sends. Label pairs are shared with the series (immutable).
 type sample struct {
-	s *series
-	v float64
-	g dto.Gauge
-	h *dto.Histogram
+	s  *series
+	v  float64
+	g  dto.Gauge
+	h  *dto.Histogram
+	sm *dto.Summary
+	ex *dto.Exemplar // a counter's
 }
 
 func (m *sample) Desc() *prometheus.Desc { return m.s.fam.desc }
@@ -743,9 +790,11 @@ func (m *sample) Write(pb *dto.Metric) error {
 		m.g.Value = &m.v
 		pb.Gauge = &m.g
 	case Counter:
-		pb.Counter = &dto.Counter{Value: &m.v}
-	case Histogram:
+		pb.Counter = &dto.Counter{Value: &m.v, Exemplar: m.ex}
+	case Histogram, GaugeHistogram:
 		pb.Histogram = m.h
+	case Summary:
+		pb.Summary = m.sm
 	}
 	return nil
 }
@@ -755,6 +804,7 @@ func (r *Registry) resolveLocked(metric string, labels Labels) (*family, []strin
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %q", ErrUnknownMetric, truncate(metric))
 	}
+	r.churnLocked(f, r.now())
 	vals, err := f.resolve(labels, r.opts.MaxLabelValueBytes)
 	return f, vals, err
 }
@@ -807,7 +857,8 @@ func (r *Registry) seriesLocked(f *family, vals []string, now time.Time, create 
 	if s, ok := f.series[seriesKey(vals)]; ok {
 		return s, nil
 	}
-	if !create {
+	if !create || f.gen != nil {
+		// A generated family's series come from its templates only.
 		return nil, fmt.Errorf("%w: %s%s", ErrUnknownSeries, f.opts.Name, formatLabels(f.opts.LabelNames, vals))
 	}
 	if err := r.admitLocked(seriesCost(f, vals)); err != nil {
@@ -825,9 +876,7 @@ func (r *Registry) addSeriesLocked(f *family, vals []string, now time.Time) *ser
 		s.pairs[i] = &dto.LabelPair{Name: proto.String(ln), Value: proto.String(vals[i])}
 	}
 	sort.Slice(s.pairs, func(i, j int) bool { return s.pairs[i].GetName() < s.pairs[j].GetName() })
-	if f.opts.Type == Histogram {
-		s.buckets = make([]float64, len(f.opts.Buckets)+1)
-	}
+	s.initKind(now)
 	f.series[seriesKey(vals)] = s
 	f.order = append(f.order, s)
 	r.nseries++
@@ -855,6 +904,8 @@ func (s *series) value(now time.Time) float64 {
 	switch s.fam.opts.Type {
 	case Gauge:
 		return s.gaugeValue(now)
+	case GaugeHistogram:
+		return math.Floor(s.window(now).total + 1e-9)
 	case Counter:
 		s.integrate(now)
 		// Capped: a simulated integral near the float64 limit plus an
@@ -873,7 +924,7 @@ const integrationStep = 100 * time.Millisecond
 // integrate advances a counter's or histogram's simulated total to now.
 // The clock going backwards changes nothing: counters never fall.
 func (s *series) integrate(now time.Time) {
-	if s.fam.opts.Type == Gauge {
+	if s.fam.opts.Type == Gauge || s.fam.opts.Type == GaugeHistogram {
 		return
 	}
 	if !now.After(s.last) {
@@ -896,21 +947,36 @@ func (s *series) integrate(now time.Time) {
 		}
 		if s.fam.opts.Type == Counter {
 			sum += math.Max(v, 0)
+		} else if s.fam.opts.Type == Summary {
+			w := s.fam.opts.ObservationsPerSecond * hs
+			s.integrateSummary(s.fam.opts.Range.shape(v), w)
 		} else {
 			w := s.fam.opts.ObservationsPerSecond * hs
-			s.observe(s.fam.opts.Range.shape(v), w)
+			sv := s.fam.opts.Range.shape(v)
+			s.observe(sv, w)
 			s.acc += w
+			if w > 0 {
+				s.recordExemplar(sv, t)
+			}
 		}
 	}
 	if s.fam.opts.Type == Counter {
-		s.acc = capFinite(s.acc + sum*dt.Seconds()/float64(n))
+		inc := sum * dt.Seconds() / float64(n)
+		s.acc = capFinite(s.acc + inc)
+		if inc > 0 {
+			s.recordExemplar(inc, now)
+		}
 	}
 	s.last = now
 }
 
 func (s *series) observe(v, weight float64) {
-	i := sort.SearchFloat64s(s.fam.opts.Buckets, v) // first bound ≥ v
-	s.buckets[i] += weight
+	if s.buckets != nil {
+		s.buckets[bucketIndex(s.fam.opts.Buckets, v)] += weight
+	}
+	if s.seriesExtra != nil && s.native != nil {
+		s.native.observe(v, weight, s.fam.nativeMax)
+	}
 	s.sum = capFinite(s.sum + v*weight)
 }
 
@@ -921,23 +987,36 @@ func capFinite(v float64) float64 {
 }
 
 func (s *series) histogram() *dto.Histogram {
-	bounds := s.fam.opts.Buckets
-	h := &dto.Histogram{Bucket: make([]*dto.Bucket, len(bounds))}
-	bs := make([]dto.Bucket, len(bounds))
-	// Explicit observations are whole; simulated ones are spread over
-	// buckets as fractions, so cumulative counts are floored.
-	var cum float64
-	for i, ub := range bounds {
-		cum += s.buckets[i]
-		c := uint64(math.Floor(cum + 1e-9))
-		bs[i].CumulativeCount = &c
-		bs[i].UpperBound = proto.Float64(ub)
-		h.Bucket[i] = &bs[i]
-	}
 	count := uint64(math.Floor(s.acc + s.added + 1e-9))
+	h := &dto.Histogram{}
+	if s.seriesExtra != nil && s.native != nil {
+		// The native buckets' populations must add up to the count.
+		count = s.native.write(h)
+	}
+	h.Bucket = classicBuckets(s.fam.opts.Buckets, s.buckets, count)
 	h.SampleCount = &count
 	h.SampleSum = proto.Float64(s.sum)
+	s.attachExemplars(h)
 	return h
+}
+
+// classicBuckets writes cumulative buckets from per-bucket weights.
+// Explicit observations are whole; simulated ones are spread over buckets
+// as fractions, so cumulative counts are floored (and kept within count).
+func classicBuckets(bounds, weights []float64, count uint64) []*dto.Bucket {
+	out := make([]*dto.Bucket, len(bounds))
+	bs := make([]dto.Bucket, len(bounds))
+	cs := make([]uint64, len(bounds))
+	ubs := slices.Clone(bounds)
+	var cum float64
+	for i := range bounds {
+		cum += weights[i]
+		cs[i] = min(uint64(math.Floor(cum+1e-9)), count)
+		bs[i].CumulativeCount = &cs[i]
+		bs[i].UpperBound = &ubs[i]
+		out[i] = &bs[i]
+	}
+	return out
 }
 
 func (s *series) matchesAny(ms []Labels) bool {
@@ -955,6 +1034,10 @@ func (s *series) matchesAny(ms []Labels) bool {
 	}
 	return false
 }
+
+// bucketIndex is the classic bucket holding v: the first bound ≥ v, or
+// the +Inf bucket.
+func bucketIndex(bounds []float64, v float64) int { return sort.SearchFloat64s(bounds, v) }
 
 func seriesKey(vals []string) string { return strings.Join(vals, "\xff") }
 

@@ -9,7 +9,11 @@
 //
 // The listen address comes from -addr, else from the PORT environment
 // variable, else :8082. -scenario starts a scenario (JSON or YAML, see
-// mockexporter.Scenario) at boot. Logs are structured (log/slog) on stderr;
+// mockexporter.Scenario) at boot. -family (repeatable) declares a
+// generated family for load tests, a JSON mockexporter.FamilyTemplate such
+// as {"name":"app_up","labels":["pod=pod-{0..999}"],"churn":{"share":0.1,"interval":"1m"}}.
+// -remote-write-url pushes every series to a Remote Write endpoint every
+// -remote-write-interval (15s). Logs are structured (log/slog) on stderr;
 // SIGINT or SIGTERM shut the server down gracefully.
 package main
 
@@ -68,6 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 	writeToken := fs.String("write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route (/simulate, the control API, faults, reset); without it only loopback clients may write (env WRITE_TOKEN)")
 	maxConns := fs.Int("max-conns", httpedge.DefaultMaxConns, "most HTTP connections held; the longest-idle one makes room for a new one")
 	applyBudgets := addBudgetFlags(fs, getenv) // -max-bytes, -max-exposition-bytes, -max-series, -max-buckets, -max-labels, -max-label-value-bytes
+	declareFamilies := addFamilyFlags(fs)      // -family, repeatable
+	startRemoteWrite := addRemoteWriteFlags(fs, getenv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err // the usage is printed; main exits 0
@@ -84,6 +90,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, logger 
 		return fmt.Errorf("flags: %w", err)
 	}
 	reg := mockexporter.New(opts)
+	if err := declareFamilies(reg); err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+	stopRemoteWrite, err := startRemoteWrite(ctx, reg, logger)
+	if err != nil {
+		return fmt.Errorf("flags: %w", err)
+	}
+	defer stopRemoteWrite()
 	if *scenarioFile != "" {
 		data, err := os.ReadFile(*scenarioFile)
 		if err != nil {

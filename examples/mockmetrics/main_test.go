@@ -16,6 +16,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/promflow/promflow/promflowtest"
 )
 
 // TestMain checks that run leaves no goroutine behind once it returns.
@@ -243,4 +245,72 @@ func TestRunBudgets(t *testing.T) {
 		require.Error(t, err, tc.msg)
 		assert.Contains(t, err.Error(), tc.msg)
 	}
+}
+
+func TestRunFamilies(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-family", `{"name":"app_load","labels":["pod=pod-{0..49}","zone=z{0..1}"],"churn":{"share":0.1,"interval":"1m"}}`},
+			func(string) string { return "" }, logger, ready)
+	}()
+	var addr string
+	select {
+	case addr = <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	defer func() {
+		cancel()
+		require.NoError(t, <-done)
+	}()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, 100, strings.Count(string(body), "\napp_load{"))
+
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-max-series", "50", "-family", `{"name":"big","labels":["pod={0..99}"]}`},
+		func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "MaxSeries")
+	err = run(context.Background(), []string{"-family", `{"name":"x","nope":1}`}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "JSON family template")
+}
+
+func TestRunRemoteWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a Prometheus server")
+	}
+	prom := promflowtest.Prometheus(t, promflowtest.PrometheusOptions{ExtraArgs: []string{"--web.enable-remote-write-receiver"}})
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-remote-write-url", prom.URL + "/api/v1/write", "-remote-write-interval", "200ms", "-remote-write-labels", "job=pushed,env=test"},
+			func(string) string { return "" }, logger, ready)
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	qctx, qcancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer qcancel()
+	vec, err := prom.WaitQuery(qctx, `mock_service_up{job="pushed",env="test"}`, nil)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, float64(vec[0].Value))
+	cancel()
+	require.NoError(t, <-done, "run stops the pusher and returns")
+
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-remote-write-url", "ftp://x"}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "remote write needs an http(s) URL")
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-remote-write-url", "http://x", "-remote-write-labels", "job"}, func(string) string { return "" }, logger, nil)
+	assert.ErrorContains(t, err, "not name=value")
 }
