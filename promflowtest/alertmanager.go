@@ -47,16 +47,20 @@ type AlertmanagerOptions struct {
 // AlertmanagerConfigFile renders the default configuration file for cfg
 // (cfg.Config, when set, is used instead by [StartAlertmanager]).
 func AlertmanagerConfigFile(cfg AlertmanagerOptions) ([]byte, error) {
-	var urls []string
+	var hooks []webhook
 	if cfg.WebhookURL != "" {
-		urls = []string{cfg.WebhookURL}
+		hooks = []webhook{{url: cfg.WebhookURL}}
 	}
-	return defaultAlertmanagerConfig(urls, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
+	return defaultAlertmanagerConfig(hooks, cfg.GroupWait, cfg.GroupInterval, cfg.RepeatInterval)
 }
+
+// webhook is one webhook of a generated configuration; a token is sent
+// as Authorization: Bearer.
+type webhook struct{ url, token string }
 
 // defaultAlertmanagerConfig routes everything, grouped by all labels, to
 // one receiver "default" with a webhook per URL.
-func defaultAlertmanagerConfig(urls []string, gw, gi, ri time.Duration) ([]byte, error) {
+func defaultAlertmanagerConfig(hooks []webhook, gw, gi, ri time.Duration) ([]byte, error) {
 	if gi <= 0 {
 		gi = time.Second
 	}
@@ -64,12 +68,16 @@ func defaultAlertmanagerConfig(urls []string, gw, gi, ri time.Duration) ([]byte,
 		ri = time.Hour
 	}
 	receiver := map[string]any{"name": "default"}
-	var hooks []any
-	for _, u := range urls {
-		hooks = append(hooks, map[string]any{"url": u, "send_resolved": true})
+	var configs []any
+	for _, h := range hooks {
+		c := map[string]any{"url": h.url, "send_resolved": true}
+		if h.token != "" {
+			c["http_config"] = map[string]any{"authorization": map[string]any{"type": "Bearer", "credentials": h.token}}
+		}
+		configs = append(configs, c)
 	}
-	if len(hooks) > 0 {
-		receiver["webhook_configs"] = hooks
+	if len(configs) > 0 {
+		receiver["webhook_configs"] = configs
 	}
 	doc := map[string]any{
 		"route": map[string]any{

@@ -45,7 +45,7 @@ func TestPipelineDualStack(t *testing.T) {
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		assert.NoError(t, p.Close(ctx))
+		assert.NoError(t, p.Shutdown(ctx))
 	}()
 
 	for name, probe := range map[string]string{

@@ -53,6 +53,11 @@ const WebhookPlaceholder = "${SERVICE_METRICS_WEBHOOK}"
 // "${RECEIVER_URL}/pager" records notifications with Path "/pager".
 const ReceiverPlaceholder = "${RECEIVER_URL}"
 
+// TokenPlaceholder in PipelineOptions.AlertmanagerConfig is replaced by
+// PipelineOptions.WriteToken, for the webhook's http_config.authorization
+// credentials.
+const TokenPlaceholder = "${WRITE_TOKEN}"
+
 // LoopbackOrigins is the --web.cors.origin of the pipeline's Prometheus:
 // pages served from this machine (localhost, 127.0.0.1, [::1], any port)
 // may read its API; other sites' pages may not.
@@ -101,6 +106,11 @@ type PipelineOptions struct {
 	CORSOrigins    []string
 	// Demo loads the seed report's incidents (servicemetrics.Config.Demo).
 	Demo bool
+	// WriteToken, if set, is required (Authorization: Bearer) on every
+	// state-changing route of mock-metrics and service-metrics; the
+	// generated Alertmanager configuration sends it with the webhook.
+	// Without it, those routes accept loopback clients only.
+	WriteToken string
 
 	ScrapeInterval time.Duration // also the rule evaluation interval; default 5s
 	PollInterval   time.Duration // default 10s
@@ -128,6 +138,9 @@ type PipelineOptions struct {
 
 // RunningPipeline is a running pipeline. Its URLs say where everything is.
 type RunningPipeline struct {
+	// WriteToken is PipelineOptions.WriteToken: send it as
+	// Authorization: Bearer on state-changing requests when set.
+	WriteToken string
 	MockURL         string
 	PrometheusURL   string
 	AlertmanagerURL string
@@ -167,11 +180,11 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	cfg = withDefaults(cfg)
 	// started is what to stop on error: a "return nil, err" below sets p
 	// to nil before this deferred function runs.
-	started := &RunningPipeline{log: cfg.Logger, serveErrs: make(chan error, 4)}
+	started := &RunningPipeline{WriteToken: cfg.WriteToken, log: cfg.Logger, serveErrs: make(chan error, 4)}
 	p = started
 	defer func() {
 		if err != nil {
-			_ = started.Close(context.Background())
+			_ = started.Close()
 			p = nil
 		}
 	}()
@@ -207,6 +220,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	p.Receiver = cfg.Receiver
 	p.Mock = mockexporter.New(mockexporter.Options{Logger: cfg.Logger})
 	guarded := httpedge.Guard(p.Mock.Handler(), httpedge.GuardOptions{
+		Token:   cfg.WriteToken,
 		Origins: cors.Write,
 		JSON:    mockexporter.JSONBody,
 	})
@@ -295,6 +309,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		AllowedOrigins:  cfg.AllowedOrigins,
 		CORSOrigins:     cfg.CORSOrigins,
 		Demo:            cfg.Demo,
+		WriteToken:      cfg.WriteToken,
 		Logger:          cfg.Logger,
 	})
 	if err != nil {
@@ -404,10 +419,24 @@ func (p *RunningPipeline) forward(asked, v4addr string) error {
 	return nil
 }
 
-// Close stops the HTTP servers, service-metrics' background work, the child
-// processes, closes the database pool and removes temporary data. It is
-// idempotent.
-func (p *RunningPipeline) Close(ctx context.Context) error {
+// Close is Shutdown without waiting: WebSocket clients and HTTP
+// connections are cut at once (the children still get SIGTERM).
+func (p *RunningPipeline) Close() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := p.Shutdown(ctx)
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops the HTTP servers gracefully (WebSocket clients get 1001),
+// service-metrics' background work and the child processes, closes the
+// database pool and removes temporary data. If ctx ends first, what is left
+// is closed at once and ctx's error is part of the result. It is
+// idempotent, and so is Close.
+func (p *RunningPipeline) Shutdown(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		var errs []error
 		if p.Service != nil {
@@ -501,16 +530,17 @@ func pipelineRules(cfg PipelineOptions) map[string]string {
 
 // pipelineAlertmanagerConfig is cfg.AlertmanagerConfig with its
 // placeholders replaced, or the default configuration.
-func pipelineAlertmanagerConfig(cfg PipelineOptions, webhook string) (string, error) {
+func pipelineAlertmanagerConfig(cfg PipelineOptions, hook string) (string, error) {
 	if cfg.AlertmanagerConfig == "" {
-		urls := []string{webhook}
+		hooks := []webhook{{url: hook, token: cfg.WriteToken}}
 		if cfg.Receiver != nil {
-			urls = append(urls, cfg.Receiver.URL())
+			hooks = append(hooks, webhook{url: cfg.Receiver.URL()})
 		}
-		b, err := defaultAlertmanagerConfig(urls, 0, time.Second, time.Hour)
+		b, err := defaultAlertmanagerConfig(hooks, 0, time.Second, time.Hour)
 		return string(b), err
 	}
-	conf := strings.ReplaceAll(cfg.AlertmanagerConfig, WebhookPlaceholder, webhook)
+	conf := strings.ReplaceAll(cfg.AlertmanagerConfig, WebhookPlaceholder, hook)
+	conf = strings.ReplaceAll(conf, TokenPlaceholder, cfg.WriteToken)
 	if strings.Contains(conf, ReceiverPlaceholder) {
 		if cfg.Receiver == nil {
 			return "", fmt.Errorf("promflowtest: pipeline: AlertmanagerConfig uses %s but PipelineOptions.Receiver is nil", ReceiverPlaceholder)

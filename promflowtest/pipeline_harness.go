@@ -62,7 +62,7 @@ func Pipeline(t testing.TB, opts PipelineOptions) *RunningPipeline {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		if err := p.Close(ctx); err != nil {
+		if err := p.Shutdown(ctx); err != nil {
 			t.Errorf("promflowtest: pipeline close: %v", err)
 		}
 	})
@@ -107,6 +107,9 @@ func (p *RunningPipeline) Simulate(ctx context.Context, route string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.MockURL+route, nil)
 	if err != nil {
 		return fmt.Errorf("promflowtest: simulate %s: %w", route, err)
+	}
+	if p.WriteToken != "" {
+		req.Header.Set("Authorization", "Bearer "+p.WriteToken)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

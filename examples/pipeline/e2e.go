@@ -103,7 +103,7 @@ func runE2E(ctx context.Context, f *e2eFlags, cfg promflowtest.PipelineOptions, 
 		defer func() {
 			sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			err = errors.Join(err, p.Close(sctx))
+			err = errors.Join(err, p.Shutdown(sctx))
 		}()
 		// A component that stops during the checks ends them at once.
 		var stop func()

@@ -96,7 +96,7 @@ func TestRunE2ETarget(t *testing.T) {
 		testutil.SkipOrFail(t, "%v", err)
 	}
 	require.NoError(t, err)
-	defer func() { assert.NoError(t, p.Close(context.Background())) }()
+	defer func() { assert.NoError(t, p.Shutdown(context.Background())) }()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	none := func(string) string { return "" }
 

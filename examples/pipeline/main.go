@@ -105,6 +105,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	wsOrigins := fs.String("allowed-origins", envOr("ALLOWED_ORIGINS", strings.Join(httpedge.LocalDevOrigins, ",")), "comma-separated origins whose pages may open the WebSocket, besides same-origin ones; * allows any (env ALLOWED_ORIGINS)")
 	corsOrigins := fs.String("cors-origins", envOr("CORS_ORIGINS", "*"), "comma-separated origins whose pages may read the REST APIs (CORS); writes only for origins listed by name (env CORS_ORIGINS)")
 	fs.BoolVar(&cfg.Demo, "demo", envBool(getenv("DEMO")), "load the seed report's demo incidents (5 services, 9 incidents; idempotent) (env DEMO)")
+	fs.StringVar(&cfg.WriteToken, "write-token", getenv("WRITE_TOKEN"), "bearer token required on every state-changing route of mock-metrics and service-metrics (Alertmanager's webhook sends it); without it only loopback clients may write (env WRITE_TOKEN)")
 	e2e := addE2EFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -142,6 +143,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
   incidents        %[4]s/api/metrics/incidents/by-service
 Press Ctrl-C to stop.
 `, p.MockURL, p.PrometheusURL, p.AlertmanagerURL, p.ServiceURL)
+	if cfg.WriteToken != "" {
+		fmt.Fprintf(out, "  write token      %s   (send Authorization: Bearer <token> on state-changing requests)\n", cfg.WriteToken)
+	}
 	if ready != nil {
 		ready <- p
 	}
@@ -154,7 +158,7 @@ Press Ctrl-C to stop.
 	log.Info("stopping pipeline")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	return errors.Join(runErr, p.Close(sctx))
+	return errors.Join(runErr, p.Shutdown(sctx))
 }
 
 // intervalFlag defines a flag read with servicemetrics.ParseInterval.
