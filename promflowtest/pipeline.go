@@ -140,7 +140,7 @@ type PipelineOptions struct {
 type RunningPipeline struct {
 	// WriteToken is PipelineOptions.WriteToken: send it as
 	// Authorization: Bearer on state-changing requests when set.
-	WriteToken string
+	WriteToken      string
 	MockURL         string
 	PrometheusURL   string
 	AlertmanagerURL string
