@@ -26,6 +26,11 @@ type ScrapeConfig struct {
 	// HonorLabels keeps the target's own job and instance labels (a
 	// simulator that exposes instance="mock-app-1" wants that).
 	HonorLabels bool
+	// NativeHistograms sets scrape_native_histograms for the job, which
+	// Prometheus 3.8 and later need to ingest native histograms (their
+	// --enable-feature=native-histograms is a no-op). Prometheus 2 (which
+	// takes that flag instead) and VictoriaMetrics refuse the setting.
+	NativeHistograms bool
 }
 
 // PrometheusOptions describes a Prometheus server to start. The zero value of
@@ -188,6 +193,7 @@ type scrapeJob struct {
 	ScrapeInterval string         `json:"scrape_interval,omitempty"`
 	ScrapeTimeout  string         `json:"scrape_timeout,omitempty"`
 	HonorLabels    bool           `json:"honor_labels,omitempty"`
+	NativeHist     bool           `json:"scrape_native_histograms,omitempty"`
 	StaticConfigs  []staticConfig `json:"static_configs"`
 }
 
@@ -203,7 +209,7 @@ func scrapeConfigs(jobs []ScrapeConfig, si time.Duration) ([]scrapeJob, error) {
 		if sc.JobName == "" {
 			return nil, fmt.Errorf("promflowtest: scrape config without job name")
 		}
-		s := scrapeJob{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
+		s := scrapeJob{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, NativeHist: sc.NativeHistograms, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
 		if s.MetricsPath == "" {
 			s.MetricsPath = "/metrics"
 		}
