@@ -173,20 +173,19 @@ func startEnv(t *testing.T, eng engine) *env {
 		NativeHistogramBucketFactor: 1.1,
 	})
 	reg.MustRegister(hist)
-	utf8 := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: utf8Metric, Help: "A metric with a UTF-8 name."}, []string{utf8Label})
-	reg.MustRegister(utf8)
-	utf8.WithLabelValues(utf8Value).Set(5)
 	for _, v := range []float64{0.01, 0.2, 0.3, 1.5, 7} {
 		hist.Observe(v)
 	}
 	native := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	t.Cleanup(native.Close)
+	utf8Srv := utf8Exporter(t)
 
 	downAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testutil.FreePort(t)))
 	scrapes := []promflowtest.ScrapeConfig{
 		{JobName: "app", Targets: []string{appAddr}},
 		{JobName: "native", Targets: []string{strings.TrimPrefix(native.URL, "http://")}, NativeHistograms: eng.kind == prometheus3},
 		{JobName: "down", Targets: []string{downAddr}},
+		{JobName: "utf8", Targets: []string{strings.TrimPrefix(utf8Srv.URL, "http://")}},
 	}
 	var url string
 	if eng.kind == victoriaMetrics {
@@ -220,6 +219,21 @@ const (
 	utf8Label  = "label.with.dots"
 	utf8Value  = "ünï ✓"
 )
+
+// utf8Exporter serves a client_golang registry holding one gauge with a
+// UTF-8 metric and label name. OpenMetrics is on: Prometheus 3 asks for
+// OpenMetrics 1.0.0 with escaping=allow-utf-8 first, and client_golang
+// keeps UTF-8 names only in a format whose Accept clause allows them (its
+// protobuf and text 0.0.4 answers escape them to underscores).
+func utf8Exporter(t *testing.T) *httptest.Server {
+	reg := prometheus.NewRegistry()
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: utf8Metric, Help: "A metric with a UTF-8 name."}, []string{utf8Label})
+	reg.MustRegister(g)
+	g.WithLabelValues(utf8Value).Set(5)
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
+	t.Cleanup(srv.Close)
+	return srv
+}
 
 // testUTF8Names: on Prometheus 3 a UTF-8 metric and label name round-trip
 // through the selector builder (which quotes them), Series, LabelNames and
@@ -327,7 +341,7 @@ func testEngine(t *testing.T, eng engine) {
 		})
 		ts, _, err := c.Targets(ctx, promquery.TargetsAny)
 		require.NoError(t, err)
-		require.Len(t, ts.Active, 3)
+		require.Len(t, ts.Active, 4)
 		var up promquery.ActiveTarget
 		for _, tg := range ts.Active {
 			if tg.Labels["job"] == "app" {
@@ -1000,6 +1014,14 @@ exec "$BIN" "$@"
 
 	_, meta, err = c.Series(ctx, []string{`up`}, time.Time{}, time.Time{})
 	require.NoError(t, err)
+	if eng.kind == prometheus3 {
+		// Prometheus 3's /api/v1/series reads the warnings of its merged
+		// series set before iterating it, and the remote read behind it
+		// runs lazily during the iteration: the warning is lost upstream
+		// (web/api/v1/api.go, series). The answer itself is right.
+		assert.Empty(t, meta.Warnings, "Prometheus 3 started reporting series warnings: update docs/design.md")
+		return
+	}
 	requireWarning(meta.Warnings)
 }
 
