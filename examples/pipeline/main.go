@@ -13,7 +13,14 @@
 // -prometheus-addr (PROMETHEUS_ADDR), -alertmanager-url (ALERTMANAGER_URL),
 // -alertmanager-addr (ALERTMANAGER_ADDR), -database-url (DATABASE_URL),
 // -scrape-interval (SCRAPE_INTERVAL), -poll-interval (POLL_INTERVAL),
-// -prometheus-lifecycle (PROMETHEUS_LIFECYCLE=true).
+// -prometheus-lifecycle (PROMETHEUS_LIFECYCLE=true), -backend (BACKEND),
+// -victoriametrics-addr (VICTORIAMETRICS_ADDR).
+//
+// With -backend victoriametrics a VictoriaMetrics child (Debian package
+// victoria-metrics, :8428) is started too: Prometheus keeps scraping and
+// evaluating the alert rules and remote-writes everything to it, and
+// service-metrics queries it (promflowtest's package doc draws the
+// topology).
 //
 // A child (Prometheus, Alertmanager) that exits is restarted with backoff
 // on the same address and data directory, its outage logged and shown in
