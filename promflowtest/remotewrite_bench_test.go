@@ -27,7 +27,7 @@ import (
 //
 //	go test -run '^$' -bench RemoteWritePrometheusToVM -benchtime 200000x ./promflowtest/
 func BenchmarkRemoteWritePrometheusToVM(b *testing.B) {
-	for _, n := range []int{10_000, 50_000} {
+	for _, n := range []int{10_000, 50_000, 100_000} {
 		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) { benchRemoteWrite(b, n) })
 	}
 }
