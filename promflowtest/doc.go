@@ -19,7 +19,18 @@
 //     config (raw YAML) or a default that sends everything to a Receiver;
 //     [CreateSilence] and [ExpireSilence] manage silences on it;
 //   - [Database] / [DatabaseURL]: a fresh PostgreSQL database, dropped at
-//     cleanup.
+//     cleanup;
+//   - [VictoriaMetrics]: a single-node VictoriaMetrics (Debian package
+//     victoria-metrics) with a temporary storage, scraping
+//     VictoriaMetricsOptions.ScrapeConfigs itself and accepting remote
+//     write on its WriteURL ([PrometheusOptions].RemoteWrite points a
+//     Prometheus there);
+//   - [Prometheus3Binary]: a Prometheus 3 ([Prometheus3Version]) built
+//     from the Go module proxy into [Prometheus3Path] (or
+//     $PROMFLOW_PROMETHEUS3), to pass as [PrometheusOptions].Binary;
+//     missing, the test skips with the `go install` command
+//     ([Prometheus3InstallCommand]) and fails in CI, whose .ci/run builds
+//     it once into that cache directory.
 //
 // For the whole flow, [Pipeline] starts all of them plus service-metrics
 // (incidents, REST, WebSocket) with the test's rules and routes, and [Suite]
@@ -48,6 +59,32 @@
 // answers CORS for local pages only ([LoopbackOrigins]). A fault drill
 // kills a child with [RunningPipeline.Process] and [Process.Kill], then
 // waits for another process ([RunningPipeline.Restarts]).
+//
+// # Backends: where service-metrics reads
+//
+// [PipelineOptions].Backend chooses the topology. [BackendPrometheus] (the
+// default): one Prometheus scrapes mock-metrics, service-metrics and
+// itself, evaluates the alert rules, sends alerts to Alertmanager, and
+// answers service-metrics' queries. [BackendVictoriaMetrics] (`go run
+// ./examples/pipeline -backend victoriametrics`):
+//
+//	mock-metrics ─scrape─▶ Prometheus ─remote_write─▶ VictoriaMetrics ◀─query─ service-metrics
+//	                        │ rules, alerts                              ▲
+//	                        └─▶ Alertmanager ─webhook─▶ service-metrics ─┘ (incidents in PostgreSQL)
+//
+// Prometheus stays the scraper and the rule evaluator (target health,
+// /api/v1/targets, /api/v1/alerts are its own), and remote-writes every
+// sample it scrapes or records (Remote Write 1.0, batches sent at least
+// once per scrape interval) to a supervised VictoriaMetrics child
+// ([RunningPipeline].VictoriaMetricsURL, default localhost:8428);
+// service-metrics polls [RunningPipeline].QueryURL, VictoriaMetrics. The
+// seed's 19 checks and the alert loop pass on both (TestSeedE2E,
+// TestSeedE2EVictoriaMetrics; [SeedTargets].QueryURL sends the seed's
+// three queries to the backend). The same shape holds for any remote-write
+// receiver that answers the Prometheus query API (VictoriaMetrics cluster:
+// write to vminsert, query vmselect; Thanos Receive + Query; Mimir): set
+// the backend's URL as service-metrics' PrometheusURL. Only single-node
+// VictoriaMetrics is tested here.
 //
 // # What is guaranteed
 //

@@ -54,6 +54,12 @@ type SeedTargets struct {
 	MockURL       string // mock-metrics, e.g. http://localhost:8082
 	PrometheusURL string // Prometheus, e.g. http://localhost:9090
 	ServiceURL    string // service-metrics, e.g. http://localhost:8005
+	// QueryURL is where the Prometheus stage's three queries go, the
+	// server service-metrics queries: default PrometheusURL. With a
+	// remote-write backend ([RunningPipeline].QueryURL, VictoriaMetrics)
+	// the values are checked there, while health and target status stay
+	// Prometheus', which scrapes.
+	QueryURL string
 	// WebSocketURL defaults to ServiceURL with a ws (wss) scheme and path
 	// "/", where the original's clients connect.
 	WebSocketURL string
@@ -100,6 +106,10 @@ func (t SeedTargets) withDefaults() SeedTargets {
 	t.MockURL = strings.TrimRight(t.MockURL, "/")
 	t.PrometheusURL = strings.TrimRight(t.PrometheusURL, "/")
 	t.ServiceURL = strings.TrimRight(t.ServiceURL, "/")
+	t.QueryURL = strings.TrimRight(t.QueryURL, "/")
+	if t.QueryURL == "" {
+		t.QueryURL = t.PrometheusURL
+	}
 	if t.WebSocketURL == "" {
 		t.WebSocketURL = webSocketURL(t.ServiceURL)
 	}
@@ -231,6 +241,7 @@ type seedRun struct {
 	simulated []bool // per metric: the simulate route answered 200
 	prom      *promquery.Client
 	promErr   error
+	query     *promquery.Client // QueryURL; prom when the same
 	ws        *wsFeed
 	instant   *wsMessage // the instant_metrics message of stage 4
 }
@@ -252,6 +263,10 @@ func RunSeedChecks(ctx context.Context, t SeedTargets) *SeedReport {
 	}
 	s := &seedRun{t: t, r: r, metrics: ms, simulated: make([]bool, len(ms))}
 	s.prom, s.promErr = promquery.New(t.PrometheusURL, promquery.Options{HTTPClient: t.HTTPClient})
+	s.query = s.prom
+	if t.QueryURL != t.PrometheusURL && s.promErr == nil {
+		s.query, s.promErr = promquery.New(t.QueryURL, promquery.Options{HTTPClient: t.HTTPClient})
+	}
 	defer s.close()
 
 	s.mockStage(ctx)
@@ -269,6 +284,9 @@ func RunSeedChecks(ctx context.Context, t SeedTargets) *SeedReport {
 func (s *seedRun) close() {
 	if s.ws != nil {
 		s.ws.close()
+	}
+	if s.query != nil && s.query != s.prom {
+		_ = s.query.Close()
 	}
 	if s.prom != nil {
 		_ = s.prom.Close()

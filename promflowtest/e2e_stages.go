@@ -161,7 +161,7 @@ func (s *seedRun) queryValue(ctx context.Context, i int) (string, error) {
 		return "", s.promErr
 	}
 	var last model.Vector
-	_, err := s.prom.WaitForValue(ctx, m.query.String(), func(v model.Vector) bool {
+	_, err := s.query.WaitForValue(ctx, m.query.String(), func(v model.Vector) bool {
 		last = v
 		return vectorHas(v, m.value)
 	})

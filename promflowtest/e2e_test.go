@@ -12,18 +12,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/promflowtest"
+	"github.com/promflow/promflow/promquery"
 )
 
 // TestSeedE2E runs the 19 checks of the seed's E2E report against the
 // pipeline, then the alert → incident loop, with a 1 s scrape interval,
 // through the same runner as `go run ./examples/pipeline -e2e-report`.
 // With PROMFLOW_E2E_REPORT=FILE it also writes the report there.
-func TestSeedE2E(t *testing.T) {
-	p := startPipeline(t)
+func TestSeedE2E(t *testing.T) { testSeedE2E(t, startPipeline(t)) }
+
+// TestSeedE2EVictoriaMetrics runs the same checks on the remote-write
+// topology: Prometheus scrapes and evaluates the alert rules, and
+// remote-writes everything to a VictoriaMetrics child, which
+// service-metrics and the seed's three queries read.
+func TestSeedE2EVictoriaMetrics(t *testing.T) {
+	p := promflowtest.Pipeline(t, promflowtest.PipelineOptions{Backend: promflowtest.BackendVictoriaMetrics})
+	require.NotEmpty(t, p.VictoriaMetricsURL)
+	require.Equal(t, p.VictoriaMetricsURL, p.QueryURL)
+	require.NotNil(t, p.Process("victoria-metrics"))
+	testSeedE2E(t, p)
+
+	// The values service-metrics broadcast came from VictoriaMetrics:
+	// it holds what Prometheus scraped, under Prometheus' job labels.
+	vm, err := promquery.New(p.VictoriaMetricsURL, promquery.Options{})
+	require.NoError(t, err)
+	defer vm.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := vm.WaitForValue(ctx, `up{job="mock-metrics"}`, nil)
+	require.NoError(t, err)
+	assert.Equal(t, model.SampleValue(1), v[0].Value)
+	v, err = vm.WaitForValue(ctx, `mock_high_memory_usage_bytes`, nil)
+	require.NoError(t, err)
+	assert.NotEmpty(t, v)
+}
+
+func testSeedE2E(t *testing.T, p *promflowtest.RunningPipeline) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -35,7 +64,7 @@ func TestSeedE2E(t *testing.T) {
 
 	r := promflowtest.RunSeedChecks(ctx, promflowtest.SeedTargets{
 		MockURL: p.MockURL, PrometheusURL: p.PrometheusURL, ServiceURL: p.ServiceURL,
-		AlertLoop: true,
+		QueryURL: p.QueryURL, AlertLoop: true,
 	})
 	if path := os.Getenv("PROMFLOW_E2E_REPORT"); path != "" {
 		f, err := os.Create(path)

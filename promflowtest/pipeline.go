@@ -90,6 +90,16 @@ type PipelineOptions struct {
 	// service-metrics' /api/alertmanager/webhook.
 	AlertmanagerURL  string
 	AlertmanagerAddr string
+	// Backend is what service-metrics queries: [BackendPrometheus] (also
+	// the empty default) queries the Prometheus that scrapes;
+	// [BackendVictoriaMetrics] starts a single-node VictoriaMetrics child on
+	// VictoriaMetricsAddr (default localhost:8428) that the pipeline's
+	// Prometheus remote-writes everything to, and service-metrics queries
+	// it. Prometheus keeps scraping and evaluating the alert rules either
+	// way. An external Prometheus (PrometheusURL) must remote-write to
+	// VictoriaMetricsURL itself.
+	Backend             string
+	VictoriaMetricsAddr string
 	// PrometheusLifecycle starts the pipeline's Prometheus with its
 	// lifecycle and admin APIs (POST /-/quit, /-/reload, TSDB admin); off
 	// by default, since any page or client reaching the port could stop it
@@ -136,6 +146,16 @@ type PipelineOptions struct {
 	Logger  *slog.Logger
 }
 
+// The backends of [PipelineOptions].Backend.
+const (
+	BackendPrometheus      = "prometheus"
+	BackendVictoriaMetrics = "victoriametrics"
+)
+
+// ErrUnknownBackend reports a [PipelineOptions].Backend that is neither
+// [BackendPrometheus] nor [BackendVictoriaMetrics].
+var ErrUnknownBackend = errors.New("promflowtest: unknown pipeline backend")
+
 // RunningPipeline is a running pipeline. Its URLs say where everything is.
 type RunningPipeline struct {
 	// WriteToken is PipelineOptions.WriteToken: send it as
@@ -145,6 +165,12 @@ type RunningPipeline struct {
 	PrometheusURL   string
 	AlertmanagerURL string
 	ServiceURL      string
+	// VictoriaMetricsURL is the VictoriaMetrics child of
+	// [BackendVictoriaMetrics], empty otherwise.
+	VictoriaMetricsURL string
+	// QueryURL is what service-metrics queries: VictoriaMetricsURL with
+	// [BackendVictoriaMetrics], else PrometheusURL.
+	QueryURL string
 
 	Mock    *mockexporter.Registry
 	Service *servicemetrics.Server
@@ -178,6 +204,9 @@ type child struct {
 // database of the test's own and stops everything at cleanup.
 func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline, err error) {
 	cfg = withDefaults(cfg)
+	if cfg.Backend != BackendPrometheus && cfg.Backend != BackendVictoriaMetrics {
+		return nil, fmt.Errorf("%w %q: want %q or %q", ErrUnknownBackend, cfg.Backend, BackendPrometheus, BackendVictoriaMetrics)
+	}
 	// started is what to stop on error: a "return nil, err" below sets p
 	// to nil before this deferred function runs.
 	started := &RunningPipeline{WriteToken: cfg.WriteToken, log: cfg.Logger, serveErrs: make(chan error, 4)}
@@ -253,6 +282,14 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 		}
 	}
 
+	var remoteWrite []string
+	if cfg.Backend == BackendVictoriaMetrics {
+		if err := p.startVictoriaMetrics(ctx, cfg, dataDir); err != nil {
+			return nil, err
+		}
+		remoteWrite = []string{p.VictoriaMetricsURL + VictoriaMetricsWritePath}
+	}
+
 	p.PrometheusURL = cfg.PrometheusURL
 	if p.PrometheusURL == "" {
 		dir := filepath.Join(dataDir, "prometheus")
@@ -276,6 +313,7 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 			},
 			RuleFiles:       pipelineRules(cfg),
 			Alertmanagers:   []string{amAddr},
+			RemoteWrite:     remoteWrite,
 			EnableLifecycle: cfg.PrometheusLifecycle,
 			CORSOrigin:      LoopbackOrigins,
 		}
@@ -300,8 +338,12 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	if err != nil {
 		return nil, fmt.Errorf("promflowtest: pipeline: database: %w", err)
 	}
+	p.QueryURL = p.PrometheusURL
+	if p.VictoriaMetricsURL != "" {
+		p.QueryURL = p.VictoriaMetricsURL
+	}
 	p.Service, err = servicemetrics.New(ctx, servicemetrics.Config{
-		PrometheusURL:   p.PrometheusURL,
+		PrometheusURL:   p.QueryURL,
 		AlertmanagerURL: p.AlertmanagerURL,
 		Pool:            p.pool,
 		PollInterval:    cfg.PollInterval,
@@ -320,6 +362,24 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 	return p, nil
 }
 
+// startVictoriaMetrics starts the supervised VictoriaMetrics child of
+// [BackendVictoriaMetrics] and sets p.VictoriaMetricsURL.
+func (p *RunningPipeline) startVictoriaMetrics(ctx context.Context, cfg PipelineOptions, dataDir string) error {
+	dir := filepath.Join(dataDir, "victoria-metrics")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("promflowtest: pipeline: %w", err)
+	}
+	opts := VictoriaMetricsOptions{Addr: loopbackIPv4(cfg.VictoriaMetricsAddr), DataDir: dir}
+	vm, err := p.supervise(ctx, "victoria-metrics", func(ctx context.Context) (*Process, error) {
+		return StartVictoriaMetrics(ctx, opts)
+	})
+	if err != nil {
+		return fmt.Errorf("promflowtest: pipeline: victoria-metrics: %w", err)
+	}
+	p.VictoriaMetricsURL = vm.URL
+	return p.forward(cfg.VictoriaMetricsAddr, vm.Addr)
+}
+
 // Err returns a channel that receives the pipeline's unrecoverable
 // problems: an in-process HTTP server (mock-metrics, service-metrics) that
 // stops before Close, or a child process that exited and could not be
@@ -330,8 +390,8 @@ func StartPipeline(ctx context.Context, cfg PipelineOptions) (p *RunningPipeline
 // which service-metrics rides out.
 func (p *RunningPipeline) Err() <-chan error { return p.serveErrs }
 
-// Process returns the running process of the child named "prometheus" or
-// "alertmanager", or nil when that child is external (PrometheusURL,
+// Process returns the running process of the child named "prometheus",
+// "alertmanager" or "victoria-metrics", or nil when that child is external (PrometheusURL,
 // AlertmanagerURL), down (between a crash and its restart) or stopped. It
 // is a new *Process after each restart; a fault drill kills it with
 // [Process.Kill] and waits for another.
@@ -482,6 +542,8 @@ func withDefaults(cfg PipelineOptions) PipelineOptions {
 	def(&cfg.ServiceAddr, "localhost:8005")
 	def(&cfg.PrometheusAddr, "localhost:9090")
 	def(&cfg.AlertmanagerAddr, "localhost:9093")
+	def(&cfg.VictoriaMetricsAddr, "localhost:8428")
+	def(&cfg.Backend, BackendPrometheus)
 	def(&cfg.DatabaseURL, DefaultDatabaseURL)
 	if cfg.ScrapeInterval <= 0 {
 		cfg.ScrapeInterval = 5 * time.Second

@@ -76,7 +76,7 @@ func pipelineTestDefaults(t testing.TB, opts PipelineOptions) PipelineOptions {
 			*addr = "127.0.0.1:0"
 		}
 	}
-	for _, addr := range []*string{&opts.PrometheusAddr, &opts.AlertmanagerAddr} {
+	for _, addr := range []*string{&opts.PrometheusAddr, &opts.AlertmanagerAddr, &opts.VictoriaMetricsAddr} {
 		if *addr == "" {
 			*addr = freeAddr(t)
 		}

@@ -113,3 +113,11 @@ func TestStartFailureStopsWhatStarted(t *testing.T) {
 		ln.Close()
 	}
 }
+
+// TestPipelineUnknownBackend: a backend that is neither prometheus nor
+// victoriametrics is refused before anything starts.
+func TestPipelineUnknownBackend(t *testing.T) {
+	_, err := promflowtest.StartPipeline(context.Background(), promflowtest.PipelineOptions{Backend: "thanos"})
+	require.ErrorIs(t, err, promflowtest.ErrUnknownBackend)
+	assert.Contains(t, err.Error(), `"thanos"`)
+}

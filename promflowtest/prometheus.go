@@ -26,6 +26,11 @@ type ScrapeConfig struct {
 	// HonorLabels keeps the target's own job and instance labels (a
 	// simulator that exposes instance="mock-app-1" wants that).
 	HonorLabels bool
+	// NativeHistograms sets scrape_native_histograms for the job, which
+	// Prometheus 3.8 and later need to ingest native histograms (their
+	// --enable-feature=native-histograms is a no-op). Prometheus 2 (which
+	// takes that flag instead) and VictoriaMetrics refuse the setting.
+	NativeHistograms bool
 }
 
 // PrometheusOptions describes a Prometheus server to start. The zero value of
@@ -49,6 +54,11 @@ type PrometheusOptions struct {
 	// Rules is the content of one more rule file (Prometheus rule file
 	// format, YAML), written as promflowtest-rules.yml next to RuleFiles.
 	Rules string
+	// RemoteWrite are the URLs Prometheus sends every sample it scrapes or
+	// records to (remote_write, Remote Write 1.0), e.g. a
+	// [VictoriaMetricsServer]'s WriteURL; batches leave at least once per
+	// scrape interval.
+	RemoteWrite []string
 	// Alertmanagers are host:port addresses alerts are sent to.
 	Alertmanagers []string
 	// EnableLifecycle turns on Prometheus' lifecycle API (POST /-/quit and
@@ -75,18 +85,6 @@ func PrometheusConfigFile(cfg PrometheusOptions) ([]byte, error) {
 	if ei <= 0 {
 		ei = time.Second
 	}
-	type staticConfig struct {
-		Targets []string          `json:"targets"`
-		Labels  map[string]string `json:"labels,omitempty"`
-	}
-	type scrape struct {
-		JobName        string         `json:"job_name"`
-		MetricsPath    string         `json:"metrics_path"`
-		ScrapeInterval string         `json:"scrape_interval,omitempty"`
-		ScrapeTimeout  string         `json:"scrape_timeout,omitempty"`
-		HonorLabels    bool           `json:"honor_labels,omitempty"`
-		StaticConfigs  []staticConfig `json:"static_configs"`
-	}
 	doc := map[string]any{
 		"global": map[string]string{
 			"scrape_interval":     model.Duration(si).String(),
@@ -94,27 +92,9 @@ func PrometheusConfigFile(cfg PrometheusOptions) ([]byte, error) {
 			"scrape_timeout":      model.Duration(si).String(),
 		},
 	}
-	var scrapes []scrape
-	for _, sc := range cfg.ScrapeConfigs {
-		if sc.JobName == "" {
-			return nil, fmt.Errorf("promflowtest: scrape config without job name")
-		}
-		s := scrape{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
-		if s.MetricsPath == "" {
-			s.MetricsPath = "/metrics"
-		}
-		if s.StaticConfigs[0].Targets == nil {
-			s.StaticConfigs[0].Targets = []string{}
-		}
-		if sc.ScrapeInterval > 0 {
-			s.ScrapeInterval = model.Duration(sc.ScrapeInterval).String()
-		}
-		if sc.ScrapeTimeout > 0 {
-			s.ScrapeTimeout = model.Duration(sc.ScrapeTimeout).String()
-		} else if sc.ScrapeInterval > 0 && sc.ScrapeInterval < si {
-			s.ScrapeTimeout = s.ScrapeInterval
-		}
-		scrapes = append(scrapes, s)
+	scrapes, err := scrapeConfigs(cfg.ScrapeConfigs, si)
+	if err != nil {
+		return nil, err
 	}
 	doc["scrape_configs"] = scrapes
 	if files := ruleFiles(cfg); len(files) > 0 {
@@ -124,6 +104,15 @@ func PrometheusConfigFile(cfg PrometheusOptions) ([]byte, error) {
 		}
 		sort.Strings(names)
 		doc["rule_files"] = names
+	}
+	if len(cfg.RemoteWrite) > 0 {
+		rw := make([]any, len(cfg.RemoteWrite))
+		for i, u := range cfg.RemoteWrite {
+			// Sent within a scrape interval (Prometheus' default waits
+			// up to 5 s), so a test sees remote data soon.
+			rw[i] = map[string]any{"url": u, "queue_config": map[string]string{"batch_send_deadline": model.Duration(si).String()}}
+		}
+		doc["remote_write"] = rw
 	}
 	if len(cfg.Alertmanagers) > 0 {
 		doc["alerting"] = map[string]any{
@@ -194,4 +183,48 @@ func ruleFiles(cfg PrometheusOptions) map[string]string {
 		files["promflowtest-rules.yml"] = cfg.Rules
 	}
 	return files
+}
+
+// scrapeJob is one scrape_configs entry, in the format Prometheus and
+// VictoriaMetrics' -promscrape.config share.
+type scrapeJob struct {
+	JobName        string         `json:"job_name"`
+	MetricsPath    string         `json:"metrics_path"`
+	ScrapeInterval string         `json:"scrape_interval,omitempty"`
+	ScrapeTimeout  string         `json:"scrape_timeout,omitempty"`
+	HonorLabels    bool           `json:"honor_labels,omitempty"`
+	NativeHist     bool           `json:"scrape_native_histograms,omitempty"`
+	StaticConfigs  []staticConfig `json:"static_configs"`
+}
+
+type staticConfig struct {
+	Targets []string          `json:"targets"`
+	Labels  map[string]string `json:"labels,omitempty"`
+}
+
+// scrapeConfigs renders the scrape jobs; si is the global scrape interval.
+func scrapeConfigs(jobs []ScrapeConfig, si time.Duration) ([]scrapeJob, error) {
+	var scrapes []scrapeJob
+	for _, sc := range jobs {
+		if sc.JobName == "" {
+			return nil, fmt.Errorf("promflowtest: scrape config without job name")
+		}
+		s := scrapeJob{JobName: sc.JobName, MetricsPath: sc.MetricsPath, HonorLabels: sc.HonorLabels, NativeHist: sc.NativeHistograms, StaticConfigs: []staticConfig{{Targets: sc.Targets, Labels: sc.Labels}}}
+		if s.MetricsPath == "" {
+			s.MetricsPath = "/metrics"
+		}
+		if s.StaticConfigs[0].Targets == nil {
+			s.StaticConfigs[0].Targets = []string{}
+		}
+		if sc.ScrapeInterval > 0 {
+			s.ScrapeInterval = model.Duration(sc.ScrapeInterval).String()
+		}
+		if sc.ScrapeTimeout > 0 {
+			s.ScrapeTimeout = model.Duration(sc.ScrapeTimeout).String()
+		} else if sc.ScrapeInterval > 0 && sc.ScrapeInterval < si {
+			s.ScrapeTimeout = s.ScrapeInterval
+		}
+		scrapes = append(scrapes, s)
+	}
+	return scrapes, nil
 }

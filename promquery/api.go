@@ -24,6 +24,7 @@ func (c *Client) getJSON(ctx context.Context, path string, params url.Values, qu
 			Data      any       `json:"data"`
 			Warnings  []string  `json:"warnings"`
 			Infos     []string  `json:"infos"`
+			IsPartial bool      `json:"isPartial"`
 		}{Data: out}
 		dec := json.NewDecoder(body)
 		if err := dec.Decode(&env); err != nil {
@@ -42,7 +43,7 @@ func (c *Client) getJSON(ctx context.Context, path string, params url.Values, qu
 		default:
 			return fmt.Errorf("%w: status %q", ErrBadResponse, env.Status)
 		}
-		meta = Meta{Warnings: env.Warnings, Infos: env.Infos}
+		meta = Meta{Warnings: env.Warnings, Infos: env.Infos, Partial: env.IsPartial}
 		return nil
 	})
 	return meta, err

@@ -169,11 +169,13 @@ type Range struct {
 }
 
 // RawResult is the "data" member of a query answer kept verbatim, e.g.
-// {"resultType":"vector","result":[...]}, with the answer's warnings and infos.
+// {"resultType":"vector","result":[...]}, with the answer's warnings and
+// infos, and whether it is partial (see [Meta].Partial).
 type RawResult struct {
 	Data     json.RawMessage
 	Warnings []string
 	Infos    []string
+	Partial  bool
 }
 
 // QueryRaw runs an instant query (ts zero means "now" on the server) and
@@ -200,7 +202,7 @@ func (c *Client) queryRaw(ctx context.Context, path string, v url.Values) (RawRe
 	if len(data) == 0 || string(data) == "null" {
 		return RawResult{}, fmt.Errorf("promquery: %s: %w: no data", path, ErrBadResponse)
 	}
-	return RawResult{Data: data, Warnings: meta.Warnings, Infos: meta.Infos}, nil
+	return RawResult{Data: data, Warnings: meta.Warnings, Infos: meta.Infos, Partial: meta.Partial}, nil
 }
 
 // queryParams are the per-call settings of [QueryOption].

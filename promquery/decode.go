@@ -14,8 +14,15 @@ type Meta struct {
 	Warnings []string
 	Infos    []string
 	// Stats is the "stats" member of the answer's data, present only when
-	// asked for with [WithStats].
+	// asked for with [WithStats] from Prometheus. (VictoriaMetrics ignores
+	// the parameter; its later versions send their own statistics beside
+	// data, which are not kept.)
 	Stats json.RawMessage
+	// Partial is true when the server said the answer is incomplete:
+	// VictoriaMetrics cluster's "isPartial" when a storage node did not
+	// answer (unless vmselect runs with -search.denyPartialResponse).
+	// Prometheus never sets it.
+	Partial bool
 }
 
 // queryResult is a decoded query answer.
@@ -90,6 +97,8 @@ func (d *decoder) decode() (*queryResult, error) {
 			d.res.meta.Infos, err = s.strings()
 		case "data":
 			err = d.data()
+		case "isPartial":
+			d.res.meta.Partial, err = d.bool()
 		default:
 			err = s.skip(0)
 		}
@@ -147,6 +156,14 @@ func (d *decoder) resolve() error {
 		return fmt.Errorf("%w: missing resultType", ErrBadResponse)
 	}
 	return nil
+}
+
+// bool reads a JSON boolean.
+func (d *decoder) bool() (bool, error) {
+	if d.s.peek() == 't' {
+		return true, d.s.literal("true")
+	}
+	return false, d.s.literal("false")
 }
 
 func (d *decoder) string() (string, error) {

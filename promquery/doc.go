@@ -39,6 +39,20 @@
 // match a value exactly inside a regular expression. Values are quoted with
 // Go string-literal rules, so no value can change the shape of the query.
 //
+// # Engines
+//
+// The client speaks the Prometheus HTTP API, and is tested against
+// Prometheus 2 and 3 and VictoriaMetrics (docs/design.md has the table of
+// differences). On VictoriaMetrics, whose MetricsQL has no scalar or
+// string type, scalar expressions come back as a one-sample vector: use
+// [Client.Vector] ([Client.Scalar] returns [ErrUnexpectedResultType]);
+// errors carry its status code as their Type (a query that does not parse
+// is 422, "422"; [APIError.BadQuery] is true for it as for Prometheus'
+// bad_data); its cluster's partial answers set [Meta].Partial; rules and
+// alerts are vmalert's, so VictoriaMetrics itself answers empty lists.
+// Names outside the legacy character set (UTF-8 metric and label names,
+// stored by Prometheus 3) are quoted by [Select].
+//
 // [Client.WaitTargetUp] and [Client.WaitForValue] help tests and pipelines
 // wait until Prometheus has scraped a target or a query has data.
 package promquery

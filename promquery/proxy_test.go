@@ -21,7 +21,6 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -59,7 +58,8 @@ func proxyTo(t *testing.T, target string, tls bool, gate func(w http.ResponseWri
 }
 
 func TestGatewaysInFrontOfPrometheus(t *testing.T) {
-	e := startEnv(t)
+	// Client behaviour, not engine behaviour: one engine is enough.
+	e := startEnv(t, engines[0])
 
 	t.Run("GETFallback", func(t *testing.T) {
 		var mu sync.Mutex
@@ -68,7 +68,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 			mu.Lock()
 			methods = nil
 			mu.Unlock()
-			srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+			srv := proxyTo(t, e.url, false, func(w http.ResponseWriter, r *http.Request) bool {
 				mu.Lock()
 				methods = append(methods, r.Method)
 				mu.Unlock()
@@ -102,7 +102,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		}
 
 		var sawPost bool
-		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+		srv := proxyTo(t, e.url, false, func(w http.ResponseWriter, r *http.Request) bool {
 			sawPost = sawPost || r.Method == http.MethodPost
 			return true
 		})
@@ -112,34 +112,8 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		assert.False(t, sawPost)
 	})
 
-	t.Run("RetriesOnlyRetryable", func(t *testing.T) {
-		// A counting proxy shows how often the real Prometheus was asked:
-		// its 503 timeout answers are retried up to MaxAttempts, its 400
-		// bad_data answer is not retried at all.
-		var requests atomic.Int32
-		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
-			requests.Add(1)
-			return true
-		})
-		c := client(t, srv.URL, promquery.Options{Retry: promquery.RetryPolicy{
-			MaxAttempts: 3, InitialBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
-		}})
-		ctx := ctx30(t)
-		_, _, err := c.Vector(ctx, `sum(count_over_time(vector(1)[10m:1ms]))`, time.Time{}, promquery.WithTimeout(time.Millisecond))
-		var apiErr *promquery.APIError
-		require.ErrorAs(t, err, &apiErr)
-		assert.Equal(t, promquery.ErrorTimeout, apiErr.Type)
-		assert.Equal(t, int32(3), requests.Load())
-
-		requests.Store(0)
-		_, _, err = c.Vector(ctx, `sum(`, time.Time{})
-		require.ErrorAs(t, err, &apiErr)
-		assert.Equal(t, promquery.ErrorBadData, apiErr.Type)
-		assert.Equal(t, int32(1), requests.Load())
-	})
-
 	t.Run("TLSBearerAndHeaders", func(t *testing.T) {
-		srv := proxyTo(t, e.prom.URL, true, func(w http.ResponseWriter, r *http.Request) bool {
+		srv := proxyTo(t, e.url, true, func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Header.Get("Authorization") != "Bearer s3cret" || r.Header.Get("X-Scope-OrgID") != "team-a" ||
 				r.Header.Get("User-Agent") != "promflow-promquery" {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -192,7 +166,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 		require.NoError(t, err)
 		writePEM(t, filepath.Join(dir, "client-key.pem"), "PRIVATE KEY", keyDER)
 
-		u, err := url.Parse(e.prom.URL)
+		u, err := url.Parse(e.url)
 		require.NoError(t, err)
 		srv := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(u))
 		pool := x509.NewCertPool()
@@ -225,7 +199,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 	})
 
 	t.Run("BasicAuth", func(t *testing.T) {
-		srv := proxyTo(t, e.prom.URL, false, func(w http.ResponseWriter, r *http.Request) bool {
+		srv := proxyTo(t, e.url, false, func(w http.ResponseWriter, r *http.Request) bool {
 			if u, p, ok := r.BasicAuth(); !ok || u != "alice" || p != "pa:ss" {
 				http.Error(w, "unauthorized", http.StatusUnauthorized)
 				return false
@@ -242,7 +216,7 @@ func TestGatewaysInFrontOfPrometheus(t *testing.T) {
 
 	t.Run("PathPrefix", func(t *testing.T) {
 		// Prometheus behind a gateway under /prom/.
-		u, err := url.Parse(e.prom.URL)
+		u, err := url.Parse(e.url)
 		require.NoError(t, err)
 		rp := httputil.NewSingleHostReverseProxy(u)
 		mux := http.NewServeMux()

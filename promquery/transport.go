@@ -104,6 +104,18 @@ func (e *APIError) Retryable() bool {
 		e.Type == ErrorTimeout
 }
 
+// BadQuery reports whether the server refused the query itself, which no
+// retry or wait cures: Prometheus' bad_data (HTTP 400), and a 400 or 422
+// answer that is not Prometheus' "execution" type (whose causes can depend
+// on the data, such as duplicate series). VictoriaMetrics answers a query
+// that does not parse, or that exceeds a limit such as
+// -search.maxPointsPerTimeseries, with 422 and errorType "422": it names
+// its error types by HTTP status.
+func (e *APIError) BadQuery() bool {
+	return e.Type == ErrorBadData || e.StatusCode == http.StatusBadRequest ||
+		e.StatusCode == http.StatusUnprocessableEntity && e.Type != ErrorExecution
+}
+
 // newAPIError builds an APIError from an error answer's body.
 func newAPIError(status int, body []byte) *APIError {
 	e := &APIError{StatusCode: status}

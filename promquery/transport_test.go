@@ -316,3 +316,74 @@ func TestQueryRawErrors(t *testing.T) {
 	_, err := c.QueryRangeRaw(context.Background(), "up", promquery.Range{Start: time.Unix(60, 0), End: time.Unix(0, 0), Step: time.Second})
 	require.ErrorIs(t, err, promquery.ErrInvalidArgument)
 }
+
+// TestVictoriaMetricsClusterAnswers decodes answer shapes of the
+// VictoriaMetrics versions not installed here (cluster's vmselect, 1.90
+// and later): "isPartial" beside data, their own "stats" outside data.
+// Debian's single-node 1.79 sends neither; the integration tests cover it.
+func TestVictoriaMetricsClusterAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/query":
+			io.WriteString(w, `{"status":"success","isPartial":true,"data":{"resultType":"vector","result":[{"metric":{"__name__":"up","job":"a"},"value":[1700000000.5,"1"]}]},"stats":{"seriesFetched":"1","executionTimeMsec":2}}`)
+		case "/api/v1/query_range":
+			io.WriteString(w, `{"status":"success","isPartial":false,"data":{"resultType":"matrix","result":[{"metric":{"job":"a"},"values":[[1700000000,"1"],[1700000001,"2"]]}]},"stats":{"seriesFetched":"1","executionTimeMsec":0}}`)
+		case "/api/v1/series":
+			io.WriteString(w, `{"status":"success","isPartial":true,"data":[{"__name__":"up","job":"a"}]}`)
+		default:
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			io.WriteString(w, `{"status":"error","errorType":"422","error":"cannot parse query"}`)
+		}
+	}))
+	defer srv.Close()
+	c, err := promquery.New(srv.URL, promquery.Options{})
+	require.NoError(t, err)
+	ctx := context.Background()
+
+	v, meta, err := c.Vector(ctx, `up`, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, v, 1)
+	assert.Equal(t, model.Time(1700000000500), v[0].Timestamp)
+	assert.True(t, meta.Partial)
+	assert.Empty(t, meta.Stats, "VictoriaMetrics' statistics outside data are not Prometheus' stats")
+
+	m, meta, err := c.Matrix(ctx, `up`, promquery.Range{Start: time.Unix(1700000000, 0), End: time.Unix(1700000001, 0), Step: time.Second})
+	require.NoError(t, err)
+	require.Len(t, m, 1)
+	assert.Len(t, m[0].Values, 2)
+	assert.False(t, meta.Partial)
+
+	raw, err := c.QueryRaw(ctx, `up`, time.Time{})
+	require.NoError(t, err)
+	assert.True(t, raw.Partial)
+	assert.Contains(t, string(raw.Data), `"resultType":"vector"`)
+
+	series, meta, err := c.Series(ctx, []string{`up`}, time.Time{}, time.Time{})
+	require.NoError(t, err)
+	require.Len(t, series, 1)
+	assert.True(t, meta.Partial)
+
+	_, _, err = c.LabelValues(ctx, "job", nil, time.Time{}, time.Time{})
+	var apiErr *promquery.APIError
+	require.ErrorAs(t, err, &apiErr)
+	assert.Equal(t, promquery.ErrorType("422"), apiErr.Type)
+	assert.True(t, apiErr.BadQuery())
+}
+
+func TestAPIErrorBadQuery(t *testing.T) {
+	for _, tc := range []struct {
+		err  promquery.APIError
+		want bool
+	}{
+		{promquery.APIError{StatusCode: 400, Type: promquery.ErrorBadData}, true},
+		{promquery.APIError{StatusCode: 400}, true},
+		{promquery.APIError{StatusCode: 422, Type: "422"}, true},
+		{promquery.APIError{StatusCode: 422, Type: promquery.ErrorExecution}, false},
+		{promquery.APIError{StatusCode: 503, Type: promquery.ErrorTimeout}, false},
+		{promquery.APIError{StatusCode: 500, Type: promquery.ErrorInternal}, false},
+		{promquery.APIError{StatusCode: 200, Type: promquery.ErrorBadData}, true},
+	} {
+		assert.Equal(t, tc.want, tc.err.BadQuery(), "%+v", tc.err)
+	}
+}

@@ -36,7 +36,7 @@ func (c *Client) poll(ctx context.Context, what string, try func() (done bool, e
 // permanent reports errors that waiting cannot cure, such as a bad query.
 func permanent(err error) bool {
 	var apiErr *APIError
-	return errors.As(err, &apiErr) && apiErr.Type == ErrorBadData ||
+	return errors.As(err, &apiErr) && apiErr.BadQuery() ||
 		errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrUnexpectedResultType)
 }
 

@@ -109,7 +109,7 @@ func runE2E(ctx context.Context, f *e2eFlags, cfg promflowtest.PipelineOptions, 
 		var stop func()
 		ctx, stop = watchPipeline(ctx, p, log)
 		defer stop()
-		t = promflowtest.SeedTargets{MockURL: p.MockURL, PrometheusURL: p.PrometheusURL, ServiceURL: p.ServiceURL}
+		t = promflowtest.SeedTargets{MockURL: p.MockURL, PrometheusURL: p.PrometheusURL, ServiceURL: p.ServiceURL, QueryURL: p.QueryURL}
 	}
 	t.AlertLoop, t.CheckTimeout, t.AlertTimeout = f.alertLoop, f.timeout, 2*f.timeout
 	log.Info("running the seed report's checks", "mock", t.MockURL, "prometheus", t.PrometheusURL, "service", t.ServiceURL, "alert_loop", t.AlertLoop)

@@ -13,7 +13,14 @@
 // -prometheus-addr (PROMETHEUS_ADDR), -alertmanager-url (ALERTMANAGER_URL),
 // -alertmanager-addr (ALERTMANAGER_ADDR), -database-url (DATABASE_URL),
 // -scrape-interval (SCRAPE_INTERVAL), -poll-interval (POLL_INTERVAL),
-// -prometheus-lifecycle (PROMETHEUS_LIFECYCLE=true).
+// -prometheus-lifecycle (PROMETHEUS_LIFECYCLE=true), -backend (BACKEND),
+// -victoriametrics-addr (VICTORIAMETRICS_ADDR).
+//
+// With -backend victoriametrics a VictoriaMetrics child (Debian package
+// victoria-metrics, :8428) is started too: Prometheus keeps scraping and
+// evaluating the alert rules and remote-writes everything to it, and
+// service-metrics queries it (promflowtest's package doc draws the
+// topology).
 //
 // A child (Prometheus, Alertmanager) that exits is restarted with backoff
 // on the same address and data directory, its outage logged and shown in
@@ -98,6 +105,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	fs.StringVar(&cfg.PrometheusAddr, "prometheus-addr", envOr("PROMETHEUS_ADDR", "localhost:9090"), "listen address of the Prometheus started here")
 	fs.StringVar(&cfg.AlertmanagerURL, "alertmanager-url", getenv("ALERTMANAGER_URL"), "use this Alertmanager instead of starting one")
 	fs.StringVar(&cfg.AlertmanagerAddr, "alertmanager-addr", envOr("ALERTMANAGER_ADDR", "localhost:9093"), "listen address of the Alertmanager started here")
+	fs.StringVar(&cfg.Backend, "backend", envOr("BACKEND", promflowtest.BackendPrometheus), "what service-metrics queries: prometheus (the Prometheus that scrapes), or victoriametrics (a VictoriaMetrics started here, Debian package victoria-metrics, that Prometheus remote-writes to; Prometheus keeps scraping and evaluating the alert rules) (env BACKEND)")
+	fs.StringVar(&cfg.VictoriaMetricsAddr, "victoriametrics-addr", envOr("VICTORIAMETRICS_ADDR", "localhost:8428"), "listen address of the VictoriaMetrics started with -backend victoriametrics")
 	fs.BoolVar(&cfg.PrometheusLifecycle, "prometheus-lifecycle", getenv("PROMETHEUS_LIFECYCLE") == "true", "start Prometheus with its lifecycle and admin APIs (POST /-/quit, /-/reload, TSDB admin); off by default since any client reaching its port could use them (env PROMETHEUS_LIFECYCLE=true)")
 	fs.StringVar(&cfg.DatabaseURL, "database-url", envOr("DATABASE_URL", promflowtest.DefaultDatabaseURL), "PostgreSQL URL")
 	scrape := intervalFlag(fs, "scrape-interval", envDuration("SCRAPE_INTERVAL", 5*time.Second), "Prometheus scrape and rule evaluation interval: a Go duration (5s), or bare milliseconds (5000) (env SCRAPE_INTERVAL)")
@@ -135,14 +144,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, log *sl
 	if err != nil {
 		return err
 	}
+	vmLine := ""
+	if p.VictoriaMetricsURL != "" {
+		vmLine = fmt.Sprintf("\n  victoriametrics  %s   (Prometheus remote-writes here; service-metrics queries it)", p.VictoriaMetricsURL)
+	}
 	fmt.Fprintf(out, `promflow pipeline is up:
   mock-metrics     %[1]s   (POST %[1]s/simulate/memory-usage/95)
-  prometheus       %[2]s
+  prometheus       %[2]s%[5]s
   alertmanager     %[3]s
   service-metrics  %[4]s   (dashboard; WebSocket on / and /ws)
   incidents        %[4]s/api/metrics/incidents/by-service
 Press Ctrl-C to stop.
-`, p.MockURL, p.PrometheusURL, p.AlertmanagerURL, p.ServiceURL)
+`, p.MockURL, p.PrometheusURL, p.AlertmanagerURL, p.ServiceURL, vmLine)
 	if cfg.WriteToken != "" {
 		fmt.Fprintf(out, "  write token      %s   (send Authorization: Bearer <token> on state-changing requests)\n", cfg.WriteToken)
 	}

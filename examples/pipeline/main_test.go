@@ -15,11 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/internal/testutil"
 	"github.com/promflow/promflow/promflowtest"
+	"github.com/promflow/promflow/promquery"
 )
 
 // TestRunStartsAndStopsEverything runs the command as a user would (with
@@ -146,4 +148,62 @@ func TestRunHelp(t *testing.T) {
 	require.ErrorIs(t, err, flag.ErrHelp)
 	assert.Contains(t, usage.String(), "-prometheus-addr")
 	assert.Contains(t, usage.String(), "-prometheus-lifecycle")
+}
+
+// TestRunBackendVictoriaMetrics starts the command with -backend
+// victoriametrics: the banner names VictoriaMetrics, service-metrics
+// queries it, and it holds what Prometheus scraped (remote write).
+func TestRunBackendVictoriaMetrics(t *testing.T) {
+	env := map[string]string{
+		"MOCK_ADDR":            "127.0.0.1:0",
+		"SERVICE_ADDR":         "127.0.0.1:0",
+		"PROMETHEUS_ADDR":      "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
+		"ALERTMANAGER_ADDR":    "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
+		"VICTORIAMETRICS_ADDR": "127.0.0.1:" + strconv.Itoa(testutil.FreePort(t)),
+		"DATABASE_URL":         promflowtest.DatabaseURL(t),
+		"SCRAPE_INTERVAL":      "1s",
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out bytes.Buffer
+	ready := make(chan *promflowtest.RunningPipeline, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-backend", "victoriametrics", "-poll-interval", "1s"}, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), &out, ready)
+	}()
+	var p *promflowtest.RunningPipeline
+	select {
+	case p = <-ready:
+	case err := <-done:
+		if errors.Is(err, promflowtest.ErrBinaryNotFound) {
+			testutil.SkipOrFail(t, "%v", err)
+		}
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("pipeline did not start")
+	}
+	assert.Equal(t, "http://"+env["VICTORIAMETRICS_ADDR"], p.VictoriaMetricsURL)
+	assert.Equal(t, p.VictoriaMetricsURL, p.QueryURL)
+	assert.Contains(t, out.String(), "victoriametrics  "+p.VictoriaMetricsURL)
+	vm, err := promquery.New(p.VictoriaMetricsURL, promquery.Options{})
+	require.NoError(t, err)
+	defer vm.Close()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	_, err = vm.WaitForValue(wctx, `up{job="mock-metrics"}`, func(v model.Vector) bool { return len(v) == 1 && v[0].Value == 1 })
+	require.NoError(t, err)
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("run did not return after cancel")
+	}
+}
+
+// TestRunUnknownBackend: -backend takes prometheus or victoriametrics.
+func TestRunUnknownBackend(t *testing.T) {
+	err := run(context.Background(), []string{"-backend", "mimir"}, func(string) string { return "" }, slog.New(slog.DiscardHandler), io.Discard, nil)
+	require.ErrorIs(t, err, promflowtest.ErrUnknownBackend)
 }
