@@ -647,3 +647,62 @@ func breakdownOrder(field string, asc *bool) (func(a, b *BreakdownRow) bool, err
 
 // errAnalytics wraps a database error of the analytics queries.
 func errAnalytics(err error) error { return fmt.Errorf("incidents: analytics: %w", classify(err)) }
+
+// NoiseQuery selects the noisiest alert names. The zero value gives the 10
+// alert names with the most incidents of all time.
+type NoiseQuery struct {
+	From, To time.Time
+	Service  string
+	// Label is the label that names an alert; default "alertname".
+	Label string
+	// Limit is the number of names, 1..1000; 0 means 10.
+	Limit int
+}
+
+// NoiseRow is one alert name of [Store.Noise].
+type NoiseRow struct {
+	AlertName string `json:"alertname"`
+	Incidents int64  `json:"incidents"`
+	// Share is Incidents over all incidents of the window.
+	Share        float64 `json:"share"`
+	AutoResolved int64   `json:"auto_resolved"`
+	// AutoResolvedRatio is AutoResolved / Incidents: alerts that clear
+	// without anyone acknowledging them are the usual noise.
+	AutoResolvedRatio float64  `json:"auto_resolved_ratio"`
+	Reopened          int64    `json:"reopened"`
+	AckRate           *float64 `json:"ack_rate"`
+	MTTA              *float64 `json:"mtta_seconds"`
+	MTTR              *float64 `json:"mttr_seconds"`
+}
+
+// Noise returns the alert names (the value of q.Label, "" for incidents
+// without it) with the most incidents in the window, most first: incidents
+// per alert name and how many resolved without acknowledgement or were
+// reopened.
+func (s *Store) Noise(ctx context.Context, q NoiseQuery) ([]NoiseRow, error) {
+	if q.Label == "" {
+		q.Label = "alertname"
+	}
+	if q.Limit == 0 {
+		q.Limit = 10
+	}
+	if q.Limit < 1 || q.Limit > MaxDetailsLimit {
+		return nil, invalid("limit", "must be between 1 and %d", MaxDetailsLimit)
+	}
+	page, err := s.Breakdown(ctx, BreakdownQuery{GroupBy: GroupByLabel(q.Label), From: q.From, To: q.To,
+		Service: q.Service, Limit: MaxDetailsLimit})
+	if err != nil {
+		return nil, err
+	}
+	var all int64
+	for _, r := range page.Rows {
+		all += r.Total
+	}
+	out := make([]NoiseRow, 0, min(q.Limit, len(page.Rows)))
+	for _, r := range page.Rows[:min(q.Limit, len(page.Rows))] {
+		out = append(out, NoiseRow{AlertName: r.Key, Incidents: r.Total, Share: float64(r.Total) / float64(all),
+			AutoResolved: r.AutoResolved, AutoResolvedRatio: float64(r.AutoResolved) / float64(r.Total),
+			Reopened: r.Reopened, AckRate: r.AckRate, MTTA: r.MTTA, MTTR: r.MTTR})
+	}
+	return out, nil
+}
