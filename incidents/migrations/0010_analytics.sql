@@ -310,15 +310,24 @@ BEGIN
                sum(res_le_14400) AS res_le_14400, sum(res_le_86400) AS res_le_86400
         FROM incidents_analytics_c CROSS JOIN (VALUES (0), (1), (2), (3)) AS g(grain)
         GROUP BY 1, 2, 3, 4
+    ), s AS (
+        SELECT g.grain, dim, incidents_analytics_period(g.grain, day) AS period, key, kind, b, sum(n)::integer AS n
+        FROM incidents_analytics_h CROSS JOIN (VALUES (0), (1), (2), (3)) AS g(grain)
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ), span AS (
+        SELECT grain, dim, period, key, kind, min(b) AS lo, max(b) AS hi FROM s GROUP BY 1, 2, 3, 4, 5
+    ), enc AS (
+        -- Set-based encoding (see incidents_hist_get): the first slot, then
+        -- one counter per slot of the span, zeros included.
+        SELECT sp.grain, sp.dim, sp.period, sp.key, sp.kind,
+               int2send(sp.lo::smallint) || string_agg(int4send(coalesce(s.n, 0)), ''::bytea ORDER BY d.b) AS h
+        FROM span sp CROSS JOIN LATERAL generate_series(sp.lo, sp.hi) AS d(b)
+        LEFT JOIN s ON (s.grain, s.dim, s.period, s.key, s.kind, s.b) = (sp.grain, sp.dim, sp.period, sp.key, sp.kind, d.b)
+        GROUP BY 1, 2, 3, 4, 5, sp.lo
     ), h AS (
-        SELECT grain, dim, period, key,
-               incidents_hist_build(array_agg(b) FILTER (WHERE kind = 0), array_agg(n) FILTER (WHERE kind = 0)) AS ha,
-               incidents_hist_build(array_agg(b) FILTER (WHERE kind = 1), array_agg(n) FILTER (WHERE kind = 1)) AS hr,
-               incidents_hist_build(array_agg(b) FILTER (WHERE kind = 2), array_agg(n) FILTER (WHERE kind = 2)) AS hd
-        FROM (SELECT g.grain, dim, incidents_analytics_period(g.grain, day) AS period, key, kind, b, sum(n)::integer AS n
-              FROM incidents_analytics_h CROSS JOIN (VALUES (0), (1), (2), (3)) AS g(grain)
-              GROUP BY 1, 2, 3, 4, 5, 6) s
-        GROUP BY grain, dim, period, key
+        SELECT grain, dim, period, key, (array_agg(h) FILTER (WHERE kind = 0))[1] AS ha,
+               (array_agg(h) FILTER (WHERE kind = 1))[1] AS hr, (array_agg(h) FILTER (WHERE kind = 2))[1] AS hd
+        FROM enc GROUP BY 1, 2, 3, 4
     )
     SELECT c.grain, c.dim, c.period, c.key, c.total, c.ack_n, c.ack_sum, c.res_n, c.res_sum,
            c.det_n, c.det_sum, c.rfs_n, c.rfs_sum, c.auto_resolved, c.reopened,
