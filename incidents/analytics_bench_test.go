@@ -3,7 +3,9 @@ package incidents_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,22 +204,136 @@ FROM (SELECT *, CASE WHEN status <> 'open' AND (status = 'acknowledged' OR q >= 
                          floor(random() * $4)::int AS svc, floor(random() * 4)::int AS team, random() AS an
                   FROM generate_series($1::int, $2::int) g) x) y) z`
 
-// naiveBreakdownAllTime is the plain SQL of the all-time breakdown by
-// service: every measure, percentile_cont over the whole table.
-const naiveBreakdownAllTime = `SELECT svc, count(*), count(a), avg(a), count(r), avg(r), count(d), avg(d),
-	count(*) FILTER (WHERE a <= 300), count(*) FILTER (WHERE r IS NOT NULL AND a IS NULL), count(*) FILTER (WHERE reopen_count > 0),
-	percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY a), percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r)
-	FROM (SELECT source AS svc, reopen_count, extract(epoch FROM acknowledged_at - created_at)::float8 AS a,
-	             extract(epoch FROM resolved_at - created_at)::float8 AS r,
-	             greatest(extract(epoch FROM created_at - starts_at)::float8, 0) AS d FROM incidents) w
-	GROUP BY svc`
+// The plain SQL of each benchmark: date_trunc in the zone and
+// percentile_cont straight on the base table, every measure the package
+// answers (plainMeasures and plainBase of analytics_test.go). The same
+// statements check promflow's answers before timing.
+var (
+	naiveTrendSQL = `SELECT svc, date_trunc('week', created_at AT TIME ZONE $1) AT TIME ZONE $1, ` +
+		strings.NewReplacer("$4", "$3", "$5", "$4").Replace(plainMeasures) +
+		` FROM (` + plainBase + `) b WHERE created_at >= $2 AND created_at < $5 GROUP BY 1, 2`
+	naiveWindowSQL = `SELECT severity, now(), ` + strings.NewReplacer("$4", "$2", "$5", "$3").Replace(plainMeasures) +
+		` FROM (` + plainBase + `) b WHERE created_at >= $1 AND created_at < $4 GROUP BY 1`
+	naiveAllTimeSQL = `SELECT svc, now(), ` + strings.NewReplacer("$4", "$1", "$5", "$2").Replace(plainMeasures) +
+		` FROM (` + plainBase + `) b GROUP BY 1`
+)
+
+func plainRows(b *testing.B, pool *pgxpool.Pool, sql string, args ...any) []plainPoint {
+	b.Helper()
+	rows, err := pool.Query(context.Background(), sql, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return scanPlain(b, rows)
+}
+
+var analyticsBenchTargets = incidents.Targets{AckWithin: 5 * time.Minute, ResolveWithin: time.Hour}
+
+// A 90-day weekly trend per service in Europe/Paris, with p50/p90.
+func BenchmarkAnalyticsTrendWeekly90dPerService(b *testing.B) {
+	pool := analyticsBenchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	q := incidents.TrendsQuery{Bucket: incidents.BucketWeek, Location: paris, From: benchEnd.AddDate(0, 0, -90), To: benchEnd,
+		GroupBy: incidents.GroupByService, Targets: analyticsBenchTargets}
+	got, err := s.Trends(context.Background(), q)
+	if err != nil || len(got) == 0 {
+		b.Fatal(len(got), err)
+	}
+	from, to := got[0].BucketStart, got[len(got)-1].BucketStart.AddDate(0, 0, 7)
+	args := []any{"Europe/Paris", from, 300.0, 3600.0, to}
+	want := plainRows(b, pool, naiveTrendSQL, args...)
+	checkTrend(b, got, want, func(p incidents.TrendPoint) string { return p.Service }, sumOpened(got) > 10000, "weekly trend")
+	b.Logf("%d points (%d services x %d weeks) over %d incidents; %s", len(got), analyticsBenchServices,
+		len(got)/analyticsBenchServices, sumOpened(got), worstPercentileError(got, want))
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			if out, err := s.Trends(context.Background(), q); err != nil || len(out) != len(got) {
+				b.Fatal(len(out), err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveTrendSQL, args...) })
+}
+
+func sumOpened(ps []incidents.TrendPoint) int64 {
+	var n int64
+	for _, p := range ps {
+		n += p.Opened
+	}
+	return n
+}
+
+// worstPercentileError reports the largest relative error of the trend's
+// percentiles against percentile_cont.
+func worstPercentileError(got []incidents.TrendPoint, want []plainPoint) string {
+	byKey := map[string]plainPoint{}
+	for _, p := range want {
+		byKey[p.key+"|"+p.bucket.UTC().Format(time.RFC3339)] = p
+	}
+	worst := 0.0
+	for _, g := range got {
+		p, ok := byKey[g.Service+"|"+g.BucketStart.UTC().Format(time.RFC3339)]
+		if !ok {
+			continue
+		}
+		for _, pair := range [][2]*float64{{g.MTTAP50, p.aP50}, {g.MTTAP90, p.aP90}, {g.MTTRP50, p.rP50}, {g.MTTRP90, p.rP90},
+			{g.MTTDP50, p.dP50}, {g.MTTDP90, p.dP90}} {
+			if pair[0] != nil && pair[1] != nil && *pair[1] > 1 {
+				worst = max(worst, math.Abs(*pair[0]-*pair[1]) / *pair[1])
+			}
+		}
+	}
+	return fmt.Sprintf("worst relative percentile error %.2f%% (bound %.2f%%)", 100*worst, 100*incidents.PercentileRelativeError)
+}
+
+// A breakdown by severity over 30 days whose edges fall inside days.
+func BenchmarkAnalyticsBreakdownSeverity30d(b *testing.B) {
+	pool := analyticsBenchPool(b)
+	s := incidents.NewStore(pool, incidents.Options{})
+	q := incidents.BreakdownQuery{GroupBy: incidents.GroupBySeverity, From: benchWindow.From, To: benchWindow.To, Targets: analyticsBenchTargets}
+	args := []any{q.From, 300.0, 3600.0, q.To}
+	checkBreakdown(b, s, q, plainRows(b, pool, naiveWindowSQL, args...))
+	b.Run("promflow", func(b *testing.B) {
+		for b.Loop() {
+			if p, err := s.Breakdown(context.Background(), q); err != nil || len(p.Rows) != 3 {
+				b.Fatal(len(p.Rows), err)
+			}
+		}
+	})
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveWindowSQL, args...) })
+}
+
+func checkBreakdown(b *testing.B, s *incidents.Store, q incidents.BreakdownQuery, want []plainPoint) {
+	b.Helper()
+	page, err := s.Breakdown(context.Background(), q)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(page.Rows) != len(want) {
+		b.Fatalf("%d groups, plain SQL has %d", len(page.Rows), len(want))
+	}
+	byKey := map[string]plainPoint{}
+	for _, p := range want {
+		byKey[p.key] = p
+	}
+	var n int64
+	for _, r := range page.Rows {
+		n += r.Total
+	}
+	for _, r := range page.Rows {
+		// Above the default ExactPercentileLimit the rollups answer.
+		checkMeasures(b, byKey[r.Key], r.Total, r.Measures, n > 10000, "breakdown "+r.Key)
+	}
+	b.Logf("%d groups over %d incidents equal to plain SQL (percentiles within %.2f%%)", len(page.Rows), n, 100*incidents.PercentileRelativeError)
+}
 
 func BenchmarkAnalyticsBreakdownServiceAllTime(b *testing.B) {
 	pool := analyticsBenchPool(b)
 	s := incidents.NewStore(pool, incidents.Options{})
-	q := incidents.BreakdownQuery{GroupBy: incidents.GroupByService, Limit: 1000}
+	q := incidents.BreakdownQuery{GroupBy: incidents.GroupByService, Limit: 1000, Targets: analyticsBenchTargets}
+	args := []any{300.0, 3600.0}
+	checkBreakdown(b, s, q, plainRows(b, pool, naiveAllTimeSQL, args...))
 	b.Run("promflow", func(b *testing.B) {
-		warm(b, func() error { _, err := s.Breakdown(context.Background(), q); return err })
 		for b.Loop() {
 			p, err := s.Breakdown(context.Background(), q)
 			if err != nil || len(p.Rows) != analyticsBenchServices {
@@ -225,5 +341,5 @@ func BenchmarkAnalyticsBreakdownServiceAllTime(b *testing.B) {
 			}
 		}
 	})
-	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveBreakdownAllTime) })
+	b.Run("naive", func(b *testing.B) { runNaive(b, pool, naiveAllTimeSQL, args...) })
 }

@@ -249,7 +249,7 @@ const plainBase = `SELECT coalesce(source, 'unknown') AS svc, severity, labels, 
 	reopen_count
 	FROM incidents`
 
-func scanPlain(t *testing.T, rows pgx.Rows) []plainPoint {
+func scanPlain(t testing.TB, rows pgx.Rows) []plainPoint {
 	t.Helper()
 	var out []plainPoint
 	for rows.Next() {
@@ -263,7 +263,7 @@ func scanPlain(t *testing.T, rows pgx.Rows) []plainPoint {
 }
 
 // plainTrend groups by the key expression (constant SQL) and the bucket.
-func plainTrend(t *testing.T, pool *pgxpool.Pool, keyExpr, unit string, tz *time.Location, from, to time.Time, targets incidents.Targets) []plainPoint {
+func plainTrend(t testing.TB, pool *pgxpool.Pool, keyExpr, unit string, tz *time.Location, from, to time.Time, targets incidents.Targets) []plainPoint {
 	t.Helper()
 	rows, err := pool.Query(ctxT(t), `SELECT `+keyExpr+`, date_trunc($1, created_at AT TIME ZONE $2) AT TIME ZONE $2, `+plainMeasures+`
 		FROM (`+plainBase+`) b WHERE created_at >= $3 AND created_at < $6 GROUP BY 1, 2 ORDER BY 1, 2`,
@@ -272,7 +272,7 @@ func plainTrend(t *testing.T, pool *pgxpool.Pool, keyExpr, unit string, tz *time
 	return scanPlain(t, rows)
 }
 
-func near(t *testing.T, want, got *float64, rel, abs float64, msg string) {
+func near(t testing.TB, want, got *float64, rel, abs float64, msg string) {
 	t.Helper()
 	if want == nil || got == nil {
 		assert.Equal(t, want == nil, got == nil, "%s: null-ness (want %v, got %v)", msg, want, got)
@@ -284,7 +284,7 @@ func near(t *testing.T, want, got *float64, rel, abs float64, msg string) {
 // checkMeasures compares a computed bucket with the plain one: counts and
 // means exactly (up to float rounding), percentiles exactly or within the
 // documented histogram bound.
-func checkMeasures(t *testing.T, p plainPoint, opened int64, m incidents.Measures, approx bool, msg string) {
+func checkMeasures(t testing.TB, p plainPoint, opened int64, m incidents.Measures, approx bool, msg string) {
 	t.Helper()
 	assert.Equal(t, p.n, opened, msg+": opened")
 	assert.Equal(t, p.ackN, m.Acknowledged, msg+": acknowledged")
@@ -317,7 +317,7 @@ func checkMeasures(t *testing.T, p plainPoint, opened int64, m incidents.Measure
 
 // checkTrend compares a trend with the plain computation: every plain
 // bucket is there with equal figures, every other bucket is empty.
-func checkTrend(t *testing.T, got []incidents.TrendPoint, want []plainPoint, keyOf func(incidents.TrendPoint) string, approx bool, name string) {
+func checkTrend(t testing.TB, got []incidents.TrendPoint, want []plainPoint, keyOf func(incidents.TrendPoint) string, approx bool, name string) {
 	t.Helper()
 	byKey := map[string]plainPoint{}
 	for _, p := range want {
@@ -498,7 +498,7 @@ func TestBreakdownEqualPlainSQL(t *testing.T) {
 	}
 }
 
-func plainBreakdownAny(t *testing.T, pool *pgxpool.Pool, keyExpr string, from, to any, targets incidents.Targets, args ...any) map[string]plainPoint {
+func plainBreakdownAny(t testing.TB, pool *pgxpool.Pool, keyExpr string, from, to any, targets incidents.Targets, args ...any) map[string]plainPoint {
 	t.Helper()
 	all := append([]any{nil, nil, from, targets.AckWithin.Seconds(), targets.ResolveWithin.Seconds(), to}, args...)
 	rows, err := pool.Query(ctxT(t), `SELECT `+keyExpr+`, now(), `+plainMeasures+`
