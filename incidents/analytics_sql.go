@@ -166,14 +166,13 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if p.key != "" && p.dim == 0 {
 		sql += " AND key = " + args.add(p.key)
 	}
-	err := s.readRollupRows(ctx, sql, args.v, func(period int64, key string, r *rollupRow) {
-		i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
-		if i >= 0 && i < n {
-			r.addTo(&get(key)[i])
-		}
-	})
-	if err != nil {
-		return nil, err
+	readRollup := func(rows pgx.Rows) error {
+		return decodeRollupRows(rows, func(period int64, key string, r *rollupRow) {
+			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
+			if i >= 0 && i < n {
+				r.addTo(&get(key)[i])
+			}
+		})
 	}
 	var (
 		idx    []int32
@@ -185,40 +184,43 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			lo, hi = append(lo, minTime(bounds[i], unitT[i])), append(hi, maxTime(bounds[i], unitT[i]))
 		}
 	}
-	if len(idx) == 0 {
-		return out, nil
-	}
-	edgeKey := GroupBySeverity
+	edgeKey, service := GroupBySeverity, ""
 	if p.dim == 0 {
-		edgeKey = GroupByService
+		edgeKey, service = GroupByService, p.key
 	}
-	service := ""
-	if p.dim == 0 {
-		service = p.key
+	edgeSQL, edgeArgs := "", []any(nil)
+	if len(idx) > 0 {
+		edgeSQL, edgeArgs = edgeQuery(edgeKey, service, idx, lo, hi)
 	}
-	err = s.readEdgeRows(ctx, edgeKey, service, idx, lo, hi, func(k int, created time.Time, key string, e *edgeRow) {
-		if k < 0 || k >= len(bounds) {
-			return
-		}
-		truth, counted := k, k
-		if created.Before(bounds[k]) {
-			truth = k - 1
-		}
-		if created.Before(unitT[k]) {
-			counted = k - 1
-		}
-		if truth == counted {
-			return
-		}
-		g := get(key)
-		if truth >= 0 && truth < n {
-			e.addTo(&g[truth], 1)
-		}
-		if counted >= 0 && counted < n {
-			e.addTo(&g[counted], -1)
-		}
-	})
-	return out, err
+	readEdges := func(rows pgx.Rows) error {
+		return decodeEdgeRows(rows, func(k int, created time.Time, key string, e *edgeRow) {
+			if k < 0 || k >= len(bounds) {
+				return
+			}
+			truth, counted := k, k
+			if created.Before(bounds[k]) {
+				truth = k - 1
+			}
+			if created.Before(unitT[k]) {
+				counted = k - 1
+			}
+			if truth == counted {
+				return
+			}
+			g := get(key)
+			if truth >= 0 && truth < n {
+				e.addTo(&g[truth], 1)
+			}
+			if counted >= 0 && counted < n {
+				e.addTo(&g[counted], -1)
+			}
+		})
+	}
+	err := s.runQueries(ctx, []string{sql, edgeSQL}, [][]any{args.v, edgeArgs}, []func(pgx.Rows) error{readRollup, readEdges})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func minTime(a, b time.Time) time.Time {
@@ -299,27 +301,30 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 		}
 		monthPieces(a, b, piece)
 	}
-	if len(pieces) > 0 {
-		err := s.readRollupRows(ctx, strings.Join(pieces, " UNION ALL "), args.v, func(_ int64, key string, r *rollupRow) {
-			r.addTo(get(key))
+	rollupSQL := strings.Join(pieces, " UNION ALL ")
+	readRollup := func(rows pgx.Rows) error {
+		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(get(key)) })
+	}
+	edgeSQL, edgeArgs := "", []any(nil)
+	if len(lo) > 0 {
+		idx := make([]int32, len(lo))
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		edgeSQL, edgeArgs = edgeQuery(g, "", idx, lo, hi)
+	}
+	readEdges := func(rows pgx.Rows) error {
+		return decodeEdgeRows(rows, func(k int, _ time.Time, key string, e *edgeRow) {
+			if k >= 0 && k < len(sign) {
+				e.addTo(get(key), int64(sign[k]))
+			}
 		})
-		if err != nil {
-			return nil, err
-		}
 	}
-	if len(lo) == 0 {
-		return out, nil
+	err := s.runQueries(ctx, []string{rollupSQL, edgeSQL}, [][]any{args.v, edgeArgs}, []func(pgx.Rows) error{readRollup, readEdges})
+	if err != nil {
+		return nil, err
 	}
-	idx := make([]int32, len(lo))
-	for i := range idx {
-		idx[i] = int32(i)
-	}
-	err := s.readEdgeRows(ctx, g, "", idx, lo, hi, func(k int, _ time.Time, key string, e *edgeRow) {
-		if k >= 0 && k < len(sign) {
-			e.addTo(get(key), int64(sign[k]))
-		}
-	})
-	return out, err
+	return out, nil
 }
 
 // monthPieces covers the days [a, b) (nil: unbounded) with whole UTC months
@@ -386,14 +391,10 @@ func (r *rollupRow) addTo(a *acc) {
 
 var errMalformedRow = errors.New("incidents: analytics: malformed row")
 
-// readRollupRows runs a query returning analyticsRollupCols and decodes
-// its rows from the binary column bytes (thousands of rows per answer; the
-// generic scan path would cost more than the query).
-func (s *Store) readRollupRows(ctx context.Context, sql string, args []any, f func(period int64, key string, r *rollupRow)) error {
-	rows, err := s.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return errAnalytics(err)
-	}
+// decodeRollupRows reads the rows of a query returning analyticsRollupCols
+// from the binary column bytes (thousands of rows per answer; the generic
+// scan path would cost more than the query).
+func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupRow)) error {
 	defer rows.Close()
 	if err := binaryColumns(rows, 24); err != nil {
 		return err
@@ -494,25 +495,58 @@ func (e *edgeRow) addTo(a *acc, w int64) {
 // pgEpoch is PostgreSQL's timestamp origin, 2000-01-01 UTC.
 var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
-// readEdgeRows reads the incidents created in [lo[i], hi[i]) for each i,
-// calling f with idx[i], the creation time, the group key and measures.
-func (s *Store) readEdgeRows(ctx context.Context, g GroupBy, service string, idx []int32, lo, hi []time.Time,
-	f func(k int, created time.Time, key string, e *edgeRow)) error {
+// edgeQuery selects the incidents created in [lo[i], hi[i]) for each i,
+// with idx[i], the creation time, the group key and the measures.
+func edgeQuery(g GroupBy, service string, idx []int32, lo, hi []time.Time) (string, []any) {
 	var args sqlArgs
 	key := keyExpr(g, &args)
 	svc := ""
 	if service != "" {
 		svc = " AND " + serviceCond(args.add(service), service)
 	}
-	sql := `SELECT e.i, w.created_at, w.k, w.a::float8, w.r::float8, w.d::float8, w.rfs::float8, w.reopen,
+	return `SELECT e.i, w.created_at, w.k, w.a::float8, w.r::float8, w.d::float8, w.rfs::float8, w.reopen,
 		incidents_duration_bucket(w.a::float8), incidents_duration_bucket(w.r::float8), incidents_duration_bucket(w.d::float8)
 		FROM unnest(` + args.add(idx) + `::int4[], ` + args.add(lo) + `::timestamptz[], ` + args.add(hi) + `::timestamptz[]) AS e(i, lo, hi)
 		CROSS JOIN LATERAL (SELECT created_at, ` + key + ` AS k, ` + measureCols + `
-			FROM incidents WHERE created_at >= e.lo AND created_at < e.hi` + svc + `) w`
-	rows, err := s.pool.Query(ctx, sql, args.v...)
-	if err != nil {
+			FROM incidents WHERE created_at >= e.lo AND created_at < e.hi` + svc + `) w`, args.v
+}
+
+// runQueries sends the statements in one round trip (a pipeline) and
+// hands each result to its reader in order; an empty statement is skipped.
+func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, read []func(pgx.Rows) error) error {
+	var b pgx.Batch
+	for i, q := range sqls {
+		if q != "" {
+			b.Queue(q, args[i]...)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	br := s.pool.SendBatch(ctx, &b)
+	for i, q := range sqls {
+		if q == "" {
+			continue
+		}
+		rows, err := br.Query()
+		if err != nil {
+			br.Close()
+			return errAnalytics(err)
+		}
+		if err := read[i](rows); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	if err := br.Close(); err != nil {
 		return errAnalytics(err)
 	}
+	return nil
+}
+
+// decodeEdgeRows reads the rows of an edgeQuery, calling f with the edge
+// index, the creation time, the group key and measures.
+func decodeEdgeRows(rows pgx.Rows, f func(k int, created time.Time, key string, e *edgeRow)) error {
 	defer rows.Close()
 	if err := binaryColumns(rows, 11); err != nil {
 		return err
