@@ -230,21 +230,47 @@ func (a *acc) measures(t Targets) Measures {
 		return m
 	}
 	m.Approximate = a.ackN > 0 || a.resN > 0 || a.detN > 0
-	q := func(h *histogram, n int64, p float64) *float64 {
-		if n <= 0 || h == nil {
-			return nil
-		}
-		v := h.quantile(p, n)
-		return &v
-	}
-	m.MTTAP50, m.MTTAP90 = q(a.ackH, a.ackN, 0.5), q(a.ackH, a.ackN, 0.9)
-	m.MTTRP50, m.MTTRP90 = q(a.resH, a.resN, 0.5), q(a.resH, a.resN, 0.9)
-	m.MTTDP50, m.MTTDP90 = q(a.detH, a.detN, 0.5), q(a.detH, a.detN, 0.9)
+	m.MTTAP50, m.MTTAP90 = quantiles(a.ackH, a.ackN)
+	m.MTTRP50, m.MTTRP90 = quantiles(a.resH, a.resN)
+	m.MTTDP50, m.MTTDP90 = quantiles(a.detH, a.detN)
 	if a.total > 0 {
 		m.AckWithinRatio = withinRatio(t.AckWithin, exactAckTargets, a.ackLE, a.ackH, a.total)
 		m.ResolveWithinRatio = withinRatio(t.ResolveWithin, exactResolveTargets, a.resLE, a.resH, a.total)
 	}
 	return m
+}
+
+// quantiles estimates p50 and p90 of the n values of h in one walk over
+// the slots: the interpolation of histogram.quantile, for both at once.
+func quantiles(h *histogram, n int64) (*float64, *float64) {
+	if n <= 0 || h == nil {
+		return nil, nil
+	}
+	var ranks [4]int64
+	var pos [2]float64
+	for i, q := range [2]float64{0.5, 0.9} {
+		pos[i] = q * float64(n-1)
+		ranks[2*i], ranks[2*i+1] = int64(math.Floor(pos[i])), int64(math.Ceil(pos[i]))
+	}
+	var vals [4]float64
+	for i := range vals {
+		vals[i] = representative(histOverflow)
+	}
+	next, seen := 0, int64(0)
+	order := [4]int{0, 2, 1, 3} // lo50 <= lo90, hi50 <= hi90, lo <= hi
+	sort.Slice(order[:], func(i, j int) bool { return ranks[order[i]] < ranks[order[j]] })
+	for b := 1; b < histSlots && next < 4; b++ {
+		seen += h[b]
+		for next < 4 && ranks[order[next]] < seen {
+			vals[order[next]] = representative(b)
+			next++
+		}
+	}
+	out := [2]float64{}
+	for i := range out {
+		out[i] = vals[2*i] + (pos[i]-math.Floor(pos[i]))*(vals[2*i+1]-vals[2*i])
+	}
+	return &out[0], &out[1]
 }
 
 func ratio(n, d int64) *float64 {
