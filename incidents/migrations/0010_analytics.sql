@@ -32,6 +32,9 @@ BEGIN
 END
 $$;
 
+-- Every statement below can run again on a schema that has it (Migrate
+-- re-applies a migration whose record is missing).
+DROP TRIGGER IF EXISTS incidents_count_reopen ON incidents;
 CREATE TRIGGER incidents_count_reopen
     BEFORE UPDATE OF status ON incidents
     FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
@@ -228,6 +231,10 @@ BEGIN
 END
 $$;
 
+DROP TRIGGER IF EXISTS incidents_rollup_x_analytics_ins ON incidents;
+DROP TRIGGER IF EXISTS incidents_rollup_x_analytics_upd ON incidents;
+DROP TRIGGER IF EXISTS incidents_rollup_x_analytics_del ON incidents;
+DROP TRIGGER IF EXISTS incidents_rollup_x_analytics_truncate ON incidents;
 CREATE TRIGGER incidents_rollup_x_analytics_ins
     AFTER INSERT ON incidents REFERENCING NEW TABLE AS incidents_new
     FOR EACH STATEMENT EXECUTE FUNCTION incidents_analytics_stmt();
@@ -343,8 +350,15 @@ $$;
 
 -- Store.RebuildRollups calls incidents_rebuild_rollups(): keep the earlier
 -- rebuild under another name and make the public one rebuild both.
-ALTER FUNCTION incidents_rebuild_rollups() RENAME TO incidents_rebuild_rollups_base;
-CREATE FUNCTION incidents_rebuild_rollups()
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'incidents_rebuild_rollups_base'
+                   AND pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())) THEN
+        ALTER FUNCTION incidents_rebuild_rollups() RENAME TO incidents_rebuild_rollups_base;
+    END IF;
+END
+$$;
+CREATE OR REPLACE FUNCTION incidents_rebuild_rollups()
 RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM incidents_rebuild_rollups_base();
