@@ -25,6 +25,10 @@
 //	writable, err := incidents.Writable(ctx, pool)
 //	h := incidents.NewHandler(store, incidents.HandlerOptions{ReadOnly: !writable})
 //
+// [Store.Trends], [Store.Breakdown] and [Store.Noise] answer analytics
+// questions ("Analytics" below); [NewAnalyticsCollector] exports windowed
+// figures for alerting on incident health.
+//
 // [LoadDemo] loads the seed report's demo data set (idempotent).
 //
 // # Concurrency
@@ -97,6 +101,76 @@
 //     percentile_cont.
 //   - by-service counts are by current status; total_incidents includes
 //     closed incidents, so it can exceed open + ack + resolved.
+//
+// # Analytics
+//
+// [Store.Trends], [Store.Breakdown] and [Store.Noise] (routes trends,
+// breakdown and noise under /api/metrics/incidents/, see
+// [NewAnalyticsHandler]; CSV with format=csv or Accept: text/csv) and the
+// [AnalyticsCollector] answer over the incidents created in a window or
+// bucket (a cohort by creation time, as the definitions above), with these
+// measures:
+//
+//   - opened (total in a breakdown): incidents created in the bucket,
+//     whatever their status now, closed and reopened ones included; rows
+//     deleted from the table no longer count anywhere (the rollups follow
+//     every DELETE and TRUNCATE).
+//   - acknowledged: those with a first acknowledgement time; ack_rate =
+//     acknowledged / opened. A never-acknowledged incident counts in opened
+//     only: it is out of MTTA and counts as not acknowledged within target.
+//   - resolved: those with a resolution time (the rule above: resolved or
+//     closed with resolved_at). Still-open incidents (opened - resolved,
+//     including reopened ones not resolved again) are out of MTTR and count
+//     as not resolved within target.
+//   - MTTA, MTTR: the means above, with p50 and p90 (mtta_p50_seconds, ...).
+//   - MTTD, time to detect = creation - the alert's startsAt (the starts_at
+//     column Alertmanager intake stores), over alert-backed incidents only
+//     (detected counts them); an alert whose startsAt is after the
+//     incident's creation (clock skew) counts 0. With p50 and p90.
+//   - mttr_from_start = resolution - startsAt, the other convention of time
+//     to resolve, over alert-backed resolved incidents, clamped at 0 the same
+//     way; MTTR stays resolution - creation.
+//   - ack_within_ratio = incidents acknowledged within ack_within (time to
+//     acknowledge <= the target) / opened; resolve_within_ratio likewise with
+//     resolve_within (defaults 5m and 1h).
+//   - auto_resolved: resolved and never acknowledged (alerts that cleared by
+//     themselves, or were closed without anyone acknowledging).
+//   - reopened: incidents reopened at least once: a trigger counts every
+//     change from resolved or closed back to open or acknowledged, by any
+//     writer, in the reopen_count column (reopens before schema version 10
+//     are not known and count 0). A reopened incident's MTTA keeps its first
+//     acknowledgement; its MTTR is the last resolution's, as above.
+//
+// Trend buckets are local days, ISO weeks (from Monday) or months of an IANA
+// zone: each starts at local midnight, so DST days have 23 or 25 hours, and
+// bucket_start is written in the zone's offset (2026-03-30T00:00:00+02:00).
+// The window is widened to whole buckets; every bucket is present, empty
+// ones with zero counts and null means and ratios; with group_by every
+// service (severity) that has an incident in the window has every bucket.
+// Breakdown groups are services (NULL source: "unknown"), severities or the
+// values of a label (label:team; incidents without the label form the group
+// ""), sorted (sort, order; nulls last, then by key) and paged (limit,
+// cursor). The noise answer is the breakdown by alertname, busiest first,
+// with each name's share of the window.
+//
+// Cost. Migration 0010 adds incident_rollup_analytics: per UTC day, ISO
+// week, month and all time, per service and per severity, counts, sums,
+// the counts within the targets 1m, 5m, 15m and 1h (acknowledge) and 30m,
+// 1h, 4h and 24h (resolve), and histograms of the three durations, kept
+// exact for every writer by statement triggers like the other rollups
+// (RebuildRollups rebuilds it too). A trend or breakdown reads the rollup
+// rows of its grain between the UTC unit bounds nearest to its own bounds,
+// and corrects each bound with the base-table rows between it and that
+// unit bound (at most 12 hours, the zone's offset for trends), through an
+// index-only scan. Counts and means are then exact for any window and
+// zone; when the window holds at most Options.ExactPercentileLimit
+// incidents, everything is computed exactly from the base table instead.
+// Otherwise percentiles carry the histogram bound of [PercentileRelativeError]
+// and approximate is true; within-target shares are exact for the targets
+// above and, for other targets, estimated from the histograms (off by at
+// most the share of the one histogram bucket, 2^(1/8) wide, holding the
+// target). Breakdowns by label and by severity of one service have no
+// rollup and scan the window's incidents (exact).
 //
 // # Cost
 //

@@ -76,8 +76,9 @@ func NewHandler(s *Store, opts HandlerOptions) http.Handler {
 	h := &handler{s: s, opts: opts, webhook: &webhookHandler{s: s, opts: intake, log: opts.Logger}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/metrics/incidents/by-service", h.method(http.MethodGet, h.byService))
-	mux.HandleFunc("/api/metrics/incidents/details", h.method(http.MethodGet, h.details))
+	mux.HandleFunc("/api/metrics/incidents/details", h.method(http.MethodGet, csvOr(h.detailsCSV, h.details)))
 	mux.HandleFunc("/api/metrics/incidents/stats", h.method(http.MethodGet, h.stats))
+	mountAnalytics(mux, h) // trends, breakdown, noise: analytics_http.go
 	mux.HandleFunc("/api/incidents", h.method(http.MethodPost, h.write(h.create)))
 	mux.HandleFunc("/api/incidents/{id}", h.method(http.MethodGet, h.get))
 	mux.HandleFunc("/api/incidents/{id}/{action}", h.method(http.MethodPost, h.write(h.action)))

@@ -95,6 +95,9 @@ func requireRollupsExact(t *testing.T, pool *pgxpool.Pool) {
 	diffs, err := rollupDiff(ctxT(t), pool)
 	require.NoError(t, err)
 	require.Empty(t, diffs, "rollups differ from a GROUP BY recomputation")
+	diffs, err = analyticsRollupDiff(ctxT(t), pool)
+	require.NoError(t, err)
+	require.Empty(t, diffs, "analytics rollups differ from a GROUP BY recomputation")
 }
 
 func TestRollupsExactUnderConcurrency(t *testing.T) {

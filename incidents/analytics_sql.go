@@ -1,0 +1,588 @@
+package incidents
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// rollupPlan says which rollup rows answer a trend: dimension 0 (service)
+// or 1 (severity), -1 for none; key filters one service.
+type rollupPlan struct {
+	dim     int
+	key     string
+	groupBy GroupBy
+}
+
+// measureCols are the per-incident measures of the analytics queries, by
+// the package's rules; the trigger of migration 0010 computes the same.
+const measureCols = `extract(epoch FROM acknowledged_at - created_at) AS a,
+	extract(epoch FROM incidents_resolution(status, resolved_at) - created_at) AS r,
+	incidents_nonneg(extract(epoch FROM created_at - starts_at)) AS d,
+	incidents_nonneg(extract(epoch FROM incidents_resolution(status, resolved_at) - starts_at)) AS rfs,
+	reopen_count AS reopen`
+
+// rollupCols are the columns of an analytics rollup row, in the order
+// decodeRollupRow reads them.
+const analyticsRollupCols = `period, key, total, ack_n, ack_sum::float8, res_n, res_sum::float8,
+	det_n, det_sum::float8, rfs_n, rfs_sum::float8, auto_resolved, reopened,
+	ack_le_60, ack_le_300, ack_le_900, ack_le_3600, res_le_1800, res_le_3600, res_le_14400, res_le_86400,
+	ack_hist, res_hist, det_hist`
+
+type sqlArgs struct{ v []any }
+
+func (a *sqlArgs) add(v any) string {
+	a.v = append(a.v, v)
+	return "$" + strconv.Itoa(len(a.v))
+}
+
+// keyExpr is the SQL of a group's key; a label key travels as a parameter.
+func keyExpr(g GroupBy, args *sqlArgs) string {
+	switch g {
+	case GroupByService:
+		return "incidents_service(source)"
+	case GroupBySeverity:
+		return "severity"
+	case GroupByNone:
+		return "''::text"
+	}
+	key, _ := g.Label()
+	return "coalesce(labels->>" + args.add(key) + ", '')"
+}
+
+// exactGroups computes every measure, percentiles included, from the base
+// table. With trend, bounds are bucket starts (n buckets, n+1 bounds);
+// otherwise bounds is nil (all time) or the window [from, to), zero meaning
+// unbounded, and there is one bucket.
+func (s *Store) exactGroups(ctx context.Context, g GroupBy, service string, bounds []time.Time, trend bool, t Targets) (map[string][]acc, error) {
+	var args sqlArgs
+	key := keyExpr(g, &args)
+	bucket, n := "0", 1
+	where := []string{"true"}
+	if trend {
+		n = len(bounds) - 1
+		bucket = "width_bucket(created_at, " + args.add(bounds) + "::timestamptz[]) - 1"
+	}
+	if len(bounds) >= 2 {
+		if !bounds[0].IsZero() {
+			where = append(where, "created_at >= "+args.add(bounds[0]))
+		}
+		if last := bounds[len(bounds)-1]; !last.IsZero() {
+			where = append(where, "created_at < "+args.add(last))
+		}
+	}
+	if service != "" {
+		where = append(where, serviceCond(args.add(service), service))
+	}
+	ackT, resT := args.add(t.AckWithin.Seconds()), args.add(t.ResolveWithin.Seconds())
+	sql := `SELECT k, bkt::int4, count(*), count(a), coalesce(sum(a), 0)::float8, count(r), coalesce(sum(r), 0)::float8,
+		count(d), coalesce(sum(d), 0)::float8, count(rfs), coalesce(sum(rfs), 0)::float8,
+		count(*) FILTER (WHERE r IS NOT NULL AND a IS NULL), count(*) FILTER (WHERE reopen > 0),
+		count(*) FILTER (WHERE a <= ` + ackT + `::numeric), count(*) FILTER (WHERE r <= ` + resT + `::numeric),
+		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY a::float8),
+		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY r::float8),
+		percentile_cont(ARRAY[0.5, 0.9]) WITHIN GROUP (ORDER BY d::float8)
+		FROM (SELECT ` + key + ` AS k, ` + bucket + ` AS bkt, ` + measureCols + `
+		      FROM incidents WHERE ` + strings.Join(where, " AND ") + `) w
+		GROUP BY k, bkt`
+	rows, err := s.pool.Query(ctx, sql, args.v...)
+	if err != nil {
+		return nil, errAnalytics(err)
+	}
+	defer rows.Close()
+	out := map[string][]acc{}
+	for rows.Next() {
+		var (
+			k          string
+			b          int32
+			a          acc
+			ap, rp, dp []*float64
+		)
+		if err := rows.Scan(&k, &b, &a.total, &a.ackN, &a.ackSum, &a.resN, &a.resSum, &a.detN, &a.detSum,
+			&a.rfsN, &a.rfsSum, &a.auto, &a.reopened, &a.ackIn, &a.resIn, &ap, &rp, &dp); err != nil {
+			return nil, errAnalytics(err)
+		}
+		var ex [6]*float64
+		for i, arr := range [][]*float64{ap, rp, dp} {
+			if len(arr) == 2 {
+				ex[2*i], ex[2*i+1] = arr[0], arr[1]
+			}
+		}
+		a.exact = &ex
+		if b < 0 || int(b) >= n {
+			continue
+		}
+		if out[k] == nil {
+			out[k] = make([]acc, n)
+		}
+		out[k][b] = a
+	}
+	if err := rows.Err(); err != nil {
+		return nil, errAnalytics(err)
+	}
+	for _, g := range out {
+		for i := range g {
+			if g[i].exact == nil {
+				g[i].exact = &[6]*float64{}
+			}
+		}
+	}
+	return out, nil
+}
+
+// trendRollup reads a trend from the rollup of the bucket's grain: the
+// UTC units nearest to each bucket bound, corrected by the base-table rows
+// between each bound and its unit (added to their true bucket, taken from
+// the bucket the rollup counted them in).
+func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds []time.Time) (map[string][]acc, error) {
+	grain := map[Bucket]int{BucketDay: 1, BucketWeek: 2, BucketMonth: 3}[b]
+	n := len(bounds) - 1
+	units := make([]int64, len(bounds))
+	unitT := make([]time.Time, len(bounds))
+	for i, t := range bounds {
+		units[i] = nearestUTCUnit(b, t)
+		unitT[i] = time.Unix(units[i]*86400, 0)
+	}
+	out := map[string][]acc{}
+	get := func(k string) []acc {
+		g := out[k]
+		if g == nil {
+			g = make([]acc, n)
+			out[k] = g
+		}
+		return g
+	}
+	var args sqlArgs
+	sql := "SELECT " + analyticsRollupCols + " FROM incident_rollup_analytics WHERE grain = " + args.add(grain) +
+		" AND dim = " + args.add(p.dim) + " AND period >= " + args.add(units[0]) + " AND period < " + args.add(units[n]) + " AND total <> 0"
+	if p.key != "" && p.dim == 0 {
+		sql += " AND key = " + args.add(p.key)
+	}
+	readRollup := func(rows pgx.Rows) error {
+		return decodeRollupRows(rows, func(period int64, key string, r *rollupRow) {
+			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
+			if i >= 0 && i < n {
+				r.addTo(&get(key)[i])
+			}
+		})
+	}
+	var (
+		idx    []int32
+		lo, hi []time.Time
+	)
+	for i := range bounds {
+		if !bounds[i].Equal(unitT[i]) {
+			idx = append(idx, int32(i))
+			lo, hi = append(lo, minTime(bounds[i], unitT[i])), append(hi, maxTime(bounds[i], unitT[i]))
+		}
+	}
+	edgeKey, service := GroupBySeverity, ""
+	if p.dim == 0 {
+		edgeKey, service = GroupByService, p.key
+	}
+	edgeSQL, edgeArgs := "", []any(nil)
+	if len(idx) > 0 {
+		edgeSQL, edgeArgs = edgeQuery(edgeKey, service, idx, lo, hi)
+	}
+	readEdges := func(rows pgx.Rows) error {
+		return decodeEdgeRows(rows, func(k int, created time.Time, key string, e *edgeRow) {
+			if k < 0 || k >= len(bounds) {
+				return
+			}
+			truth, counted := k, k
+			if created.Before(bounds[k]) {
+				truth = k - 1
+			}
+			if created.Before(unitT[k]) {
+				counted = k - 1
+			}
+			if truth == counted {
+				return
+			}
+			g := get(key)
+			if truth >= 0 && truth < n {
+				e.addTo(&g[truth], 1)
+			}
+			if counted >= 0 && counted < n {
+				e.addTo(&g[counted], -1)
+			}
+		})
+	}
+	err := s.runQueries(ctx, []string{sql, edgeSQL}, [][]any{args.v, edgeArgs}, []func(pgx.Rows) error{readRollup, readEdges})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// windowRollup reads a breakdown by service or severity over [from, to)
+// (zero: unbounded) from the rollups: all-time rows, or UTC months and days
+// between the UTC midnights nearest to from and to, corrected by the
+// base-table rows between each bound and its midnight. A window shorter
+// than a day is read from the base table alone.
+func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time) (map[string][]acc, error) {
+	dim := 0
+	if g == GroupBySeverity {
+		dim = 1
+	}
+	out := map[string][]acc{}
+	get := func(k string) *acc {
+		if out[k] == nil {
+			out[k] = make([]acc, 1)
+		}
+		return &out[k][0]
+	}
+	var (
+		args   sqlArgs
+		pieces []string
+		lo, hi []time.Time
+		sign   []int32
+	)
+	piece := func(grain int, a, b *int64) {
+		c := "SELECT " + analyticsRollupCols + " FROM incident_rollup_analytics WHERE grain = " + strconv.Itoa(grain) +
+			" AND dim = " + strconv.Itoa(dim) + " AND total <> 0"
+		if a != nil {
+			c += " AND period >= " + args.add(*a)
+		}
+		if b != nil {
+			c += " AND period < " + args.add(*b)
+		}
+		pieces = append(pieces, c)
+	}
+	edge := func(bound time.Time, day int64, start bool) {
+		u := time.Unix(day*86400, 0)
+		if bound.Equal(u) {
+			return
+		}
+		// Rows between the bound and its midnight: added when the rollup
+		// misses them, taken away when it counts them.
+		in := bound.Before(u) == start
+		lo, hi = append(lo, minTime(bound, u)), append(hi, maxTime(bound, u))
+		sign = append(sign, map[bool]int32{true: 1, false: -1}[in])
+	}
+	switch {
+	case from.IsZero() && to.IsZero():
+		piece(0, nil, nil)
+	case !from.IsZero() && !to.IsZero() && to.Sub(from) < 24*time.Hour:
+		lo, hi, sign = []time.Time{from}, []time.Time{to}, []int32{1}
+	default:
+		var a, b *int64
+		if !from.IsZero() {
+			d := nearestUTCUnit(BucketDay, from)
+			a = &d
+			edge(from, d, true)
+		}
+		if !to.IsZero() {
+			d := nearestUTCUnit(BucketDay, to)
+			b = &d
+			edge(to, d, false)
+		}
+		monthPieces(a, b, piece)
+	}
+	rollupSQL := strings.Join(pieces, " UNION ALL ")
+	readRollup := func(rows pgx.Rows) error {
+		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(get(key)) })
+	}
+	edgeSQL, edgeArgs := "", []any(nil)
+	if len(lo) > 0 {
+		idx := make([]int32, len(lo))
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		edgeSQL, edgeArgs = edgeQuery(g, "", idx, lo, hi)
+	}
+	readEdges := func(rows pgx.Rows) error {
+		return decodeEdgeRows(rows, func(k int, _ time.Time, key string, e *edgeRow) {
+			if k >= 0 && k < len(sign) {
+				e.addTo(get(key), int64(sign[k]))
+			}
+		})
+	}
+	err := s.runQueries(ctx, []string{rollupSQL, edgeSQL}, [][]any{args.v, edgeArgs}, []func(pgx.Rows) error{readRollup, readEdges})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// monthPieces covers the days [a, b) (nil: unbounded) with whole UTC months
+// where they fit and days at the ends.
+func monthPieces(a, b *int64, piece func(grain int, a, b *int64)) {
+	monthStart := func(day int64, up bool) int64 {
+		t := time.Unix(day*86400, 0).UTC()
+		m := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+		if up && m.Before(t) {
+			m = m.AddDate(0, 1, 0)
+		}
+		return floorDiv(m.Unix(), 86400)
+	}
+	var m1, m2 *int64
+	if a != nil {
+		v := monthStart(*a, true)
+		m1 = &v
+	}
+	if b != nil {
+		v := monthStart(*b, false)
+		m2 = &v
+	}
+	if m1 != nil && m2 != nil && *m1 >= *m2 {
+		piece(1, a, b)
+		return
+	}
+	if a != nil {
+		piece(1, a, m1)
+	}
+	piece(3, m1, m2)
+	if b != nil {
+		piece(1, m2, b)
+	}
+}
+
+// rollupRow is one decoded analytics rollup row.
+type rollupRow struct {
+	c              [19]float64 // counters and sums in analyticsRollupCols order
+	ackH, resH, dH []byte
+}
+
+func (r *rollupRow) addTo(a *acc) {
+	c := &r.c
+	a.total += int64(c[0])
+	a.ackN += int64(c[1])
+	a.ackSum += c[2]
+	a.resN += int64(c[3])
+	a.resSum += c[4]
+	a.detN += int64(c[5])
+	a.detSum += c[6]
+	a.rfsN += int64(c[7])
+	a.rfsSum += c[8]
+	a.auto += int64(c[9])
+	a.reopened += int64(c[10])
+	for i := 0; i < 4; i++ {
+		a.ackLE[i] += int64(c[11+i])
+		a.resLE[i] += int64(c[15+i])
+	}
+	// Errors were checked when the row was decoded.
+	_ = a.hist(&a.ackH).addRaw(r.ackH, true)
+	_ = a.hist(&a.resH).addRaw(r.resH, true)
+	_ = a.hist(&a.detH).addRaw(r.dH, true)
+}
+
+var errMalformedRow = errors.New("incidents: analytics: malformed row")
+
+// decodeRollupRows reads the rows of a query returning analyticsRollupCols
+// from the binary column bytes (thousands of rows per answer; the generic
+// scan path would cost more than the query).
+func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupRow)) error {
+	defer rows.Close()
+	if err := binaryColumns(rows, 24); err != nil {
+		return err
+	}
+	floats := map[int]bool{4: true, 6: true, 8: true, 10: true}
+	var r rollupRow
+	for rows.Next() {
+		raw := rows.RawValues()
+		if len(raw) != 24 || len(raw[0]) != 4 || raw[1] == nil {
+			return errMalformedRow
+		}
+		for i := 2; i < 21; i++ {
+			if len(raw[i]) != 8 {
+				return errMalformedRow
+			}
+			u := binary.BigEndian.Uint64(raw[i])
+			if floats[i] {
+				r.c[i-2] = math.Float64frombits(u)
+			} else {
+				r.c[i-2] = float64(int64(u))
+			}
+		}
+		r.ackH, r.resH, r.dH = raw[21], raw[22], raw[23]
+		for _, h := range [][]byte{r.ackH, r.resH, r.dH} {
+			if len(h) != 0 && (len(h) < 6 || (len(h)-2)%4 != 0) {
+				return errMalformedRow
+			}
+		}
+		f(int64(int32(binary.BigEndian.Uint32(raw[0]))), string(raw[1]), &r)
+	}
+	if err := rows.Err(); err != nil {
+		return errAnalytics(err)
+	}
+	return nil
+}
+
+func binaryColumns(rows pgx.Rows, n int) error {
+	fds := rows.FieldDescriptions()
+	if len(fds) != n {
+		return errMalformedRow
+	}
+	for _, fd := range fds {
+		// Text travels as text; every other column must be binary.
+		if fd.Format != pgx.BinaryFormatCode && fd.DataTypeOID != pgtype.TextOID {
+			return errMalformedRow
+		}
+	}
+	return nil
+}
+
+// edgeRow is one base-table incident of a window edge.
+type edgeRow struct {
+	v      [4]float64 // a, r, d, rfs; NaN for none
+	reopen int32
+	slot   [3]int32 // histogram slots of a, r, d
+}
+
+func (e *edgeRow) addTo(a *acc, w int64) {
+	a.total += w
+	has := func(i int) bool { return !math.IsNaN(e.v[i]) }
+	if has(0) {
+		a.ackN += w
+		a.ackSum += float64(w) * e.v[0]
+		for i, t := range exactAckTargets {
+			if e.v[0] <= t.Seconds() {
+				a.ackLE[i] += w
+			}
+		}
+		a.hist(&a.ackH)[e.slot[0]] += w
+	}
+	if has(1) {
+		a.resN += w
+		a.resSum += float64(w) * e.v[1]
+		for i, t := range exactResolveTargets {
+			if e.v[1] <= t.Seconds() {
+				a.resLE[i] += w
+			}
+		}
+		a.hist(&a.resH)[e.slot[1]] += w
+		if !has(0) {
+			a.auto += w
+		}
+	}
+	if has(2) {
+		a.detN += w
+		a.detSum += float64(w) * e.v[2]
+		a.hist(&a.detH)[e.slot[2]] += w
+	}
+	if has(3) {
+		a.rfsN += w
+		a.rfsSum += float64(w) * e.v[3]
+	}
+	if e.reopen > 0 {
+		a.reopened += w
+	}
+}
+
+// pgEpoch is PostgreSQL's timestamp origin, 2000-01-01 UTC.
+var pgEpoch = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// edgeQuery selects the incidents created in [lo[i], hi[i]) for each i,
+// with idx[i], the creation time, the group key and the measures.
+func edgeQuery(g GroupBy, service string, idx []int32, lo, hi []time.Time) (string, []any) {
+	var args sqlArgs
+	key := keyExpr(g, &args)
+	svc := ""
+	if service != "" {
+		svc = " AND " + serviceCond(args.add(service), service)
+	}
+	return `SELECT e.i, w.created_at, w.k, w.a::float8, w.r::float8, w.d::float8, w.rfs::float8, w.reopen,
+		incidents_duration_bucket(w.a::float8), incidents_duration_bucket(w.r::float8), incidents_duration_bucket(w.d::float8)
+		FROM unnest(` + args.add(idx) + `::int4[], ` + args.add(lo) + `::timestamptz[], ` + args.add(hi) + `::timestamptz[]) AS e(i, lo, hi)
+		CROSS JOIN LATERAL (SELECT created_at, ` + key + ` AS k, ` + measureCols + `
+			FROM incidents WHERE created_at >= e.lo AND created_at < e.hi` + svc + `) w`, args.v
+}
+
+// runQueries sends the statements in one round trip (a pipeline) and
+// hands each result to its reader in order; an empty statement is skipped.
+func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, read []func(pgx.Rows) error) error {
+	var b pgx.Batch
+	for i, q := range sqls {
+		if q != "" {
+			b.Queue(q, args[i]...)
+		}
+	}
+	if b.Len() == 0 {
+		return nil
+	}
+	br := s.pool.SendBatch(ctx, &b)
+	for i, q := range sqls {
+		if q == "" {
+			continue
+		}
+		rows, err := br.Query()
+		if err != nil {
+			br.Close()
+			return errAnalytics(err)
+		}
+		if err := read[i](rows); err != nil {
+			br.Close()
+			return err
+		}
+	}
+	if err := br.Close(); err != nil {
+		return errAnalytics(err)
+	}
+	return nil
+}
+
+// decodeEdgeRows reads the rows of an edgeQuery, calling f with the edge
+// index, the creation time, the group key and measures.
+func decodeEdgeRows(rows pgx.Rows, f func(k int, created time.Time, key string, e *edgeRow)) error {
+	defer rows.Close()
+	if err := binaryColumns(rows, 11); err != nil {
+		return err
+	}
+	var e edgeRow
+	for rows.Next() {
+		raw := rows.RawValues()
+		if len(raw) != 11 || len(raw[0]) != 4 || len(raw[1]) != 8 || raw[2] == nil || len(raw[7]) != 4 {
+			return errMalformedRow
+		}
+		k := int(int32(binary.BigEndian.Uint32(raw[0])))
+		created := pgEpoch.Add(time.Duration(int64(binary.BigEndian.Uint64(raw[1]))) * time.Microsecond)
+		for i := 0; i < 4; i++ {
+			switch len(raw[3+i]) {
+			case 0:
+				e.v[i] = math.NaN()
+			case 8:
+				e.v[i] = math.Float64frombits(binary.BigEndian.Uint64(raw[3+i]))
+			default:
+				return errMalformedRow
+			}
+		}
+		e.reopen = int32(binary.BigEndian.Uint32(raw[7]))
+		for i := 0; i < 3; i++ {
+			if len(raw[8+i]) != 4 {
+				return errMalformedRow
+			}
+			e.slot[i] = int32(binary.BigEndian.Uint32(raw[8+i]))
+			if e.slot[i] < 0 || e.slot[i] >= histSlots {
+				return errMalformedRow
+			}
+		}
+		f(k, created, string(raw[2]), &e)
+	}
+	if err := rows.Err(); err != nil {
+		return errAnalytics(err)
+	}
+	return nil
+}
