@@ -181,7 +181,7 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	for i := range bounds {
 		if !bounds[i].Equal(unitT[i]) {
 			idx = append(idx, int32(i))
-			lo, hi = append(lo, minTime(bounds[i], unitT[i])), append(hi, maxTime(bounds[i], unitT[i]))
+			lo, hi = append(lo, earlier(bounds[i], unitT[i])), append(hi, later(bounds[i], unitT[i]))
 		}
 	}
 	edgeKey, service := GroupBySeverity, ""
@@ -223,14 +223,14 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	return out, nil
 }
 
-func minTime(a, b time.Time) time.Time {
+func earlier(a, b time.Time) time.Time {
 	if a.Before(b) {
 		return a
 	}
 	return b
 }
 
-func maxTime(a, b time.Time) time.Time {
+func later(a, b time.Time) time.Time {
 	if a.After(b) {
 		return a
 	}
@@ -279,7 +279,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 		// Rows between the bound and its midnight: added when the rollup
 		// misses them, taken away when it counts them.
 		in := bound.Before(u) == start
-		lo, hi = append(lo, minTime(bound, u)), append(hi, maxTime(bound, u))
+		lo, hi = append(lo, earlier(bound, u)), append(hi, later(bound, u))
 		sign = append(sign, map[bool]int32{true: 1, false: -1}[in])
 	}
 	switch {
