@@ -14,35 +14,79 @@ import (
 	"github.com/promflow/promflow/promflowtest"
 )
 
-// BenchmarkRemoteWritePrometheusToVM measures the anchor of the
-// remote-write benchmark: a real Prometheus scrapes a mockexporter holding
-// N gauge series every second and remote-writes them to a local
-// VictoriaMetrics. One op is one sample that VictoriaMetrics ingested
-// through remote write (its vm_rows_inserted_total{type="promremotewrite"});
-// samples/s is that count over the timed wall-clock span, and
-// offered-samples/s what the scrapes produce (N plus the scrape's own
-// series, per second). Delivered ≈ offered means the write path keeps up;
-// raise N until it does not to find the ceiling. The mockexporter's own
-// remote-write client is to be compared with this in the same run.
+// BenchmarkRemoteWrite measures remote-write throughput to a local
+// VictoriaMetrics, side by side in one run:
 //
-//	go test -run '^$' -bench RemoteWritePrometheusToVM -benchtime 200000x ./promflowtest/
-func BenchmarkRemoteWritePrometheusToVM(b *testing.B) {
+//   - impl=prometheus, the anchor: a real Prometheus scrapes a
+//     mockexporter holding N gauge series every second and remote-writes
+//     them; it can deliver at most what its scrapes offer
+//     (offered-samples/s, N plus the scrape's own series per second);
+//   - impl=mockexporter: the exporter pushes the same N series itself
+//     (Registry.Push, Remote Write 1.0 through client_golang's
+//     exp/api/remote), one push after the other, as fast as the receiver
+//     takes them.
+//
+// One op is one sample that VictoriaMetrics ingested through remote write
+// (its vm_rows_inserted_total{type="promremotewrite"}); samples/s is that
+// count over the timed wall-clock span.
+//
+//	go test -run '^$' -bench BenchmarkRemoteWrite -benchtime 200000x ./promflowtest/
+func BenchmarkRemoteWrite(b *testing.B) {
 	for _, n := range []int{10_000, 50_000, 100_000} {
-		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) { benchRemoteWrite(b, n) })
+		b.Run(fmt.Sprintf("impl=prometheus/series=%d", n), func(b *testing.B) { benchRemoteWrite(b, n) })
+		b.Run(fmt.Sprintf("impl=mockexporter/series=%d", n), func(b *testing.B) { benchMockRemoteWrite(b, n) })
 	}
 }
 
-func benchRemoteWrite(b *testing.B, series int) {
-	b.StopTimer()
-	me := promflowtest.MockExporter(b, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true, MaxSeries: series + 10})
+// benchSeries returns a mockexporter serving n gauge series.
+func benchSeries(b *testing.B, n int) *promflowtest.MockExporterServer {
+	b.Helper()
+	me := promflowtest.MockExporter(b, mockexporter.Options{Empty: true, DisableRuntimeCollectors: true, MaxSeries: n + 10})
 	if err := me.Declare(mockexporter.MetricOptions{Name: "bench_rw_gauge", Help: "Remote-write benchmark series.", Type: mockexporter.Gauge, LabelNames: []string{"pod"}}); err != nil {
 		b.Fatal(err)
 	}
-	for i := range series {
+	for i := range n {
 		if err := me.SetValue("bench_rw_gauge", mockexporter.Labels{"pod": "pod-" + strconv.Itoa(i)}, float64(i)); err != nil {
 			b.Fatal(err)
 		}
 	}
+	return me
+}
+
+// benchMockRemoteWrite pushes the series from the exporter until
+// VictoriaMetrics has ingested b.N samples.
+func benchMockRemoteWrite(b *testing.B, series int) {
+	b.StopTimer()
+	me := benchSeries(b, series)
+	vm := promflowtest.VictoriaMetrics(b, promflowtest.VictoriaMetricsOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	opts := mockexporter.RemoteWriteOptions{URL: vm.WriteURL, Labels: mockexporter.Labels{"job": "bench"}}
+	if _, err := me.Push(ctx, opts); err != nil { // warm up
+		b.Fatal(err)
+	}
+	base := waitRows(b, ctx, vm.URL, func(rows int64) bool { return rows >= int64(series) })
+
+	b.ResetTimer()
+	b.StartTimer()
+	start := time.Now()
+	pushed := int64(0)
+	for pushed < int64(b.N) {
+		st, err := me.Push(ctx, opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pushed += int64(st.Series)
+	}
+	rows := waitRows(b, ctx, vm.URL, func(rows int64) bool { return rows-base >= pushed })
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(rows-base)/elapsed.Seconds(), "samples/s")
+}
+
+func benchRemoteWrite(b *testing.B, series int) {
+	b.StopTimer()
+	me := benchSeries(b, series)
 	vm := promflowtest.VictoriaMetrics(b, promflowtest.VictoriaMetricsOptions{})
 	promflowtest.Prometheus(b, promflowtest.PrometheusOptions{
 		ScrapeInterval: time.Second,
