@@ -156,7 +156,7 @@ func TestAnalyticsRoutesJSONAndCSV(t *testing.T) {
 	require.NoError(t, pool.QueryRow(ctxT(t), `SELECT count(*) FROM incidents WHERE status <> 'closed'`).Scan(&n))
 	recs := getCSV(t, srv, "/api/metrics/incidents/details?format=csv", false)
 	assert.Len(t, recs, n+1)
-	assert.Equal(t, []string{"id", "title", "severity", "source", "status", "created_at", "acknowledged_at", "resolved_at", "mtta_seconds", "mttr_seconds"}, recs[0])
+	assert.Equal(t, []string{"id", "title", "severity", "source", "status", "created_at", "acknowledged_at", "resolved_at", "mtta_seconds", "mttr_seconds", "alert_starts_at", "alert_ends_at"}, recs[0])
 }
 
 func TestAnalyticsRoutesRejectBadInput(t *testing.T) {

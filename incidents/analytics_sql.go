@@ -23,7 +23,7 @@ type rollupPlan struct {
 }
 
 // measureCols are the per-incident measures of the analytics queries, by
-// the package's rules; the trigger of migration 0010 computes the same.
+// the package's rules; the trigger of migration 0006 computes the same.
 const measureCols = `extract(epoch FROM acknowledged_at - created_at) AS a,
 	extract(epoch FROM incidents_resolution(status, resolved_at) - created_at) AS r,
 	incidents_nonneg(extract(epoch FROM created_at - starts_at)) AS d,

@@ -137,7 +137,7 @@
 //     themselves, or were closed without anyone acknowledging).
 //   - reopened: incidents reopened at least once: a trigger counts every
 //     change from resolved or closed back to open or acknowledged, by any
-//     writer, in the reopen_count column (reopens before schema version 10
+//     writer, in the reopen_count column (reopens before schema version 6
 //     are not known and count 0). A reopened incident's MTTA keeps its first
 //     acknowledgement; its MTTR is the last resolution's, as above.
 //
@@ -153,7 +153,7 @@
 // cursor). The noise answer is the breakdown by alertname, busiest first,
 // with each name's share of the window.
 //
-// Cost. Migration 0010 adds incident_rollup_analytics: per UTC day, ISO
+// Cost. Migration 0006 adds incident_rollup_analytics: per UTC day, ISO
 // week, month and all time, per service and per severity, counts, sums,
 // the counts within the targets 1m, 5m, 15m and 1h (acknowledge) and 30m,
 // 1h, 4h and 24h (resolve), and histograms of the three durations, kept

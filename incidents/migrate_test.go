@@ -46,7 +46,7 @@ func TestMigrateTwiceAndConcurrently(t *testing.T) {
 	}
 	var triggers int
 	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = 'incidents'::regclass AND NOT tgisinternal`).Scan(&triggers))
-	assert.Equal(t, 11, triggers) // 0010 adds the reopen counter and the analytics rollup's four
+	assert.Equal(t, 11, triggers) // 0006 adds the reopen counter and the analytics rollup's four
 }
 
 func TestConstraints(t *testing.T) {
