@@ -23,6 +23,7 @@ type dbState struct {
 	sub       *incidents.Subscription
 	api       http.Handler
 	collector *incidents.Collector
+	analytics *incidents.AnalyticsCollector
 	writable  bool
 }
 
@@ -62,6 +63,7 @@ func (s *Server) openDB(ctx context.Context) (*dbState, error) {
 	}
 	st.api = incidents.NewHandler(st.store, incidents.HandlerOptions{Logger: s.log, Intake: s.cfg.Intake, ReadOnly: !writable})
 	st.collector = incidents.NewCollector(st.store, incidents.CollectorOptions{})
+	st.analytics = incidents.NewAnalyticsCollector(st.store, incidents.AnalyticsCollectorOptions{})
 	return st, nil
 }
 
@@ -138,6 +140,7 @@ func (c dbCollector) Describe(chan<- *prometheus.Desc) {}
 func (c dbCollector) Collect(ch chan<- prometheus.Metric) {
 	if st := c.s.dbp.Load(); st != nil {
 		st.collector.Collect(ch)
+		st.analytics.Collect(ch)
 	}
 }
 

@@ -3,6 +3,7 @@ package servicemetrics_test
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -171,4 +172,22 @@ func TestWriteProtection(t *testing.T) {
 		resp.Body.Close()
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 	})
+}
+
+// TestMetricsExposeIncidentHealth: /metrics carries the windowed incident
+// analytics (incidents.AnalyticsCollector) beside the counts.
+func TestMetricsExposeIncidentHealth(t *testing.T) {
+	_, srv, _ := start(t)
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/api/incidents", strings.NewReader(`{"title":"x","severity":"critical","source":"payments"}`))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	resp, err = http.Get(srv.URL + "/metrics")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Contains(t, string(body), `promflow_incidents_ack_within_ratio{`)
+	assert.Contains(t, string(body), `service="payments"`)
 }
