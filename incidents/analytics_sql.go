@@ -514,16 +514,24 @@ func edgeQuery(g GroupBy, service string, idx []int32, lo, hi []time.Time) (stri
 // runQueries sends the statements in one round trip (a pipeline) and
 // hands each result to its reader in order; an empty statement is skipped.
 func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, read []func(pgx.Rows) error) error {
+	// The planner cannot estimate the edge ranges of a LATERAL and would
+	// JIT-compile for millions of rows that never come: off for this batch
+	// (one implicit transaction), which reads a few thousand rows.
 	var b pgx.Batch
+	b.Queue("SET LOCAL jit = off")
 	for i, q := range sqls {
 		if q != "" {
 			b.Queue(q, args[i]...)
 		}
 	}
-	if b.Len() == 0 {
+	if b.Len() == 1 {
 		return nil
 	}
 	br := s.pool.SendBatch(ctx, &b)
+	if _, err := br.Exec(); err != nil {
+		br.Close()
+		return errAnalytics(err)
+	}
 	for i, q := range sqls {
 		if q == "" {
 			continue
