@@ -186,25 +186,7 @@ func TestShutdownDoesNotWaitForDelayedScrape(t *testing.T) {
 func TestRunBudgets(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	env := map[string]string{"MOCK_MAX_BYTES": "-1", "MOCK_MAX_SERIES": "5000", "MOCK_MAX_EXPOSITION_BYTES": "999999"}
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-max-series", "40", "-max-buckets", "4", "-max-label-value-bytes", "20"},
-			func(k string) string { return env[k] }, logger, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start")
-	}
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	addr := startRun(t, []string{"-addr", "127.0.0.1:0", "-max-series", "40", "-max-buckets", "4", "-max-label-value-bytes", "20"}, env)
 	resp, err := http.Get("http://" + addr + "/api/v1/usage")
 	require.NoError(t, err)
 	var usage struct {
@@ -249,25 +231,7 @@ func TestRunBudgets(t *testing.T) {
 
 func TestRunFamilies(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-family", `{"name":"app_load","labels":["pod=pod-{0..49}","zone=z{0..1}"],"churn":{"share":0.1,"interval":"1m"}}`},
-			func(string) string { return "" }, logger, ready)
-	}()
-	var addr string
-	select {
-	case addr = <-ready:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("server did not start")
-	}
-	defer func() {
-		cancel()
-		require.NoError(t, <-done)
-	}()
+	addr := startRun(t, []string{"-addr", "127.0.0.1:0", "-family", `{"name":"app_load","labels":["pod=pod-{0..49}","zone=z{0..1}"],"churn":{"share":0.1,"interval":"1m"}}`}, nil)
 	resp, err := http.Get("http://" + addr + "/metrics")
 	require.NoError(t, err)
 	body, _ := io.ReadAll(resp.Body)
@@ -313,4 +277,30 @@ func TestRunRemoteWrite(t *testing.T) {
 	assert.ErrorContains(t, err, "remote write needs an http(s) URL")
 	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-remote-write-url", "http://x", "-remote-write-labels", "job"}, func(string) string { return "" }, logger, nil)
 	assert.ErrorContains(t, err, "not name=value")
+}
+
+// startRun runs the command with args and env until the test ends (then it
+// must return without error), and returns its address once it serves.
+func startRun(t *testing.T, args []string, env map[string]string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)), ready)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		assert.NoError(t, <-done)
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case err := <-done:
+		done <- nil // for the cleanup: run has returned already
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("server did not start")
+	}
+	return ""
 }
