@@ -197,15 +197,8 @@ type acc struct {
 	ackSum, resSum, detSum, rfsSum                float64
 	ackLE, resLE                                  [4]int64
 	ackIn, resIn                                  int64 // exact within counts (exact path)
-	ackH, resH, detH                              *histogram
+	ackH, resH, detH                              spanHist
 	exact                                         *[6]*float64 // a p50, p90, r p50, p90, d p50, p90
-}
-
-func (a *acc) hist(h **histogram) *histogram {
-	if *h == nil {
-		*h = new(histogram)
-	}
-	return *h
 }
 
 // measures turns an accumulation into Measures for the given targets.
@@ -230,20 +223,20 @@ func (a *acc) measures(t Targets) Measures {
 		return m
 	}
 	m.Approximate = a.ackN > 0 || a.resN > 0 || a.detN > 0
-	m.MTTAP50, m.MTTAP90 = quantiles(a.ackH, a.ackN)
-	m.MTTRP50, m.MTTRP90 = quantiles(a.resH, a.resN)
-	m.MTTDP50, m.MTTDP90 = quantiles(a.detH, a.detN)
+	m.MTTAP50, m.MTTAP90 = quantiles(&a.ackH, a.ackN)
+	m.MTTRP50, m.MTTRP90 = quantiles(&a.resH, a.resN)
+	m.MTTDP50, m.MTTDP90 = quantiles(&a.detH, a.detN)
 	if a.total > 0 {
-		m.AckWithinRatio = withinRatio(t.AckWithin, exactAckTargets, a.ackLE, a.ackH, a.total)
-		m.ResolveWithinRatio = withinRatio(t.ResolveWithin, exactResolveTargets, a.resLE, a.resH, a.total)
+		m.AckWithinRatio = withinRatio(t.AckWithin, exactAckTargets, a.ackLE, &a.ackH, a.total)
+		m.ResolveWithinRatio = withinRatio(t.ResolveWithin, exactResolveTargets, a.resLE, &a.resH, a.total)
 	}
 	return m
 }
 
 // quantiles estimates p50 and p90 of the n values of h in one walk over
 // the slots: the interpolation of histogram.quantile, for both at once.
-func quantiles(h *histogram, n int64) (*float64, *float64) {
-	if n <= 0 || h == nil {
+func quantiles(h *spanHist, n int64) (*float64, *float64) {
+	if n <= 0 {
 		return nil, nil
 	}
 	var ranks [4]int64
@@ -254,16 +247,27 @@ func quantiles(h *histogram, n int64) (*float64, *float64) {
 	}
 	var vals [4]float64
 	for i := range vals {
-		vals[i] = representative(histOverflow)
+		vals[i] = reps[histOverflow]
+	}
+	// Ranks in ascending order: lo50 <= hi50, lo90 <= hi90, lo50 <= lo90
+	// and hi50 <= hi90, so only the middle two can be out of order.
+	order := [4]int{0, 1, 2, 3}
+	if ranks[2] < ranks[1] {
+		order[1], order[2] = 2, 1
 	}
 	next, seen := 0, int64(0)
-	order := [4]int{0, 2, 1, 3} // lo50 <= lo90, hi50 <= hi90, lo <= hi
-	sort.Slice(order[:], func(i, j int) bool { return ranks[order[i]] < ranks[order[j]] })
-	for b := 1; b < histSlots && next < 4; b++ {
-		seen += h[b]
+	for i, c := range h.c {
+		b := h.lo + i
+		if b < 1 {
+			continue
+		}
+		seen += c
 		for next < 4 && ranks[order[next]] < seen {
 			vals[order[next]] = representative(b)
 			next++
+		}
+		if next == 4 {
+			break
 		}
 	}
 	out := [2]float64{}
@@ -280,14 +284,11 @@ func ratio(n, d int64) *float64 {
 
 // withinRatio is the share of total whose duration is at most target:
 // exact when target is one the rollups count, else estimated from h.
-func withinRatio(target time.Duration, exact [4]time.Duration, counts [4]int64, h *histogram, total int64) *float64 {
+func withinRatio(target time.Duration, exact [4]time.Duration, counts [4]int64, h *spanHist, total int64) *float64 {
 	for i, e := range exact {
 		if e == target {
 			return ratio(counts[i], total)
 		}
-	}
-	if h == nil {
-		return ratio(0, total)
 	}
 	v := h.countAtMost(target.Seconds()) / float64(total)
 	return &v
@@ -307,18 +308,19 @@ func slotBounds(b int) (float64, float64) {
 // countAtMost estimates how many values are at most x: whole slots below
 // x, and the slot holding x in proportion to the part of it below x. The
 // error is at most the count of that one slot.
-func (h *histogram) countAtMost(x float64) float64 {
+func (h *spanHist) countAtMost(x float64) float64 {
 	var n float64
-	for b := 1; b < histSlots; b++ {
-		if h[b] == 0 {
+	for i, c := range h.c {
+		b := h.lo + i
+		if b < 1 || c == 0 {
 			continue
 		}
 		lo, hi := slotBounds(b)
 		switch {
 		case hi <= x:
-			n += float64(h[b])
+			n += float64(c)
 		case lo <= x && !math.IsInf(hi, 1):
-			n += float64(h[b]) * (x - lo) / (hi - lo)
+			n += float64(c) * (x - lo) / (hi - lo)
 		}
 	}
 	return n
@@ -547,11 +549,9 @@ func (a *acc) add(o *acc) {
 		a.ackLE[i] += o.ackLE[i]
 		a.resLE[i] += o.resLE[i]
 	}
-	for _, p := range [][2]**histogram{{&a.ackH, &o.ackH}, {&a.resH, &o.resH}, {&a.detH, &o.detH}} {
-		if *p[1] != nil {
-			a.hist(p[0]).add(*p[1])
-		}
-	}
+	a.ackH.add(&o.ackH)
+	a.resH.add(&o.resH)
+	a.detH.add(&o.detH)
 	if o.exact != nil {
 		a.exact = o.exact
 	}

@@ -36,12 +36,23 @@ type histogram [histSlots]int64
 func representative(b int) float64 {
 	switch {
 	case b <= 1:
-		return histMin / 2
+		return reps[1]
 	case b >= histOverflow:
-		return histMin * math.Pow(2, float64(histOverflow-2)/histPerDoubling)
+		return reps[histOverflow]
 	}
-	return histMin * math.Pow(2, (float64(b-2)+0.5)/histPerDoubling)
+	return reps[b]
 }
+
+// reps holds each slot's representative (computed once: a trend reads
+// thousands of histograms).
+var reps = func() (r [histSlots]float64) {
+	r[0], r[1] = histMin/2, histMin/2
+	for b := 2; b < histOverflow; b++ {
+		r[b] = histMin * math.Pow(2, (float64(b-2)+0.5)/histPerDoubling)
+	}
+	r[histOverflow] = histMin * math.Pow(2, float64(histOverflow-2)/histPerDoubling)
+	return r
+}()
 
 // valueAt returns the representative of the rank-th smallest value (0-based).
 func (h *histogram) valueAt(rank int64) float64 {
@@ -110,4 +121,65 @@ func (h *histogram) addRaw(raw []byte, binaryFormat bool) error {
 		}
 	}
 	return nil
+}
+
+// spanHist is a histogram that holds only the span of slots in use: the
+// accumulations of a trend number in the thousands, and a dense histogram
+// is 1.9 KB. The zero value is empty.
+type spanHist struct {
+	lo int     // first slot held
+	c  []int64 // c[i] counts slot lo+i
+}
+
+// cover widens the span to hold slots lo..hi.
+func (h *spanHist) cover(lo, hi int) {
+	if len(h.c) == 0 {
+		h.lo, h.c = lo, make([]int64, hi-lo+1)
+		return
+	}
+	curHi := h.lo + len(h.c) - 1
+	if lo >= h.lo && hi <= curHi {
+		return
+	}
+	nlo, nhi := min(lo, h.lo), max(hi, curHi)
+	c := make([]int64, nhi-nlo+1)
+	copy(c[h.lo-nlo:], h.c)
+	h.lo, h.c = nlo, c
+}
+
+// bump adds w to one slot.
+func (h *spanHist) bump(slot int, w int64) {
+	h.cover(slot, slot)
+	h.c[slot-h.lo] += w
+}
+
+// addRaw adds a binary histogram column (see histogram.addRaw); the
+// caller has checked its length.
+func (h *spanHist) addRaw(raw []byte) {
+	if len(raw) < 6 {
+		return
+	}
+	lo := int(binary.BigEndian.Uint16(raw))
+	n := (len(raw) - 2) / 4
+	if lo >= histSlots {
+		return
+	}
+	n = min(n, histSlots-lo)
+	h.cover(lo, lo+n-1)
+	c := h.c[lo-h.lo:]
+	for i, p := 0, raw[2:]; i < n; i, p = i+1, p[4:] {
+		c[i] += int64(int32(binary.BigEndian.Uint32(p)))
+	}
+}
+
+// add merges o into h.
+func (h *spanHist) add(o *spanHist) {
+	if len(o.c) == 0 {
+		return
+	}
+	h.cover(o.lo, o.lo+len(o.c)-1)
+	c := h.c[o.lo-h.lo:]
+	for i, v := range o.c {
+		c[i] += v
+	}
 }

@@ -207,6 +207,7 @@ type Store struct {
 	now  func() time.Time
 	// exactLimit is ExactPercentileLimit with the default applied.
 	exactLimit int
+	slots      slotCalibration
 }
 
 // NewStore returns a Store on pool.
