@@ -204,41 +204,65 @@ type acc struct {
 // measures turns an accumulation into Measures for the given targets.
 func (a *acc) measures(t Targets) Measures {
 	m := Measures{Acknowledged: a.ackN, Resolved: a.resN, Detected: a.detN, AutoResolved: a.auto, Reopened: a.reopened}
+	// One allocation for every figure of the point (a trend has thousands).
+	var f floats
 	mean := func(sum float64, n int64) *float64 {
 		if n <= 0 {
 			return nil
 		}
-		v := sum / float64(n)
-		return &v
+		return f.put(sum / float64(n))
 	}
 	m.MTTA, m.MTTR, m.MTTD, m.MTTRFromStart = mean(a.ackSum, a.ackN), mean(a.resSum, a.resN), mean(a.detSum, a.detN), mean(a.rfsSum, a.rfsN)
 	if a.total > 0 {
-		m.AckRate = ratio(a.ackN, a.total)
+		m.AckRate = f.ratio(a.ackN, a.total)
 	}
 	if a.exact != nil {
 		m.MTTAP50, m.MTTAP90, m.MTTRP50, m.MTTRP90, m.MTTDP50, m.MTTDP90 = a.exact[0], a.exact[1], a.exact[2], a.exact[3], a.exact[4], a.exact[5]
 		if a.total > 0 {
-			m.AckWithinRatio, m.ResolveWithinRatio = ratio(a.ackIn, a.total), ratio(a.resIn, a.total)
+			m.AckWithinRatio, m.ResolveWithinRatio = f.ratio(a.ackIn, a.total), f.ratio(a.resIn, a.total)
 		}
 		return m
 	}
 	m.Approximate = a.ackN > 0 || a.resN > 0 || a.detN > 0
-	m.MTTAP50, m.MTTAP90 = quantiles(&a.ackH, a.ackN)
-	m.MTTRP50, m.MTTRP90 = quantiles(&a.resH, a.resN)
-	m.MTTDP50, m.MTTDP90 = quantiles(&a.detH, a.detN)
+	m.MTTAP50, m.MTTAP90 = f.quantiles(&a.ackH, a.ackN)
+	m.MTTRP50, m.MTTRP90 = f.quantiles(&a.resH, a.resN)
+	m.MTTDP50, m.MTTDP90 = f.quantiles(&a.detH, a.detN)
 	if a.total > 0 {
-		m.AckWithinRatio = withinRatio(t.AckWithin, exactAckTargets, a.ackLE, &a.ackH, a.total)
-		m.ResolveWithinRatio = withinRatio(t.ResolveWithin, exactResolveTargets, a.resLE, &a.resH, a.total)
+		m.AckWithinRatio = f.put(withinRatio(t.AckWithin, exactAckTargets, a.ackLE, &a.ackH, a.total))
+		m.ResolveWithinRatio = f.put(withinRatio(t.ResolveWithin, exactResolveTargets, a.resLE, &a.resH, a.total))
 	}
 	return m
 }
 
-// quantiles estimates p50 and p90 of the n values of h in one walk over
-// the slots: the interpolation of histogram.quantile, for both at once.
-func quantiles(h *spanHist, n int64) (*float64, *float64) {
+// floats hands out pointers into one block, allocated on first use.
+type floats struct {
+	block *[14]float64
+	n     int
+}
+
+func (f *floats) put(v float64) *float64 {
+	if f.block == nil {
+		f.block = new([14]float64)
+	}
+	p := &f.block[f.n]
+	f.n++
+	*p = v
+	return p
+}
+
+func (f *floats) ratio(n, d int64) *float64 { return f.put(float64(n) / float64(d)) }
+
+func (f *floats) quantiles(h *spanHist, n int64) (*float64, *float64) {
 	if n <= 0 {
 		return nil, nil
 	}
+	p50, p90 := quantiles(h, n)
+	return f.put(p50), f.put(p90)
+}
+
+// quantiles estimates p50 and p90 of the n > 0 values of h in one walk
+// over the slots: the interpolation of histogram.quantile, for both at once.
+func quantiles(h *spanHist, n int64) (float64, float64) {
 	var ranks [4]int64
 	var pos [2]float64
 	for i, q := range [2]float64{0.5, 0.9} {
@@ -270,28 +294,22 @@ func quantiles(h *spanHist, n int64) (*float64, *float64) {
 			break
 		}
 	}
-	out := [2]float64{}
+	var out [2]float64
 	for i := range out {
 		out[i] = vals[2*i] + (pos[i]-math.Floor(pos[i]))*(vals[2*i+1]-vals[2*i])
 	}
-	return &out[0], &out[1]
-}
-
-func ratio(n, d int64) *float64 {
-	v := float64(n) / float64(d)
-	return &v
+	return out[0], out[1]
 }
 
 // withinRatio is the share of total whose duration is at most target:
 // exact when target is one the rollups count, else estimated from h.
-func withinRatio(target time.Duration, exact [4]time.Duration, counts [4]int64, h *spanHist, total int64) *float64 {
+func withinRatio(target time.Duration, exact [4]time.Duration, counts [4]int64, h *spanHist, total int64) float64 {
 	for i, e := range exact {
 		if e == target {
-			return ratio(counts[i], total)
+			return float64(counts[i]) / float64(total)
 		}
 	}
-	v := h.countAtMost(target.Seconds()) / float64(total)
-	return &v
+	return h.countAtMost(target.Seconds()) / float64(total)
 }
 
 // slotBounds returns the range [lo, hi) of durations histogram slot b holds.
@@ -598,11 +616,19 @@ func (s *Store) Breakdown(ctx context.Context, q BreakdownQuery) (BreakdownPage,
 			rows = append(rows, BreakdownRow{Key: k, Total: g[0].total, Measures: g[0].measures(q.Targets)})
 		}
 	}
-	sort.Slice(rows, func(i, j int) bool { return less(&rows[i], &rows[j]) })
+	// Sorted by pointer: a row is a few hundred bytes to move.
+	order := make([]*BreakdownRow, len(rows))
+	for i := range rows {
+		order[i] = &rows[i]
+	}
+	sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
 	page := BreakdownPage{Groups: len(rows), Rows: []BreakdownRow{}}
 	if q.Offset < len(rows) {
 		end := min(len(rows), q.Offset+q.Limit)
-		page.Rows = rows[q.Offset:end]
+		page.Rows = make([]BreakdownRow, 0, end-q.Offset)
+		for _, r := range order[q.Offset:end] {
+			page.Rows = append(page.Rows, *r)
+		}
 		if end < len(rows) {
 			page.NextOffset = end
 		}

@@ -21,18 +21,19 @@ func TestQuantilesMatchQuantile(t *testing.T) {
 			h[slot] += c
 			bumped.bump(slot, c)
 			var one spanHist
-			one.addRaw(rawHist(slot, c))
+			one.addRaw(rawHist(slot, c), new(slab))
 			merged.add(&one)
 			n += c
 		}
 		for _, s := range []*spanHist{&bumped, &merged} {
 			p50, p90 := quantiles(s, n)
-			if *p50 != h.quantile(0.5, n) || *p90 != h.quantile(0.9, n) {
-				t.Fatalf("n=%d: quantiles %v %v, quantile %v %v", n, *p50, *p90, h.quantile(0.5, n), h.quantile(0.9, n))
+			if p50 != h.quantile(0.5, n) || p90 != h.quantile(0.9, n) {
+				t.Fatalf("n=%d: quantiles %v %v, quantile %v %v", n, p50, p90, h.quantile(0.5, n), h.quantile(0.9, n))
 			}
 		}
 	}
-	if a, b := quantiles(&spanHist{}, 0); a != nil || b != nil {
+	var f floats
+	if a, b := f.quantiles(&spanHist{}, 0); a != nil || b != nil {
 		t.Fatal("no values, no quantiles")
 	}
 }
@@ -50,8 +51,8 @@ func TestSpanHistAddRaw(t *testing.T) {
 		raw = binary.BigEndian.AppendUint32(raw, uint32(c))
 	}
 	var s spanHist
-	s.addRaw(raw)
-	s.addRaw(rawHist(3, 5))
+	s.addRaw(raw, nil)
+	s.addRaw(rawHist(3, 5), new(slab))
 	if s.lo != 3 || len(s.c) != histSlots-3 || s.c[0] != 5 || s.c[240-3] != 1 || s.c[242-3] != 3 {
 		t.Fatalf("span lo=%d len=%d", s.lo, len(s.c))
 	}

@@ -30,12 +30,9 @@ const measureCols = `extract(epoch FROM acknowledged_at - created_at) AS a,
 	incidents_nonneg(extract(epoch FROM incidents_resolution(status, resolved_at) - starts_at)) AS rfs,
 	reopen_count AS reopen`
 
-// rollupCols are the columns of an analytics rollup row, in the order
-// decodeRollupRow reads them.
-const analyticsRollupCols = `period, key, total, ack_n, ack_sum, res_n, res_sum,
-	det_n, det_sum, rfs_n, rfs_sum, auto_resolved, reopened,
-	ack_le_60, ack_le_300, ack_le_900, ack_le_3600, res_le_1800, res_le_3600, res_le_14400, res_le_86400,
-	ack_hist, res_hist, det_hist`
+// analyticsRollupCols are the columns of an analytics rollup row that
+// decodeRollupRows reads: packed holds every number (migration 0007).
+const analyticsRollupCols = `period, key, packed`
 
 type sqlArgs struct{ v []any }
 
@@ -166,11 +163,12 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if p.key != "" && p.dim == 0 {
 		sql += " AND key = " + args.add(p.key)
 	}
+	sl := new(slab)
 	readRollup := func(rows pgx.Rows) error {
 		return decodeRollupRows(rows, func(period int64, key string, r *rollupRow) {
 			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
 			if i >= 0 && i < n {
-				r.addTo(&get(key)[i])
+				r.addTo(&get(key)[i], sl)
 			}
 		})
 	}
@@ -308,7 +306,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	}
 	rollupSQL := strings.Join(pieces, " UNION ALL ")
 	readRollup := func(rows pgx.Rows) error {
-		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(get(key)) })
+		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(get(key), nil) })
 	}
 	edgeSQL, edgeArgs := "", []any(nil)
 	var slots *slotEdges
@@ -372,11 +370,11 @@ func monthPieces(a, b *int64, piece func(grain int, a, b *int64)) {
 
 // rollupRow is one decoded analytics rollup row.
 type rollupRow struct {
-	c              [19]float64 // counters and sums in analyticsRollupCols order
+	c              [19]float64 // total, ack_n, ack_sum, res_n, res_sum, det_n, det_sum, rfs_n, rfs_sum, auto_resolved, reopened, ack_le_*, res_le_*
 	ackH, resH, dH []byte
 }
 
-func (r *rollupRow) addTo(a *acc) {
+func (r *rollupRow) addTo(a *acc, sl *slab) {
 	c := &r.c
 	a.total += int64(c[0])
 	a.ackN += int64(c[1])
@@ -394,9 +392,9 @@ func (r *rollupRow) addTo(a *acc) {
 		a.resLE[i] += int64(c[15+i])
 	}
 	// Lengths were checked when the row was decoded.
-	a.ackH.addRaw(r.ackH)
-	a.resH.addRaw(r.resH)
-	a.detH.addRaw(r.dH)
+	a.ackH.addRaw(r.ackH, sl)
+	a.resH.addRaw(r.resH, sl)
+	a.detH.addRaw(r.dH, sl)
 }
 
 var errMalformedRow = errors.New("incidents: analytics: malformed row")
@@ -406,39 +404,66 @@ var errMalformedRow = errors.New("incidents: analytics: malformed row")
 // scan path would cost more than the query).
 func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupRow)) error {
 	defer rows.Close()
-	if err := binaryColumns(rows, 24); err != nil {
+	if err := binaryColumns(rows, 3); err != nil {
 		return err
 	}
 	var r rollupRow
 	for rows.Next() {
 		raw := rows.RawValues()
-		if len(raw) != 24 || len(raw[0]) != 4 || raw[1] == nil {
+		if len(raw) != 3 || len(raw[0]) != 4 || raw[1] == nil {
 			return errMalformedRow
 		}
-		for i := 2; i < 21; i++ {
-			if i == 4 || i == 6 || i == 8 || i == 10 { // the numeric sums
-				v, err := numericFloat(raw[i])
-				if err != nil {
-					return errMalformedRow
-				}
-				r.c[i-2] = v
-				continue
-			}
-			if len(raw[i]) != 8 {
-				return errMalformedRow
-			}
-			r.c[i-2] = float64(int64(binary.BigEndian.Uint64(raw[i])))
-		}
-		r.ackH, r.resH, r.dH = raw[21], raw[22], raw[23]
-		for _, h := range [][]byte{r.ackH, r.resH, r.dH} {
-			if len(h) != 0 && (len(h) < 6 || (len(h)-2)%4 != 0) {
-				return errMalformedRow
-			}
+		if err := r.decodePacked(raw[2]); err != nil {
+			return err
 		}
 		f(int64(int32(binary.BigEndian.Uint32(raw[0]))), string(raw[1]), &r)
 	}
 	if err := rows.Err(); err != nil {
 		return errAnalytics(err)
+	}
+	return nil
+}
+
+// decodePacked reads a packed column (layout in migration 0007) into r;
+// the histograms alias p.
+func (r *rollupRow) decodePacked(p []byte) error {
+	const counters = 15
+	if len(p) < 8*counters {
+		return errMalformedRow
+	}
+	// r.c is in the order of the old column list: total, ack_n, ack_sum,
+	// res_n, res_sum, det_n, det_sum, rfs_n, rfs_sum, auto_resolved,
+	// reopened, then the eight within-target counts.
+	for i, at := range [counters]int{0, 1, 3, 5, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18} {
+		r.c[at] = float64(int64(binary.BigEndian.Uint64(p[8*i:])))
+	}
+	p = p[8*counters:]
+	for _, at := range [4]int{2, 4, 6, 8} {
+		if len(p) < 8 {
+			return errMalformedRow
+		}
+		n := 8 + 2*int(binary.BigEndian.Uint16(p))
+		if len(p) < n {
+			return errMalformedRow
+		}
+		v, err := numericFloat(p[:n])
+		if err != nil {
+			return errMalformedRow
+		}
+		r.c[at], p = v, p[n:]
+	}
+	for _, h := range [3]*[]byte{&r.ackH, &r.resH, &r.dH} {
+		if len(p) < 2 {
+			return errMalformedRow
+		}
+		n := int(binary.BigEndian.Uint16(p))
+		if len(p) < 2+n || (n != 0 && (n < 6 || (n-2)%4 != 0)) {
+			return errMalformedRow
+		}
+		*h, p = p[2:2+n], p[2+n:]
+	}
+	if len(p) != 0 {
+		return errMalformedRow
 	}
 	return nil
 }

@@ -131,10 +131,28 @@ type spanHist struct {
 	c  []int64 // c[i] counts slot lo+i
 }
 
-// cover widens the span to hold slots lo..hi.
-func (h *spanHist) cover(lo, hi int) {
+// slab hands out zeroed counter slices carved from large blocks: one
+// allocation for the histograms of many trend points. A nil *slab
+// allocates each slice on its own.
+type slab struct{ free []int64 }
+
+func (s *slab) take(n int) []int64 {
+	const block = 16 << 10
+	if s == nil || n > block/8 {
+		return make([]int64, n)
+	}
+	if len(s.free) < n {
+		s.free = make([]int64, block)
+	}
+	c := s.free[:n:n]
+	s.free = s.free[n:]
+	return c
+}
+
+// cover widens the span to hold slots lo..hi, taking new counters from sl.
+func (h *spanHist) cover(lo, hi int, sl *slab) {
 	if len(h.c) == 0 {
-		h.lo, h.c = lo, make([]int64, hi-lo+1)
+		h.lo, h.c = lo, sl.take(hi-lo+1)
 		return
 	}
 	curHi := h.lo + len(h.c) - 1
@@ -142,20 +160,20 @@ func (h *spanHist) cover(lo, hi int) {
 		return
 	}
 	nlo, nhi := min(lo, h.lo), max(hi, curHi)
-	c := make([]int64, nhi-nlo+1)
+	c := sl.take(nhi - nlo + 1)
 	copy(c[h.lo-nlo:], h.c)
 	h.lo, h.c = nlo, c
 }
 
 // bump adds w to one slot.
 func (h *spanHist) bump(slot int, w int64) {
-	h.cover(slot, slot)
+	h.cover(slot, slot, nil)
 	h.c[slot-h.lo] += w
 }
 
-// addRaw adds a binary histogram column (see histogram.addRaw); the
-// caller has checked its length.
-func (h *spanHist) addRaw(raw []byte) {
+// addRaw adds a binary histogram column (see histogram.addRaw), with new
+// counters from sl; the caller has checked its length.
+func (h *spanHist) addRaw(raw []byte, sl *slab) {
 	if len(raw) < 6 {
 		return
 	}
@@ -165,7 +183,7 @@ func (h *spanHist) addRaw(raw []byte) {
 		return
 	}
 	n = min(n, histSlots-lo)
-	h.cover(lo, lo+n-1)
+	h.cover(lo, lo+n-1, sl)
 	c := h.c[lo-h.lo:]
 	for i, p := 0, raw[2:]; i < n; i, p = i+1, p[4:] {
 		c[i] += int64(int32(binary.BigEndian.Uint32(p)))
@@ -177,7 +195,7 @@ func (h *spanHist) add(o *spanHist) {
 	if len(o.c) == 0 {
 		return
 	}
-	h.cover(o.lo, o.lo+len(o.c)-1)
+	h.cover(o.lo, o.lo+len(o.c)-1, nil)
 	c := h.c[o.lo-h.lo:]
 	for i, v := range o.c {
 		c[i] += v
