@@ -70,7 +70,8 @@ type frameConn struct {
 	closeSent bool // a close frame went out: no data frame may follow (RFC 6455 5.5.1)
 	portable  bool // never use raw sends (tests of the portable path)
 
-	waits atomic.Int64 // writes that found the socket buffer full (for tests)
+	waits  atomic.Int64 // writes that found the socket buffer full (for tests)
+	writes atomic.Int64 // tryWriteFrame calls (for tests)
 }
 
 func newFrameConn(nc net.Conn) *frameConn {
@@ -94,6 +95,10 @@ func (fc *frameConn) Write(p []byte) (int, error) {
 	return fc.Conn.Write(p)
 }
 
+// rawSends reports whether writes to fc go through raw sends (and so may
+// carry several frames at once: they bypass coder/websocket's Write).
+func (fc *frameConn) rawSends() bool { return rawWrites && fc != nil && fc.raw != nil && !fc.portable }
+
 // writeFrame writes one prepared frame, unless a close frame has been sent,
 // waiting for room in the socket buffer if need be.
 func (fc *frameConn) writeFrame(frame []byte) error {
@@ -104,19 +109,21 @@ func (fc *frameConn) writeFrame(frame []byte) error {
 	return fc.finishFrame(rest)
 }
 
-// tryWriteFrame writes what of one prepared frame the socket buffer takes
+// tryWriteFrame writes what of prepared frames (one, or on the raw path
+// several back to back) the socket buffer takes
 // without waiting. If the buffer fills first it returns the rest of the
 // frame with fc.mu still held, so that nothing can be written between the
 // two parts: the caller must pass rest to finishFrame (from any
 // goroutine). Where raw sends do not exist (or fc.portable is set) it
 // writes the whole frame through net.Conn, waiting as long as that takes.
 func (fc *frameConn) tryWriteFrame(frame []byte) (rest []byte, err error) {
+	fc.writes.Add(1)
 	fc.mu.Lock()
 	if fc.closeSent {
 		fc.mu.Unlock()
 		return nil, net.ErrClosed
 	}
-	if !rawWrites || fc.raw == nil || fc.portable {
+	if !fc.rawSends() {
 		_, err = fc.Conn.Write(frame)
 		fc.mu.Unlock()
 		return nil, err

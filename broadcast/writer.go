@@ -40,6 +40,9 @@ type writer struct {
 	chunk []*client
 	again []*client // clients of the chunk with more to write
 
+	batch []*message // the messages of the current write (client.writeOne)
+	buf   []byte     // their frames, when there are several
+
 	// Deliveries per topic since the last flush: added to the hub's
 	// counters once per chunk rather than once per write, so that writers
 	// on different cores do not fight over the counters' cache lines.
