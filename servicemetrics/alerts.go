@@ -1,6 +1,7 @@
 package servicemetrics
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -94,15 +95,18 @@ type AlertsOptions struct {
 }
 
 // AlertsPoller publishes Prometheus' firing alerts, linked to their
-// incidents, and the thresholds of its alerting rules, every Interval on
-// one snapshot topic.
+// incidents, and the thresholds of its alerting rules on one snapshot
+// topic: it reads them every Interval and publishes when they differ from
+// what it published last (the topic keeps that for clients that connect
+// later), so an unchanged state costs its clients nothing.
 type AlertsPoller struct {
 	src  AlertSource
 	pub  Publisher
 	opts AlertsOptions
 
-	mu         sync.Mutex // one poll at a time; guards thresholds
+	mu         sync.Mutex // one poll at a time; guards thresholds and last
 	thresholds []Threshold
+	last       []byte // the data of the last message published
 	now        func() time.Time
 }
 
@@ -180,11 +184,27 @@ func (p *AlertsPoller) Poll(parent context.Context) error {
 			p.opts.Logger.Warn("servicemetrics: link alerts to incidents", "err", err)
 		}
 	}
-	b, err := json.Marshal(AlertsMessage{Type: p.opts.Topic, Timestamp: isoTime(p.now()), Data: data})
+	db, err := json.Marshal(data)
 	if err != nil {
 		return fmt.Errorf("servicemetrics: encode alerts: %w", err)
 	}
-	return p.pub.PublishRaw(p.opts.Topic, b)
+	if p.last != nil && bytes.Equal(db, p.last) {
+		return nil
+	}
+	// AlertsMessage's shape, with the data encoded above.
+	b, err := json.Marshal(struct {
+		Type      string          `json:"type"`
+		Timestamp string          `json:"timestamp"`
+		Data      json.RawMessage `json:"data"`
+	}{p.opts.Topic, isoTime(p.now()), db})
+	if err != nil {
+		return fmt.Errorf("servicemetrics: encode alerts: %w", err)
+	}
+	if err := p.pub.PublishRaw(p.opts.Topic, b); err != nil {
+		return err
+	}
+	p.last = db
+	return nil
 }
 
 func (p *AlertsPoller) link(ctx context.Context, alerts []FiringAlert) error {

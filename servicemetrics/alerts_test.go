@@ -23,8 +23,9 @@ import (
 
 // lastPublisher keeps the last message published per topic.
 type lastPublisher struct {
-	mu   sync.Mutex
-	last map[string][]byte
+	mu    sync.Mutex
+	last  map[string][]byte
+	count map[string]int
 }
 
 func (p *lastPublisher) PublishRaw(topic string, b []byte) error {
@@ -34,7 +35,17 @@ func (p *lastPublisher) PublishRaw(topic string, b []byte) error {
 		p.last = map[string][]byte{}
 	}
 	p.last[topic] = b
+	if p.count == nil {
+		p.count = map[string]int{}
+	}
+	p.count[topic]++
 	return nil
+}
+
+func (p *lastPublisher) published(topic string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.count[topic]
 }
 
 func (p *lastPublisher) RetainRaw(topic string, b []byte) error { return p.PublishRaw(topic, b) }
@@ -156,4 +167,50 @@ func (f fakeAlerts) Alerts(context.Context) ([]promquery.Alert, promquery.Meta, 
 
 func (f fakeAlerts) Rules(context.Context) ([]promquery.RuleGroup, promquery.Meta, error) {
 	return nil, promquery.Meta{}, &promquery.APIError{StatusCode: 503, Message: "unavailable"}
+}
+
+// switchingAlerts answers the alerts it holds at the time of the call.
+type switchingAlerts struct {
+	mu     sync.Mutex
+	alerts []promquery.Alert
+}
+
+func (s *switchingAlerts) set(a []promquery.Alert) {
+	s.mu.Lock()
+	s.alerts = a
+	s.mu.Unlock()
+}
+
+func (s *switchingAlerts) Alerts(context.Context) ([]promquery.Alert, promquery.Meta, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.alerts, promquery.Meta{}, nil
+}
+
+func (s *switchingAlerts) Rules(context.Context) ([]promquery.RuleGroup, promquery.Meta, error) {
+	return nil, promquery.Meta{}, nil
+}
+
+// TestAlertsPollerPublishesChanges: a poll whose answer equals the last
+// published one publishes nothing; the first poll and every change do.
+func TestAlertsPollerPublishesChanges(t *testing.T) {
+	src := &switchingAlerts{}
+	pub := &lastPublisher{}
+	p, err := servicemetrics.NewAlertsPoller(src, pub, servicemetrics.AlertsOptions{Logger: quietLogger})
+	require.NoError(t, err)
+	ctx := context.Background()
+	poll := func(want int) {
+		t.Helper()
+		require.NoError(t, p.Poll(ctx))
+		require.Equal(t, want, pub.published(servicemetrics.TopicAlerts))
+	}
+	poll(1) // the first state, even empty, is published
+	poll(1)
+	src.set([]promquery.Alert{{Labels: model.LabelSet{"alertname": "A"}, State: promquery.AlertFiring, Value: "1"}})
+	poll(2)
+	poll(2)
+	assert.Equal(t, "A", pub.alerts(t).Data.Alerts[0].Name)
+	src.set(nil)
+	poll(3)
+	assert.Empty(t, pub.alerts(t).Data.Alerts)
 }
