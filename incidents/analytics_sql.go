@@ -31,7 +31,7 @@ const measureCols = `extract(epoch FROM acknowledged_at - created_at) AS a,
 	reopen_count AS reopen`
 
 // analyticsRollupCols are the columns of an analytics rollup row that
-// decodeRollupRows reads: packed holds every number (migration 0007).
+// decodeRollupRows reads: packed holds every number (migrations 0007, 0008).
 const analyticsRollupCols = `period, key, packed`
 
 type sqlArgs struct{ v []any }
@@ -148,15 +148,10 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 		units[i] = nearestUTCUnit(b, t)
 		unitT[i] = time.Unix(units[i]*86400, 0)
 	}
-	out := map[string][]acc{}
-	get := func(k string) []acc {
-		g := out[k]
-		if g == nil {
-			g = make([]acc, n)
-			out[k] = g
-		}
-		return g
-	}
+	// The edge rows are read after the rollup rows (runQueries keeps the
+	// order), so that their corrections land in spans that mostly cover
+	// their slots already.
+	out := accGroups{n: n, m: map[string][]acc{}}
 	var args sqlArgs
 	sql := "SELECT " + analyticsRollupCols + " FROM incident_rollup_analytics WHERE grain = " + args.add(grain) +
 		" AND dim = " + args.add(p.dim) + " AND period >= " + args.add(units[0]) + " AND period < " + args.add(units[n]) + " AND total <> 0"
@@ -168,7 +163,7 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 		return decodeRollupRows(rows, func(period int64, key string, r *rollupRow) {
 			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
 			if i >= 0 && i < n {
-				r.addTo(&get(key)[i], sl)
+				r.addTo(&out.get(key)[i], sl)
 			}
 		})
 	}
@@ -210,7 +205,7 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			if truth == counted {
 				return
 			}
-			g := get(key)
+			g := out.get(key)
 			if truth >= 0 && truth < n {
 				e.addTo(&g[truth], 1)
 			}
@@ -223,7 +218,22 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return out.m, nil
+}
+
+// accGroups holds the accumulations of a rollup read: n per group key.
+type accGroups struct {
+	n int
+	m map[string][]acc
+}
+
+func (g *accGroups) get(k string) []acc {
+	a := g.m[k]
+	if a == nil {
+		a = make([]acc, g.n)
+		g.m[k] = a
+	}
+	return a
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -250,13 +260,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	if g == GroupBySeverity {
 		dim = 1
 	}
-	out := map[string][]acc{}
-	get := func(k string) *acc {
-		if out[k] == nil {
-			out[k] = make([]acc, 1)
-		}
-		return &out[k][0]
-	}
+	out := accGroups{n: 1, m: map[string][]acc{}}
 	var (
 		args   sqlArgs
 		pieces []string
@@ -306,7 +310,8 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	}
 	rollupSQL := strings.Join(pieces, " UNION ALL ")
 	readRollup := func(rows pgx.Rows) error {
-		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(get(key), nil) })
+		sl := new(slab)
+		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(&out.get(key)[0], sl) })
 	}
 	edgeSQL, edgeArgs := "", []any(nil)
 	var slots *slotEdges
@@ -324,7 +329,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	readEdges := func(rows pgx.Rows) error {
 		return decodeEdgeRows(rows, slots, func(k int, _ time.Time, key string, e *edgeRow) {
 			if k >= 0 && k < len(sign) {
-				e.addTo(get(key), int64(sign[k]))
+				e.addTo(&out.get(key)[0], int64(sign[k]))
 			}
 		})
 	}
@@ -332,7 +337,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	if err != nil {
 		return nil, err
 	}
-	return out, nil
+	return out.m, nil
 }
 
 // monthPieces covers the days [a, b) (nil: unbounded) with whole UTC months
@@ -371,7 +376,7 @@ func monthPieces(a, b *int64, piece func(grain int, a, b *int64)) {
 // rollupRow is one decoded analytics rollup row.
 type rollupRow struct {
 	c              [19]float64 // total, ack_n, ack_sum, res_n, res_sum, det_n, det_sum, rfs_n, rfs_sum, auto_resolved, reopened, ack_le_*, res_le_*
-	ackH, resH, dH []byte
+	ackH, resH, dH packedHist
 }
 
 func (r *rollupRow) addTo(a *acc, sl *slab) {
@@ -392,9 +397,9 @@ func (r *rollupRow) addTo(a *acc, sl *slab) {
 		a.resLE[i] += int64(c[15+i])
 	}
 	// Lengths were checked when the row was decoded.
-	a.ackH.addRaw(r.ackH, sl)
-	a.resH.addRaw(r.resH, sl)
-	a.detH.addRaw(r.dH, sl)
+	a.ackH.addPacked(&r.ackH, sl)
+	a.resH.addPacked(&r.resH, sl)
+	a.detH.addPacked(&r.dH, sl)
 }
 
 var errMalformedRow = errors.New("incidents: analytics: malformed row")
@@ -424,7 +429,7 @@ func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupR
 	return nil
 }
 
-// decodePacked reads a packed column (layout in migration 0007) into r;
+// decodePacked reads a packed column (layout in migration 0008) into r;
 // the histograms alias p.
 func (r *rollupRow) decodePacked(p []byte) error {
 	const counters = 15
@@ -452,15 +457,11 @@ func (r *rollupRow) decodePacked(p []byte) error {
 		}
 		r.c[at], p = v, p[n:]
 	}
-	for _, h := range [3]*[]byte{&r.ackH, &r.resH, &r.dH} {
-		if len(p) < 2 {
-			return errMalformedRow
+	for _, h := range [3]*packedHist{&r.ackH, &r.resH, &r.dH} {
+		var err error
+		if p, err = h.decode(p); err != nil {
+			return err
 		}
-		n := int(binary.BigEndian.Uint16(p))
-		if len(p) < 2+n || (n != 0 && (n < 6 || (n-2)%4 != 0)) {
-			return errMalformedRow
-		}
-		*h, p = p[2:2+n], p[2+n:]
 	}
 	if len(p) != 0 {
 		return errMalformedRow

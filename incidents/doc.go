@@ -163,8 +163,9 @@
 // and corrects each bound with the base-table rows between it and that
 // unit bound (at most 12 hours, the zone's offset for trends), through an
 // index-only scan (the raw times; the measures are computed in Go, binned
-// with the server's own slot boundaries). Migration 0007 adds one packed
-// column per rollup row, which the reads fetch instead of 24 columns.
+// with the server's own slot boundaries). Migrations 0007 and 0008 add one
+// packed column per rollup row (histograms with counters as narrow as the
+// row's total allows), which the reads fetch instead of 24 columns.
 // Counts and means are then exact for any window and zone; when the window holds at most Options.ExactPercentileLimit
 // incidents, everything is computed exactly from the base table instead.
 // Otherwise percentiles carry the histogram bound of [PercentileRelativeError]

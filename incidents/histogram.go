@@ -201,3 +201,61 @@ func (h *spanHist) add(o *spanHist) {
 		c[i] += v
 	}
 }
+
+// packedHist is a histogram as the packed column holds it (migration
+// 0008): n counters of w bytes (1, 2 or 4) from slot lo; w 0 is empty.
+type packedHist struct {
+	w, lo, n int
+	b        []byte
+}
+
+// decode reads one packed histogram off the front of p and returns the
+// rest; h.b aliases p.
+func (h *packedHist) decode(p []byte) ([]byte, error) {
+	if len(p) < 1 {
+		return nil, errMalformedRow
+	}
+	h.w, p = int(p[0]), p[1:]
+	switch h.w {
+	case 0:
+		h.lo, h.n, h.b = 0, 0, nil
+		return p, nil
+	case 1, 2, 4:
+	default:
+		return nil, errMalformedRow
+	}
+	if len(p) < 4 {
+		return nil, errMalformedRow
+	}
+	h.n, h.lo = int(binary.BigEndian.Uint16(p)), int(binary.BigEndian.Uint16(p[2:]))
+	p = p[4:]
+	if h.n == 0 || len(p) < h.n*h.w {
+		return nil, errMalformedRow
+	}
+	h.b, p = p[:h.n*h.w], p[h.n*h.w:]
+	return p, nil
+}
+
+// addPacked adds a packed histogram, with new counters from sl.
+func (h *spanHist) addPacked(p *packedHist, sl *slab) {
+	n := min(p.n, histSlots-p.lo)
+	if p.w == 0 || n <= 0 {
+		return
+	}
+	h.cover(p.lo, p.lo+n-1, sl)
+	c := h.c[p.lo-h.lo:]
+	switch p.w {
+	case 1:
+		for i, v := range p.b[:n] {
+			c[i] += int64(v)
+		}
+	case 2:
+		for i := range n {
+			c[i] += int64(binary.BigEndian.Uint16(p.b[2*i:]))
+		}
+	default:
+		for i := range n {
+			c[i] += int64(int32(binary.BigEndian.Uint32(p.b[4*i:])))
+		}
+	}
+}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"math"
 	"strconv"
-	"strings"
 )
 
 var errNumeric = errors.New("incidents: malformed numeric")
@@ -42,32 +41,23 @@ func numericFloat(b []byte) (float64, error) {
 		return 0, errNumeric
 	}
 	digits := b[8:]
-	var m uint64
-	fits := n <= 4 // 4 base-10000 digits are at most 16 decimal digits
 	for i := 0; i < n; i++ {
-		d := binary.BigEndian.Uint16(digits[2*i:])
-		if d > 9999 {
+		if binary.BigEndian.Uint16(digits[2*i:]) > 9999 {
 			return 0, errNumeric
 		}
-		m = m*10000 + uint64(d)
 	}
 	e := 4 * (weight - n + 1)
-	var v float64
-	switch {
-	case n == 0:
-		v = 0
-	case fits && m <= 1<<53 && e >= 0 && e < len(pow10):
-		v = float64(m) * pow10[e]
-	case fits && m <= 1<<53 && e < 0 && -e < len(pow10):
-		v = float64(m) / pow10[-e]
-	default:
-		var s strings.Builder
+	v, ok := numericFast(digits, n, e)
+	if !ok {
+		var buf [8 + 4*64]byte
+		s := buf[:0]
 		for i := 0; i < n; i++ {
-			s.WriteString(strconv.FormatUint(uint64(binary.BigEndian.Uint16(digits[2*i:]))+10000, 10)[1:])
+			d := binary.BigEndian.Uint16(digits[2*i:])
+			s = append(s, byte('0'+d/1000), byte('0'+d/100%10), byte('0'+d/10%10), byte('0'+d%10))
 		}
-		s.WriteString("e")
-		s.WriteString(strconv.Itoa(e))
-		f, err := strconv.ParseFloat(s.String(), 64)
+		s = append(s, 'e')
+		s = strconv.AppendInt(s, int64(e), 10)
+		f, err := strconv.ParseFloat(string(s), 64)
 		if err != nil && !errors.Is(err, strconv.ErrRange) {
 			return 0, errNumeric
 		}
@@ -77,4 +67,34 @@ func numericFloat(b []byte) (float64, error) {
 		v = -v
 	}
 	return v, nil
+}
+
+// numericFast converts the n base-10000 digits times 10^e when the value
+// is an integer mantissa of at most 2^53 (trailing decimal zeros dropped)
+// times an exactly representable power of ten: one correctly rounded
+// multiplication or division, the nearest float64.
+func numericFast(digits []byte, n, e int) (float64, bool) {
+	if n == 0 {
+		return 0, true
+	}
+	var m uint64
+	for i := 0; i < n; i++ {
+		if m > (1<<53)/10000 {
+			return 0, false
+		}
+		m = m*10000 + uint64(binary.BigEndian.Uint16(digits[2*i:]))
+	}
+	for m != 0 && m%10 == 0 {
+		m /= 10
+		e++
+	}
+	switch {
+	case m > 1<<53:
+		return 0, false
+	case e >= 0 && e < len(pow10):
+		return float64(m) * pow10[e], true
+	case e < 0 && -e < len(pow10):
+		return float64(m) / pow10[-e], true
+	}
+	return 0, false
 }
