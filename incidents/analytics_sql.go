@@ -291,7 +291,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	}
 	switch {
 	case from.IsZero() && to.IsZero():
-		piece(0, nil, nil)
+		return s.allTimeRollup(ctx, dim)
 	case !from.IsZero() && !to.IsZero() && to.Sub(from) < 24*time.Hour:
 		lo, hi, sign = []time.Time{from}, []time.Time{to}, []int32{1}
 	default:

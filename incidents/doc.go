@@ -166,6 +166,9 @@
 // with the server's own slot boundaries). Migrations 0007 and 0008 add one
 // packed column per rollup row (histograms with counters as narrow as the
 // row's total allows), which the reads fetch instead of 24 columns.
+// An all-time breakdown by service or severity fetches only the rollup
+// rows that changed since the Store's previous one (it keeps the rows it
+// read, with their versions; the answer is the same as a full read).
 // Counts and means are then exact for any window and zone; when the window holds at most Options.ExactPercentileLimit
 // incidents, everything is computed exactly from the base table instead.
 // Otherwise percentiles carry the histogram bound of [PercentileRelativeError]

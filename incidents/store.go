@@ -208,6 +208,7 @@ type Store struct {
 	// exactLimit is ExactPercentileLimit with the default applied.
 	exactLimit int
 	slots      slotCalibration
+	allTime    allTimeCache
 }
 
 // NewStore returns a Store on pool.
