@@ -40,6 +40,11 @@ import (
 // non-blocking send(2) per client of a frame prepared once: a reference
 // for the kernel's share of a delivery, against which the other two are
 // read (not a strict lower bound: run by run it varies like the others).
+// Two more answer whether the hub's own framing earns its code:
+// "promflow_portable" is the hub on the write path it uses off Linux
+// (prepared frames through net.Conn.Write), and "conn_write"
+// (connWriteServer) is floorServer's shape with coder/websocket's
+// Conn.Write, the supported API, instead of send(2).
 //
 // The clients run in a child process (this test binary re-executed), so
 // that bytes/client is the server side only: the heap in use plus goroutine
@@ -74,9 +79,11 @@ func BenchmarkFanout(b *testing.B) {
 		deflate bool // clients offer permessage-deflate
 	}{
 		{"promflow", newPromflowServer, false},
+		{"promflow_portable", newPromflowPortableServer, false},
 		{"promflow_deflate", newPromflowDeflateServer, true},
 		{"chat_pattern", newChatServer, false},
 		{"syscall_floor", newFloorServer, false},
+		{"conn_write", newConnWriteServer, false},
 	}
 	for _, impl := range impls {
 		b.Run(impl.name, func(b *testing.B) {
@@ -112,6 +119,14 @@ type promflowServer struct{ *Hub }
 var benchWriters, _ = strconv.Atoi(os.Getenv("BROADCAST_BENCH_WRITERS"))
 
 func newPromflowServer() fanoutServer { return newPromflowHub(false) }
+
+// newPromflowPortableServer is the hub on its portable write path (every
+// frame through net.Conn.Write, as off Linux), on this machine.
+func newPromflowPortableServer() fanoutServer {
+	s := newPromflowHub(false).(promflowServer)
+	s.portableWrites = true
+	return s
+}
 
 // newPromflowDeflateServer is the hub with HubOptions.Compression.
 func newPromflowDeflateServer() fanoutServer { return newPromflowHub(true) }

@@ -63,6 +63,17 @@ func (s *floorServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *floorServer) publish(msg []byte) {
 	frame := textFrame(msg)
+	s.each(func(fc floorConn) {
+		if p, errno := writeNonblocking(fc.fd, frame); errno == syscall.EAGAIN {
+			_, _ = fc.nc.Write(p)
+		}
+	})
+}
+
+// each calls send for every connection from GOMAXPROCS goroutines, the
+// connections split between them in fixed shares, and returns without
+// waiting (shutdown waits).
+func (s *floorServer) each(send func(floorConn)) {
 	s.mu.Lock()
 	conns := s.conns
 	s.mu.Unlock()
@@ -73,9 +84,7 @@ func (s *floorServer) publish(msg []byte) {
 		go func() {
 			defer s.wg.Done()
 			for _, fc := range share {
-				if p, errno := writeNonblocking(fc.fd, frame); errno == syscall.EAGAIN {
-					_, _ = fc.nc.Write(p)
-				}
+				send(fc)
 			}
 		}()
 	}
