@@ -606,14 +606,46 @@ func (s *Store) Breakdown(ctx context.Context, q BreakdownQuery) (BreakdownPage,
 	if q.Targets, err = q.Targets.withDefaults(); err != nil {
 		return BreakdownPage{}, err
 	}
-	groups, err := s.breakdownGroups(ctx, q)
+	rows, shared, err := s.breakdownRows(ctx, q, less)
 	if err != nil {
 		return BreakdownPage{}, err
 	}
+	page := BreakdownPage{Groups: len(rows), Rows: []BreakdownRow{}}
+	if q.Offset < len(rows) {
+		end := min(len(rows), q.Offset+q.Limit)
+		page.Rows = append(make([]BreakdownRow, 0, end-q.Offset), rows[q.Offset:end]...)
+		if shared {
+			for i := range page.Rows {
+				page.Rows[i].Measures = page.Rows[i].Measures.clone()
+			}
+		}
+		if end < len(rows) {
+			page.NextOffset = end
+		}
+	}
+	return page, nil
+}
+
+// breakdownRows returns every group of a breakdown, sorted. shared means
+// the rows are the store's copy (an all-time answer): the caller copies
+// what it hands out.
+func (s *Store) breakdownRows(ctx context.Context, q BreakdownQuery, less func(a, b *BreakdownRow) bool) ([]BreakdownRow, bool, error) {
+	if dim, ok := allTimeDim(q); ok {
+		return s.allTimeBreakdown(ctx, dim, q, less)
+	}
+	groups, err := s.breakdownGroups(ctx, q)
+	if err != nil {
+		return nil, false, err
+	}
+	return sortedRows(groups, q.Targets, less), false, nil
+}
+
+// sortedRows computes the measures of each group and sorts the groups.
+func sortedRows(groups map[string][]acc, t Targets, less func(a, b *BreakdownRow) bool) []BreakdownRow {
 	rows := make([]BreakdownRow, 0, len(groups))
 	for k, g := range groups {
 		if g[0].total != 0 {
-			rows = append(rows, BreakdownRow{Key: k, Total: g[0].total, Measures: g[0].measures(q.Targets)})
+			rows = append(rows, BreakdownRow{Key: k, Total: g[0].total, Measures: g[0].measures(t)})
 		}
 	}
 	// Sorted by pointer: a row is a few hundred bytes to move.
@@ -622,18 +654,28 @@ func (s *Store) Breakdown(ctx context.Context, q BreakdownQuery) (BreakdownPage,
 		order[i] = &rows[i]
 	}
 	sort.Slice(order, func(i, j int) bool { return less(order[i], order[j]) })
-	page := BreakdownPage{Groups: len(rows), Rows: []BreakdownRow{}}
-	if q.Offset < len(rows) {
-		end := min(len(rows), q.Offset+q.Limit)
-		page.Rows = make([]BreakdownRow, 0, end-q.Offset)
-		for _, r := range order[q.Offset:end] {
-			page.Rows = append(page.Rows, *r)
-		}
-		if end < len(rows) {
-			page.NextOffset = end
+	out := make([]BreakdownRow, len(rows))
+	for i, r := range order {
+		out[i] = *r
+	}
+	return out
+}
+
+// clone returns m with its figures in new memory.
+func (m Measures) clone() Measures {
+	var f floats
+	for _, p := range m.figures() {
+		if *p != nil {
+			*p = f.put(**p)
 		}
 	}
-	return page, nil
+	return m
+}
+
+// figures lists the optional figures of m.
+func (m *Measures) figures() [13]**float64 {
+	return [13]**float64{&m.MTTA, &m.MTTR, &m.MTTD, &m.MTTRFromStart, &m.MTTAP50, &m.MTTAP90,
+		&m.MTTRP50, &m.MTTRP90, &m.MTTDP50, &m.MTTDP90, &m.AckRate, &m.AckWithinRatio, &m.ResolveWithinRatio}
 }
 
 func (s *Store) breakdownGroups(ctx context.Context, q BreakdownQuery) (map[string][]acc, error) {

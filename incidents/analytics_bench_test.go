@@ -74,7 +74,7 @@ func analyticsBenchPool(b *testing.B) *pgxpool.Pool {
 			var have string
 			_ = c.QueryRow(ctx, "SELECT fingerprint FROM promflow_bench_state").Scan(&have)
 			c.Close(ctx)
-			exists = have == want
+			exists = have == want && upToDate(b, ctx, cfg.ConnConfig)
 		}
 	}
 	if !exists {

@@ -291,7 +291,8 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	}
 	switch {
 	case from.IsZero() && to.IsZero():
-		return s.allTimeRollup(ctx, dim)
+		g, _, err := s.allTimeRollup(ctx, dim)
+		return g, err
 	case !from.IsZero() && !to.IsZero() && to.Sub(from) < 24*time.Hour:
 		lo, hi, sign = []time.Time{from}, []time.Time{to}, []int32{1}
 	default:

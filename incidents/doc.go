@@ -168,7 +168,10 @@
 // row's total allows), which the reads fetch instead of 24 columns.
 // An all-time breakdown by service or severity fetches only the rollup
 // rows that changed since the Store's previous one (it keeps the rows it
-// read, with their versions; the answer is the same as a full read).
+// read, with their versions; the answer is the same as a full read), and
+// when migration 0009's rollup version shows that no rollup row has changed
+// since, it answers from the sorted rows it computed then, after reading
+// that one counter (a page is a copy the caller may change).
 // Counts and means are then exact for any window and zone; when the window holds at most Options.ExactPercentileLimit
 // incidents, everything is computed exactly from the base table instead.
 // Otherwise percentiles carry the histogram bound of [PercentileRelativeError]
