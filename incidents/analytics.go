@@ -203,9 +203,14 @@ type acc struct {
 
 // measures turns an accumulation into Measures for the given targets.
 func (a *acc) measures(t Targets) Measures {
-	m := Measures{Acknowledged: a.ackN, Resolved: a.resN, Detected: a.detN, AutoResolved: a.auto, Reopened: a.reopened}
-	// One allocation for every figure of the point (a trend has thousands).
 	var f floats
+	return a.measuresFrom(t, &f)
+}
+
+// measuresFrom is measures with the figures taken from f, so that the
+// points of a trend (thousands) share a few allocations.
+func (a *acc) measuresFrom(t Targets, f *floats) Measures {
+	m := Measures{Acknowledged: a.ackN, Resolved: a.resN, Detected: a.detN, AutoResolved: a.auto, Reopened: a.reopened}
 	mean := func(sum float64, n int64) *float64 {
 		if n <= 0 {
 			return nil
@@ -234,20 +239,28 @@ func (a *acc) measures(t Targets) Measures {
 	return m
 }
 
-// floats hands out pointers into one block, allocated on first use.
-type floats struct {
-	block *[14]float64
-	n     int
-}
+// floats hands out pointers into blocks of figures: the zero value
+// allocates room for one point's figures at a time, reserve for many.
+type floats struct{ free []float64 }
+
+// pointFigures is the most figures one set of Measures holds.
+const pointFigures = 14
 
 func (f *floats) put(v float64) *float64 {
-	if f.block == nil {
-		f.block = new([14]float64)
+	if len(f.free) == 0 {
+		f.free = make([]float64, pointFigures)
 	}
-	p := &f.block[f.n]
-	f.n++
+	p := &f.free[0]
+	f.free = f.free[1:]
 	*p = v
 	return p
+}
+
+// reserve makes room for the figures of n points in one allocation.
+func (f *floats) reserve(n int) {
+	if len(f.free) < n*pointFigures {
+		f.free = make([]float64, n*pointFigures)
+	}
 }
 
 func (f *floats) ratio(n, d int64) *float64 { return f.put(float64(n) / float64(d)) }
@@ -508,6 +521,8 @@ func trendPoints(q TrendsQuery, bounds []time.Time, groups map[string][]acc) []T
 		keys = []string{""}
 	}
 	out := make([]TrendPoint, 0, n*len(keys))
+	var f floats
+	f.reserve(n * len(keys))
 	for _, k := range keys {
 		g := groups[k]
 		if q.GroupBy == GroupByNone {
@@ -524,7 +539,7 @@ func trendPoints(q TrendsQuery, bounds []time.Time, groups map[string][]acc) []T
 			}
 		}
 		for i := 0; i < n; i++ {
-			p := TrendPoint{BucketStart: bounds[i].In(q.Location), Opened: g[i].total, Measures: g[i].measures(q.Targets)}
+			p := TrendPoint{BucketStart: bounds[i].In(q.Location), Opened: g[i].total, Measures: g[i].measuresFrom(q.Targets, &f)}
 			switch {
 			case q.GroupBy == GroupByService:
 				p.Service = k
@@ -643,9 +658,11 @@ func (s *Store) breakdownRows(ctx context.Context, q BreakdownQuery, less func(a
 // sortedRows computes the measures of each group and sorts the groups.
 func sortedRows(groups map[string][]acc, t Targets, less func(a, b *BreakdownRow) bool) []BreakdownRow {
 	rows := make([]BreakdownRow, 0, len(groups))
+	var f floats
+	f.reserve(len(groups))
 	for k, g := range groups {
 		if g[0].total != 0 {
-			rows = append(rows, BreakdownRow{Key: k, Total: g[0].total, Measures: g[0].measures(t)})
+			rows = append(rows, BreakdownRow{Key: k, Total: g[0].total, Measures: g[0].measuresFrom(t, &f)})
 		}
 	}
 	// Sorted by pointer: a row is a few hundred bytes to move.

@@ -148,9 +148,6 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 		units[i] = nearestUTCUnit(b, t)
 		unitT[i] = time.Unix(units[i]*86400, 0)
 	}
-	// The edge rows are read after the rollup rows (runQueries keeps the
-	// order), so that their corrections land in spans that mostly cover
-	// their slots already.
 	out := accGroups{n: n, m: map[string][]acc{}}
 	var args sqlArgs
 	sql := "SELECT " + analyticsRollupCols + " FROM incident_rollup_analytics WHERE grain = " + args.add(grain) +
@@ -160,7 +157,7 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	}
 	sl := new(slab)
 	readRollup := func(rows pgx.Rows) error {
-		return decodeRollupRows(rows, func(period int64, key string, r *rollupRow) {
+		return decodeRollupRows(rows, func(period int64, key []byte, r *rollupRow) {
 			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
 			if i >= 0 && i < n {
 				r.addTo(&out.get(key)[i], sl)
@@ -190,8 +187,12 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			return nil, err
 		}
 	}
+	// The edges are read on their own (perhaps on another goroutine, see
+	// runQueries) and applied after the rollup rows, so that their
+	// corrections land in spans that mostly cover their slots already.
+	var fixes edgeFixes
 	readEdges := func(rows pgx.Rows) error {
-		return decodeEdgeRows(rows, slots, func(k int, created time.Time, key string, e *edgeRow) {
+		return decodeEdgeRows(rows, slots, func(k int, created time.Time, key []byte, e *edgeRow) {
 			if k < 0 || k >= len(bounds) {
 				return
 			}
@@ -202,15 +203,8 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			if created.Before(unitT[k]) {
 				counted = k - 1
 			}
-			if truth == counted {
-				return
-			}
-			g := out.get(key)
-			if truth >= 0 && truth < n {
-				e.addTo(&g[truth], 1)
-			}
-			if counted >= 0 && counted < n {
-				e.addTo(&g[counted], -1)
+			if truth != counted {
+				fixes.add(key, e, truth, counted)
 			}
 		})
 	}
@@ -218,6 +212,7 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if err != nil {
 		return nil, err
 	}
+	fixes.applyTo(&out)
 	return out.m, nil
 }
 
@@ -227,13 +222,59 @@ type accGroups struct {
 	m map[string][]acc
 }
 
-func (g *accGroups) get(k string) []acc {
-	a := g.m[k]
+// get returns the accumulations of key k; the key is copied only when
+// it is new (a read has thousands of rows and a few hundred keys).
+func (g *accGroups) get(k []byte) []acc {
+	a := g.m[string(k)]
 	if a == nil {
 		a = make([]acc, g.n)
-		g.m[k] = a
+		g.m[string(k)] = a
 	}
 	return a
+}
+
+// edgeFixes holds the corrections of an edge read: each row added to the
+// accumulation it belongs to and taken from the one the rollup counted it
+// in (index -1: none).
+type edgeFixes struct {
+	keys map[string]string // one copy of each key
+	f    []edgeFix
+}
+
+type edgeFix struct {
+	key       string
+	e         edgeRow
+	add, take int
+}
+
+func (x *edgeFixes) add(key []byte, e *edgeRow, add, take int) {
+	k, ok := x.keys[string(key)]
+	if !ok {
+		if x.keys == nil {
+			x.keys = map[string]string{}
+		}
+		k = string(key)
+		x.keys[k] = k
+	}
+	x.f = append(x.f, edgeFix{key: k, e: *e, add: add, take: take})
+}
+
+// applyTo applies the corrections to g.
+func (x *edgeFixes) applyTo(g *accGroups) {
+	for i := range x.f {
+		f := &x.f[i]
+		a := g.m[f.key]
+		if a == nil {
+			a = make([]acc, g.n)
+			g.m[f.key] = a
+		}
+		if f.add >= 0 && f.add < g.n {
+			f.e.addTo(&a[f.add], 1)
+		}
+		if f.take >= 0 && f.take < g.n {
+			f.e.addTo(&a[f.take], -1)
+		}
+	}
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -310,9 +351,9 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 		monthPieces(a, b, piece)
 	}
 	rollupSQL := strings.Join(pieces, " UNION ALL ")
+	sl := new(slab)
 	readRollup := func(rows pgx.Rows) error {
-		sl := new(slab)
-		return decodeRollupRows(rows, func(_ int64, key string, r *rollupRow) { r.addTo(&out.get(key)[0], sl) })
+		return decodeRollupRows(rows, func(_ int64, key []byte, r *rollupRow) { r.addTo(&out.get(key)[0], sl) })
 	}
 	edgeSQL, edgeArgs := "", []any(nil)
 	var slots *slotEdges
@@ -327,10 +368,15 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 			return nil, err
 		}
 	}
+	var fixes edgeFixes
 	readEdges := func(rows pgx.Rows) error {
-		return decodeEdgeRows(rows, slots, func(k int, _ time.Time, key string, e *edgeRow) {
-			if k >= 0 && k < len(sign) {
-				e.addTo(&out.get(key)[0], int64(sign[k]))
+		return decodeEdgeRows(rows, slots, func(k int, _ time.Time, key []byte, e *edgeRow) {
+			switch {
+			case k < 0 || k >= len(sign):
+			case sign[k] > 0:
+				fixes.add(key, e, 0, -1)
+			default:
+				fixes.add(key, e, -1, 0)
 			}
 		})
 	}
@@ -338,6 +384,7 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	if err != nil {
 		return nil, err
 	}
+	fixes.applyTo(&out)
 	return out.m, nil
 }
 
@@ -408,7 +455,7 @@ var errMalformedRow = errors.New("incidents: analytics: malformed row")
 // decodeRollupRows reads the rows of a query returning analyticsRollupCols
 // from the binary column bytes (thousands of rows per answer; the generic
 // scan path would cost more than the query).
-func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupRow)) error {
+func decodeRollupRows(rows pgx.Rows, f func(period int64, key []byte, r *rollupRow)) error {
 	defer rows.Close()
 	if err := binaryColumns(rows, 3); err != nil {
 		return err
@@ -422,7 +469,7 @@ func decodeRollupRows(rows pgx.Rows, f func(period int64, key string, r *rollupR
 		if err := r.decodePacked(raw[2]); err != nil {
 			return err
 		}
-		f(int64(int32(binary.BigEndian.Uint32(raw[0]))), string(raw[1]), &r)
+		f(int64(int32(binary.BigEndian.Uint32(raw[0]))), raw[1], &r)
 	}
 	if err := rows.Err(); err != nil {
 		return errAnalytics(err)
@@ -553,50 +600,9 @@ func edgeQuery(g GroupBy, service string, idx []int32, lo, hi []time.Time) (stri
 			FROM incidents WHERE created_at >= e.lo AND created_at < e.hi` + svc + `) w`, args.v
 }
 
-// runQueries sends the statements in one round trip (a pipeline) and
-// hands each result to its reader in order; an empty statement is skipped.
-func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, read []func(pgx.Rows) error) error {
-	// The planner cannot estimate the edge ranges of a LATERAL and would
-	// JIT-compile for millions of rows that never come: off for this batch
-	// (one implicit transaction), which reads a few thousand rows.
-	var b pgx.Batch
-	b.Queue("SET LOCAL jit = off")
-	for i, q := range sqls {
-		if q != "" {
-			b.Queue(q, args[i]...)
-		}
-	}
-	if b.Len() == 1 {
-		return nil
-	}
-	br := s.pool.SendBatch(ctx, &b)
-	if _, err := br.Exec(); err != nil {
-		br.Close()
-		return errAnalytics(err)
-	}
-	for i, q := range sqls {
-		if q == "" {
-			continue
-		}
-		rows, err := br.Query()
-		if err != nil {
-			br.Close()
-			return errAnalytics(err)
-		}
-		if err := read[i](rows); err != nil {
-			br.Close()
-			return err
-		}
-	}
-	if err := br.Close(); err != nil {
-		return errAnalytics(err)
-	}
-	return nil
-}
-
 // decodeEdgeRows reads the rows of an edgeQuery, calling f with the edge
 // index, the creation time, the group key and measures.
-func decodeEdgeRows(rows pgx.Rows, slots *slotEdges, f func(k int, created time.Time, key string, e *edgeRow)) error {
+func decodeEdgeRows(rows pgx.Rows, slots *slotEdges, f func(k int, created time.Time, key []byte, e *edgeRow)) error {
 	defer rows.Close()
 	if err := binaryColumns(rows, 7); err != nil {
 		return err
@@ -628,7 +634,7 @@ func decodeEdgeRows(rows pgx.Rows, slots *slotEdges, f func(k int, created time.
 		e.measures(ts, has, slots)
 		e.reopen = int32(binary.BigEndian.Uint32(raw[6]))
 		created := pgEpoch.Add(time.Duration(ts[0]) * time.Microsecond)
-		f(int(int32(binary.BigEndian.Uint32(raw[0]))), created, string(raw[2]), &e)
+		f(int(int32(binary.BigEndian.Uint32(raw[0]))), created, raw[2], &e)
 	}
 	if err := rows.Err(); err != nil {
 		return errAnalytics(err)
