@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,14 +63,18 @@ func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, rea
 		cancel()
 	}
 	if c2 == nil {
-		return pipelineTx(ctx, c1.Conn(), true, "", sqls, args, read, use)
+		return pipelineTx(ctx, c1.Conn(), true, sqls, args, read, use)
 	}
 	defer c2.Release()
 	return parallelTx(ctx, c1.Conn(), c2.Conn(), sqls, args, read, use)
 }
 
 // parallelTx runs statement use[0] on c1 and use[1] on c2 at once, c2 in
-// the snapshot c1 exports.
+// the snapshot c1 exports. c1's transaction must outlive c2's import of
+// its snapshot; if c2 has not imported it by the time c1's statement is
+// done (a PgBouncer with no free server connection would hold c2's
+// BEGIN until c1's transaction ends), c1 gives c2 up and runs use[1]
+// itself.
 func parallelTx(ctx context.Context, c1, c2 *pgx.Conn, sqls []string, args [][]any, read []func(pgx.Rows) error, use []int) error {
 	var id string
 	var b pgx.Batch
@@ -83,12 +88,19 @@ func parallelTx(ctx context.Context, c1, c2 *pgx.Conn, sqls []string, args [][]a
 		rollback(c1)
 		return errAnalytics(fmt.Errorf("unexpected snapshot identifier %q", id))
 	}
+	h := &handoff{}
+	ctx2, cancel := context.WithCancel(ctx)
+	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- pipelineTx(ctx, c2, true, id, sqls, args, read, use[1:]) }()
-	err := pipelineTx(ctx, c1, false, "", sqls, args, read, use[:1])
-	// c1's transaction must outlive c2's import of its snapshot: it ends
-	// after c2 is done.
-	err2 := <-done
+	go func() { done <- h.run(ctx2, c2, id, sqls, args, read, use[1]) }()
+	err := pipelineTx(ctx, c1, false, sqls, args, read, use[:1])
+	if err != nil {
+		cancel()
+	} else if h.abandon() {
+		cancel()
+		err = pipelineTx(ctx, c1, false, sqls, args, read, use[1:])
+	}
+	err2 := <-done // c2 has imported or given up: c1 may end
 	if err == nil {
 		if _, cerr := c1.Exec(ctx, "COMMIT"); cerr != nil {
 			err = errAnalytics(cerr)
@@ -96,23 +108,68 @@ func parallelTx(ctx context.Context, c1, c2 *pgx.Conn, sqls []string, args [][]a
 	} else {
 		rollback(c1)
 	}
-	if err == nil {
+	if err == nil && !h.abandoned {
 		err = err2
 	}
 	return err
 }
 
+// handoff is the state of the second connection's statement: pending
+// until it has imported the snapshot, then its own, unless the first
+// connection abandoned it first.
+type handoff struct {
+	mu                  sync.Mutex
+	imported, abandoned bool
+}
+
+// abandon gives the statement up if it has not imported the snapshot yet,
+// and reports whether it did.
+func (h *handoff) abandon() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.imported {
+		h.abandoned = true
+	}
+	return h.abandoned
+}
+
+// run begins c's transaction in the snapshot and, unless abandoned by
+// then, runs statement i and ends the transaction.
+func (h *handoff) run(ctx context.Context, c *pgx.Conn, snapshot string, sqls []string, args [][]any, read []func(pgx.Rows) error, i int) error {
+	var b pgx.Batch
+	b.Queue(beginSnapshot)
+	b.Queue("SET TRANSACTION SNAPSHOT '" + snapshot + "'")
+	err := c.SendBatch(ctx, &b).Close()
+	h.mu.Lock()
+	go1 := err == nil && !h.abandoned
+	h.imported = go1
+	h.mu.Unlock()
+	if !go1 {
+		rollback(c)
+		if err != nil {
+			return errAnalytics(err)
+		}
+		return nil
+	}
+	err = pipelineTx(ctx, c, false, sqls, args, read, []int{i})
+	if err == nil {
+		if _, cerr := c.Exec(ctx, "COMMIT"); cerr != nil {
+			err = errAnalytics(cerr)
+		}
+	}
+	if err != nil {
+		rollback(c)
+	}
+	return err
+}
+
 // pipelineTx sends, in one round trip, the statements use (in order) with
-// jit off, in a transaction that it begins when begin is set (importing
-// snapshot if not empty) and ends; begin unset: in the one open on c,
-// which it leaves open.
-func pipelineTx(ctx context.Context, c *pgx.Conn, begin bool, snapshot string, sqls []string, args [][]any, read []func(pgx.Rows) error, use []int) error {
+// jit off, in a transaction that it begins and ends when begin is set;
+// begin unset: in the one open on c, which it leaves open.
+func pipelineTx(ctx context.Context, c *pgx.Conn, begin bool, sqls []string, args [][]any, read []func(pgx.Rows) error, use []int) error {
 	var b pgx.Batch
 	if begin {
 		b.Queue(beginSnapshot)
-		if snapshot != "" {
-			b.Queue("SET TRANSACTION SNAPSHOT '" + snapshot + "'")
-		}
 	}
 	b.Queue(jitOff)
 	for _, i := range use {

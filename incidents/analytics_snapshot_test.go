@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/promflow/promflow/incidents"
+	"github.com/promflow/promflow/internal/testutil"
 )
 
 // poolOf opens a second pool on the database of pool, with at most max
@@ -145,5 +146,39 @@ func TestAnalyticsReadsOneSnapshot(t *testing.T) {
 		require.Len(t, got, 2)
 		require.Equal(t, int64(7), got[0].Opened, "read %d: the week before", i)
 		require.Equal(t, int64(3), got[1].Opened%10, "read %d: the week after, %d", i, got[1].Opened)
+	}
+}
+
+// Behind a PgBouncer with one server connection, the second connection's
+// BEGIN waits for the first transaction to end; the first then gives the
+// second up and reads the edges itself: the read finishes, with the
+// answer of a direct connection.
+func TestAnalyticsThroughPgBouncerOneServerConnection(t *testing.T) {
+	s, pool := newStore(t, incidents.Options{})
+	loadAnalyticsData(t, s, pool)
+	ctx, cancel := context.WithTimeout(ctxT(t), 60*time.Second)
+	defer cancel()
+	bouncer := testutil.PgBouncer(t, pool.Config().ConnString(), testutil.PgBouncerOptions{PoolSize: 1})
+	bp, err := pgxpool.New(ctx, withParam(t, withParam(t, bouncer, "default_query_exec_mode", "cache_describe"), "pool_max_conns", "4"))
+	require.NoError(t, err)
+	t.Cleanup(bp.Close)
+	opts := incidents.Options{ExactPercentileLimit: -1, Logger: quietLogger}
+	via, direct := incidents.NewStore(bp, opts), incidents.NewStore(pool, opts)
+	q := incidents.TrendsQuery{Bucket: incidents.BucketWeek, Location: paris, GroupBy: incidents.GroupByService,
+		From: time.Date(2026, 3, 22, 0, 0, 0, 0, paris), To: time.Date(2026, 11, 3, 0, 0, 0, 0, paris)}
+	want, err := direct.Trends(ctx, q)
+	require.NoError(t, err)
+	for i := 0; i < 3; i++ {
+		c1, err := bp.Acquire(ctx) // two client connections idle
+		require.NoError(t, err)
+		c2, err := bp.Acquire(ctx)
+		require.NoError(t, err)
+		c1.Release()
+		c2.Release()
+		start := time.Now()
+		got, err := via.Trends(ctx, q)
+		require.NoError(t, err)
+		require.Equal(t, want, got)
+		assert.Less(t, time.Since(start), 10*time.Second, "read %d", i)
 	}
 }
