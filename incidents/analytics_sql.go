@@ -187,10 +187,9 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			return nil, err
 		}
 	}
-	// The edges are read on their own (perhaps on another goroutine, see
-	// runQueries) and applied after the rollup rows, so that their
-	// corrections land in spans that mostly cover their slots already.
-	var fixes edgeFixes
+	// The edge rows are read after the rollup rows (runQueries keeps the
+	// order), so that their corrections land in spans that mostly cover
+	// their slots already.
 	readEdges := func(rows pgx.Rows) error {
 		return decodeEdgeRows(rows, slots, func(k int, created time.Time, key []byte, e *edgeRow) {
 			if k < 0 || k >= len(bounds) {
@@ -203,8 +202,15 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 			if created.Before(unitT[k]) {
 				counted = k - 1
 			}
-			if truth != counted {
-				fixes.add(key, e, truth, counted)
+			if truth == counted {
+				return
+			}
+			g := out.get(key)
+			if truth >= 0 && truth < n {
+				e.addTo(&g[truth], 1)
+			}
+			if counted >= 0 && counted < n {
+				e.addTo(&g[counted], -1)
 			}
 		})
 	}
@@ -212,7 +218,6 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if err != nil {
 		return nil, err
 	}
-	fixes.applyTo(&out)
 	return out.m, nil
 }
 
@@ -231,50 +236,6 @@ func (g *accGroups) get(k []byte) []acc {
 		g.m[string(k)] = a
 	}
 	return a
-}
-
-// edgeFixes holds the corrections of an edge read: each row added to the
-// accumulation it belongs to and taken from the one the rollup counted it
-// in (index -1: none).
-type edgeFixes struct {
-	keys map[string]string // one copy of each key
-	f    []edgeFix
-}
-
-type edgeFix struct {
-	key       string
-	e         edgeRow
-	add, take int
-}
-
-func (x *edgeFixes) add(key []byte, e *edgeRow, add, take int) {
-	k, ok := x.keys[string(key)]
-	if !ok {
-		if x.keys == nil {
-			x.keys = map[string]string{}
-		}
-		k = string(key)
-		x.keys[k] = k
-	}
-	x.f = append(x.f, edgeFix{key: k, e: *e, add: add, take: take})
-}
-
-// applyTo applies the corrections to g.
-func (x *edgeFixes) applyTo(g *accGroups) {
-	for i := range x.f {
-		f := &x.f[i]
-		a := g.m[f.key]
-		if a == nil {
-			a = make([]acc, g.n)
-			g.m[f.key] = a
-		}
-		if f.add >= 0 && f.add < g.n {
-			f.e.addTo(&a[f.add], 1)
-		}
-		if f.take >= 0 && f.take < g.n {
-			f.e.addTo(&a[f.take], -1)
-		}
-	}
 }
 
 func earlier(a, b time.Time) time.Time {
@@ -368,15 +329,10 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 			return nil, err
 		}
 	}
-	var fixes edgeFixes
 	readEdges := func(rows pgx.Rows) error {
 		return decodeEdgeRows(rows, slots, func(k int, _ time.Time, key []byte, e *edgeRow) {
-			switch {
-			case k < 0 || k >= len(sign):
-			case sign[k] > 0:
-				fixes.add(key, e, 0, -1)
-			default:
-				fixes.add(key, e, -1, 0)
+			if k >= 0 && k < len(sign) {
+				e.addTo(&out.get(key)[0], int64(sign[k]))
 			}
 		})
 	}
@@ -384,7 +340,6 @@ func (s *Store) windowRollup(ctx context.Context, g GroupBy, from, to time.Time)
 	if err != nil {
 		return nil, err
 	}
-	fixes.applyTo(&out)
 	return out.m, nil
 }
 
