@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -380,8 +382,11 @@ func (s *Store) Trends(ctx context.Context, q TrendsQuery) ([]TrendPoint, error)
 		plan.dim = 1
 	}
 	var groups map[string][]acc
+	// The histograms' counters are garbage once the points are computed.
+	sl := newSlab()
+	defer sl.release()
 	if plan.dim >= 0 {
-		if groups, err = s.trendRollup(ctx, plan, q.Bucket, bounds); err != nil {
+		if groups, err = s.trendRollup(ctx, plan, q.Bucket, bounds, sl); err != nil {
 			return nil, err
 		}
 	}
@@ -520,38 +525,66 @@ func trendPoints(q TrendsQuery, bounds []time.Time, groups map[string][]acc) []T
 	if q.GroupBy == GroupByNone {
 		keys = []string{""}
 	}
-	out := make([]TrendPoint, 0, n*len(keys))
-	var f floats
-	f.reserve(n * len(keys))
-	for _, k := range keys {
-		g := groups[k]
-		if q.GroupBy == GroupByNone {
-			g = make([]acc, n)
-			for _, gg := range groups {
-				for i := range gg {
-					g[i].add(&gg[i])
-				}
-			}
-			if len(groups) == 1 {
-				for _, gg := range groups {
-					g = gg
-				}
-			}
-		}
-		for i := 0; i < n; i++ {
-			p := TrendPoint{BucketStart: bounds[i].In(q.Location), Opened: g[i].total, Measures: g[i].measuresFrom(q.Targets, &f)}
-			switch {
-			case q.GroupBy == GroupByService:
-				p.Service = k
-			case q.GroupBy == GroupBySeverity:
-				p.Severity, p.Service = k, q.Service
-			default:
-				p.Service = q.Service
-			}
-			out = append(out, p)
+	out := make([]TrendPoint, n*len(keys))
+	fill := func(lo, hi int) { // the points of keys[lo:hi]
+		var f floats
+		f.reserve(n * (hi - lo))
+		for ki := lo; ki < hi; ki++ {
+			trendRow(q, bounds, keys[ki], groupOf(q, groups, keys[ki], n), out[ki*n:(ki+1)*n], &f)
 		}
 	}
+	// Thousands of points (a trend per service) take milliseconds to
+	// compute: halves on two goroutines when there are cores for them.
+	if half := len(keys) / 2; len(out) >= parallelPoints && half > 0 && runtime.GOMAXPROCS(0) > 1 {
+		var wg sync.WaitGroup
+		wg.Add(1)
+		go func() { defer wg.Done(); fill(half, len(keys)) }()
+		fill(0, half)
+		wg.Wait()
+	} else {
+		fill(0, len(keys))
+	}
 	return out
+}
+
+// parallelPoints is the number of trend points from which trendPoints
+// computes them on two goroutines.
+const parallelPoints = 1024
+
+// groupOf returns the accumulations of key k: for an overall trend, the
+// sum of every group's.
+func groupOf(q TrendsQuery, groups map[string][]acc, k string, n int) []acc {
+	if q.GroupBy != GroupByNone {
+		return groups[k]
+	}
+	if len(groups) == 1 {
+		for _, g := range groups {
+			return g
+		}
+	}
+	g := make([]acc, n)
+	for _, gg := range groups {
+		for i := range gg {
+			g[i].add(&gg[i])
+		}
+	}
+	return g
+}
+
+// trendRow fills out with the points of key k.
+func trendRow(q TrendsQuery, bounds []time.Time, k string, g []acc, out []TrendPoint, f *floats) {
+	for i := range out {
+		p := TrendPoint{BucketStart: bounds[i].In(q.Location), Opened: g[i].total, Measures: g[i].measuresFrom(q.Targets, f)}
+		switch {
+		case q.GroupBy == GroupByService:
+			p.Service = k
+		case q.GroupBy == GroupBySeverity:
+			p.Severity, p.Service = k, q.Service
+		default:
+			p.Service = q.Service
+		}
+		out[i] = p
+	}
 }
 
 func hasIncidents(g []acc) bool {

@@ -139,7 +139,7 @@ func (s *Store) exactGroups(ctx context.Context, g GroupBy, service string, boun
 // UTC units nearest to each bucket bound, corrected by the base-table rows
 // between each bound and its unit (added to their true bucket, taken from
 // the bucket the rollup counted them in).
-func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds []time.Time) (map[string][]acc, error) {
+func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds []time.Time, sl *slab) (map[string][]acc, error) {
 	grain := map[Bucket]int{BucketDay: 1, BucketWeek: 2, BucketMonth: 3}[b]
 	n := len(bounds) - 1
 	units := make([]int64, len(bounds))
@@ -155,7 +155,6 @@ func (s *Store) trendRollup(ctx context.Context, p rollupPlan, b Bucket, bounds 
 	if p.key != "" && p.dim == 0 {
 		sql += " AND key = " + args.add(p.key)
 	}
-	sl := new(slab)
 	readRollup := func(rows pgx.Rows) error {
 		return decodeRollupRows(rows, func(period int64, key []byte, r *rollupRow) {
 			i := sort.Search(len(units), func(i int) bool { return units[i] > period }) - 1
@@ -499,8 +498,8 @@ func (e *edgeRow) addTo(a *acc, w int64) {
 	if has(0) {
 		a.ackN += w
 		a.ackSum += float64(w) * e.v[0]
-		for i, t := range exactAckTargets {
-			if e.v[0] <= t.Seconds() {
+		for i, t := range exactAckSeconds {
+			if e.v[0] <= t {
 				a.ackLE[i] += w
 			}
 		}
@@ -509,8 +508,8 @@ func (e *edgeRow) addTo(a *acc, w int64) {
 	if has(1) {
 		a.resN += w
 		a.resSum += float64(w) * e.v[1]
-		for i, t := range exactResolveTargets {
-			if e.v[1] <= t.Seconds() {
+		for i, t := range exactResolveSeconds {
+			if e.v[1] <= t {
 				a.resLE[i] += w
 			}
 		}
@@ -531,6 +530,16 @@ func (e *edgeRow) addTo(a *acc, w int64) {
 	if e.reopen > 0 {
 		a.reopened += w
 	}
+}
+
+// The exact targets in seconds, as an edge row's durations are.
+var exactAckSeconds, exactResolveSeconds = seconds(exactAckTargets), seconds(exactResolveTargets)
+
+func seconds(ds [4]time.Duration) (out [4]float64) {
+	for i, d := range ds {
+		out[i] = d.Seconds()
+	}
+	return out
 }
 
 // pgEpoch is PostgreSQL's timestamp origin, 2000-01-01 UTC.

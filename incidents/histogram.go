@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"strings"
+	"sync"
 )
 
 // Histogram layout, shared with the SQL function incidents_duration_bucket:
@@ -133,20 +134,58 @@ type spanHist struct {
 
 // slab hands out zeroed counter slices carved from large blocks: one
 // allocation for the histograms of many trend points. A nil *slab
-// allocates each slice on its own.
-type slab struct{ free []int64 }
+// allocates each slice on its own. The zero value allocates its blocks;
+// a slab from newSlab reuses blocks that release gave back, for a read
+// whose counters are garbage once its answer is computed.
+type slab struct {
+	free   []int64
+	pooled bool
+	used   []*[slabBlock]int64 // blocks taken from slabBlocks
+}
+
+const slabBlock = 16 << 10 // counters per block (128 KiB)
+
+// slabBlocks holds zeroed blocks between reads.
+var slabBlocks sync.Pool
+
+func newSlab() *slab { return &slab{pooled: true} }
 
 func (s *slab) take(n int) []int64 {
-	const block = 16 << 10
-	if s == nil || n > block/8 {
+	if s == nil || n > slabBlock/8 {
 		return make([]int64, n)
 	}
 	if len(s.free) < n {
-		s.free = make([]int64, block)
+		s.free = s.block()
 	}
 	c := s.free[:n:n]
 	s.free = s.free[n:]
 	return c
+}
+
+func (s *slab) block() []int64 {
+	if !s.pooled {
+		return make([]int64, slabBlock)
+	}
+	b, _ := slabBlocks.Get().(*[slabBlock]int64)
+	if b == nil {
+		b = new([slabBlock]int64)
+	}
+	s.used = append(s.used, b)
+	return b[:]
+}
+
+// release zeroes the blocks of a slab from newSlab and gives them back;
+// no counter taken from s may be used afterwards.
+func (s *slab) release() {
+	for i, b := range s.used {
+		n := slabBlock
+		if i == len(s.used)-1 {
+			n -= len(s.free)
+		}
+		clear(b[:n])
+		slabBlocks.Put(b)
+	}
+	s.used, s.free = nil, nil
 }
 
 // cover widens the span to hold slots lo..hi, taking new counters from sl.
