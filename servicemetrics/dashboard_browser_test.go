@@ -56,6 +56,21 @@ func artifactDir(t *testing.T) string {
 	return dir
 }
 
+// assertDistinctLabels checks the y-axis labels a chart drew ("a|b|c"):
+// at least two, each different (ticks closer than the label's precision
+// would repeat a label).
+func assertDistinctLabels(t *testing.T, joined, what string) {
+	t.Helper()
+	labels := strings.Split(joined, "|")
+	require.GreaterOrEqual(t, len(labels), 2, "%s: labels %q", what, joined)
+	seen := map[string]bool{}
+	for _, l := range labels {
+		assert.False(t, seen[l], "%s: label %q twice in %q", what, l, joined)
+		seen[l] = true
+	}
+	t.Logf("%s: %s", what, joined)
+}
+
 // screenshot saves the whole page as name.png in the artifact directory
 // and logs its path.
 func screenshot(t *testing.T, ctx context.Context, dir, name string) {
@@ -174,6 +189,7 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 	// The rule's threshold, from Prometheus' rules through the alerts
 	// topic, is drawn as a line at its row.
 	waitJS(t, ctx, diskTile+`.dataset.thresholdDrawn === "true"`, 30*time.Second)
+	assertDistinctLabels(t, eval[string](t, ctx, diskTile+`.querySelector("canvas").dataset.yLabels`), "disk tile axis")
 	assert.Equal(t, "90", eval[string](t, ctx, diskTile+`.dataset.threshold`))
 	row := eval[int](t, ctx, `Math.round(Number(`+diskTile+`.dataset.thresholdRows) * (window.devicePixelRatio || 1))`)
 	assert.Greater(t, colourPixels(t, ctx, 0xff, 0x4d, 0x4d, row-1, row+1), 50, "threshold line pixels at row %d", row)
@@ -202,6 +218,10 @@ func TestDashboardActsOnAlerts(t *testing.T) {
 		waitJS(t, ctx, `document.querySelector("#analytics").dataset.state === "ok" && document.querySelector('#analytics-table tr[data-key="storage"]')`, 30*time.Second)
 		assert.Equal(t, "true", eval[string](t, ctx, `document.querySelector('#analytics button[data-window="30d"]').getAttribute("aria-pressed")`))
 		assert.Positive(t, eval[int](t, ctx, `Number(document.querySelector("#trend").dataset.buckets)`))
+		// One alert-backed incident: a flat MTTD of milliseconds, whose
+		// axis ticks are fractions of a millisecond apart.
+		waitJS(t, ctx, `(document.querySelector("#trend").dataset.yLabels || "") !== ""`, 30*time.Second)
+		assertDistinctLabels(t, eval[string](t, ctx, `document.querySelector("#trend").dataset.yLabels`), "trend axis")
 	}
 	t.Logf("analytics view: %s (breakdown route answered %d)", eval[string](t, ctx, `document.querySelector("#analytics").dataset.state`), resp.StatusCode)
 

@@ -45,6 +45,19 @@ function fmtDur(s) {
   return two(Math.floor(s / 86400), "d", Math.floor((s % 86400) / 3600), "h");
 }
 
+// fmtDurTick formats a tick of a duration axis with the precision its step
+// needs: ticks 0.5 ms apart read 10ms, 10.5ms, 11ms, not 10ms, 11ms, 11ms.
+function fmtDurTick(s, step) {
+  if (!(step < 1) || s === 0) return fmtDur(s);
+  const digits = (unitStep) => { // decimals that write the step exactly
+    let d = 0;
+    while (d < 6 && Math.abs(Math.round(unitStep * 10 ** d) - unitStep * 10 ** d) > 1e-6) d++;
+    return d;
+  };
+  if (Math.abs(s) < 1) return +(s * 1000).toFixed(digits(step * 1000)) + "ms";
+  return +s.toFixed(digits(step)) + "s";
+}
+
 function fmtPct(r) { return r == null || !isFinite(r) ? "–" : Math.round(r * 1000) / 10 + "%"; }
 
 // unitOf reads a metric's unit from its name's suffix (Prometheus naming
@@ -146,7 +159,6 @@ function drawChart(canvas, spec) {
   const ctx = canvas.getContext("2d");
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, w, h);
-  const fmtY = spec.duration ? fmtDur : (v) => valueText(v, spec.unit);
   const series = spec.series.filter((s) => s.points.some(([, v]) => isFinite(v)));
   const ts = series.flatMap((s) => s.points.map(([t]) => t));
   const vs = series.flatMap((s) => s.points.map(([, v]) => v)).filter(isFinite);
@@ -171,6 +183,8 @@ function drawChart(canvas, spec) {
     : niceStep(hi - lo, yCount);
   const yTicks = [];
   for (let v = Math.ceil(lo / yStep) * yStep; v <= hi + yStep * 1e-9; v += yStep) yTicks.push(+v.toPrecision(12));
+  const fmtY = spec.duration ? (v) => fmtDurTick(v, yStep) : (v) => valueText(v, spec.unit);
+  canvas.dataset.yLabels = yTicks.map(fmtY).join("|"); // read by the browser tests
   const left = Math.min(70, Math.max(...yTicks.map((v) => ctx.measureText(fmtY(v)).width)) + 10);
   const right = 8, top = 6, bottom = 18;
   const pw = Math.max(10, w - left - right), ph = Math.max(10, h - top - bottom);
@@ -819,7 +833,7 @@ function renderTrend(rows, bucket) {
     { label: "MTTD", color: PALETTE[2], points: pts("mttd_seconds") },
   ];
   const opened = use.reduce((n, r) => n + (r.opened || 0), 0);
-  $("#trend-caption").textContent = "Mean times per " + bucket + " (" + use.length + " buckets, " + opened + " incidents opened)";
+  $("#trend-caption").textContent = "Mean times per " + bucket + " (" + use.length + " buckets, " + opened + (opened === 1 ? " incident" : " incidents") + " opened)";
   const out = drawChart($("#trend"), { series, duration: true });
   $("#trend").dataset.series = String(out.drawn);
   $("#trend").dataset.buckets = String(use.length);
