@@ -22,57 +22,50 @@ const (
 	jitOff = "SET LOCAL jit = off"
 )
 
-// runQueries runs the statements in one snapshot and one round trip, and
-// hands each result to its reader, in order; an empty statement is
-// skipped.
+// runQueries runs the statements, with jit off, in one snapshot and one
+// round trip, and hands each result to its reader, in order; an empty
+// statement is skipped.
 func (s *Store) runQueries(ctx context.Context, sqls []string, args [][]any, read []func(pgx.Rows) error) error {
-	var use []int
+	var b pgx.Batch
+	b.Queue(beginSnapshot)
+	b.Queue(jitOff)
 	for i, q := range sqls {
 		if q != "" {
-			use = append(use, i)
+			b.Queue(q, args[i]...)
 		}
 	}
-	if len(use) == 0 {
+	if b.Len() == 2 {
 		return nil
 	}
+	b.Queue("COMMIT")
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return errAnalytics(err)
 	}
 	defer c.Release()
-	return pipelineTx(ctx, c.Conn(), sqls, args, read, use)
-}
-
-// pipelineTx sends the statements use (in order), with jit off, in one
-// transaction and one round trip.
-func pipelineTx(ctx context.Context, c *pgx.Conn, sqls []string, args [][]any, read []func(pgx.Rows) error, use []int) error {
-	var b pgx.Batch
-	b.Queue(beginSnapshot)
-	b.Queue(jitOff)
-	for _, i := range use {
-		b.Queue(sqls[i], args[i]...)
-	}
-	b.Queue("COMMIT")
 	br := c.SendBatch(ctx, &b)
-	err := readBatch(br, 2, sqls, read, use)
+	err = readBatch(br, sqls, read)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = errAnalytics(cerr)
 	}
 	if err != nil {
-		rollback(c)
+		rollback(c.Conn())
 	}
 	return err
 }
 
-// readBatch skips the first pre results of br (no rows), then hands the
-// results of the statements use to their readers.
-func readBatch(br pgx.BatchResults, pre int, sqls []string, read []func(pgx.Rows) error, use []int) error {
-	for i := 0; i < pre; i++ {
+// readBatch skips the results of BEGIN and SET, then hands the result of
+// each non-empty statement to its reader.
+func readBatch(br pgx.BatchResults, sqls []string, read []func(pgx.Rows) error) error {
+	for range 2 {
 		if _, err := br.Exec(); err != nil {
 			return errAnalytics(err)
 		}
 	}
-	for _, i := range use {
+	for i, q := range sqls {
+		if q == "" {
+			continue
+		}
 		rows, err := br.Query()
 		if err != nil {
 			return errAnalytics(err)
